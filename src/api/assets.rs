@@ -1,0 +1,265 @@
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, put, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::problem::{ApiError, Problem};
+use super::{AppState, mime, read_body};
+use crate::mapping::registry::{AssetInput, AssetView, CsvAssetRow, TagPattern, TagPatternInput};
+use crate::store::assets::{self, AssetFilter, Upserted};
+use crate::store::{Page, PageRequest, StoreError, TransactionTrait};
+
+/// Most rows in one bulk load.
+pub const MAX_BULK_ROWS: usize = 50_000;
+
+/// List assets with their tags.
+#[utoipa::path(tag = "assets", params(AssetFilter, PageRequest), responses((status = 200, body = Page<AssetView>)))]
+#[get("/v1/assets")]
+pub async fn list_assets(
+    state: web::Data<AppState>,
+    filter: web::Query<AssetFilter>,
+    page: web::Query<PageRequest>,
+) -> Result<web::Json<Page<AssetView>>, ApiError> {
+    Ok(web::Json(
+        assets::list(state.store.conn(), &filter, *page).await?,
+    ))
+}
+
+/// Register one asset (409 if the id exists; use PUT to replace).
+#[utoipa::path(tag = "assets", request_body = AssetInput, responses(
+    (status = 201, body = AssetView),
+    (status = 409, description = "The id or one of the tags is taken", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/assets")]
+pub async fn create_asset(
+    state: web::Data<AppState>,
+    input: web::Json<AssetInput>,
+) -> Result<HttpResponse, ApiError> {
+    let valid = input
+        .into_inner()
+        .validate(None)
+        .map_err(ApiError::Validation)?;
+    let conn = state.store.conn();
+    if assets::get(conn, &valid.asset.id).await?.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "asset {} already exists",
+            valid.asset.id
+        )));
+    }
+    let txn = conn.begin().await.map_err(StoreError::from)?;
+    assets::upsert(&txn, &valid, state.clock.now()).await?;
+    txn.commit().await.map_err(StoreError::from)?;
+    let view = assets::view(conn, &valid.asset.id).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/assets/{}", view.asset.id)))
+        .json(view))
+}
+
+/// One asset with its tags.
+#[utoipa::path(tag = "assets", params(("id" = String, Path, description = "External id")), responses(
+    (status = 200, body = AssetView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/assets/{id}")]
+pub async fn get_asset(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<AssetView>, ApiError> {
+    Ok(web::Json(assets::view(state.store.conn(), &id).await?))
+}
+
+/// Create or replace an asset and its tag set.
+#[utoipa::path(tag = "assets", params(("id" = String, Path, description = "External id")), request_body = AssetInput, responses(
+    (status = 200, body = AssetView),
+    (status = 409, description = "A tag belongs to another asset", body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[put("/v1/assets/{id}")]
+pub async fn put_asset(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    input: web::Json<AssetInput>,
+) -> Result<web::Json<AssetView>, ApiError> {
+    let valid = input
+        .into_inner()
+        .validate(Some(&id))
+        .map_err(ApiError::Validation)?;
+    let conn = state.store.conn();
+    let txn = conn.begin().await.map_err(StoreError::from)?;
+    assets::upsert(&txn, &valid, state.clock.now()).await?;
+    txn.commit().await.map_err(StoreError::from)?;
+    Ok(web::Json(assets::view(conn, &valid.asset.id).await?))
+}
+
+/// Remove an asset and its tags. Events already mapped to it keep their record.
+#[utoipa::path(tag = "assets", params(("id" = String, Path)), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/v1/assets/{id}")]
+pub async fn delete_asset(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
+    assets::delete(&txn, &id).await?;
+    txn.commit().await.map_err(StoreError::from)?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkError {
+    /// 1-based row (CSV: data line after the header; JSON: array element).
+    pub row: usize,
+    pub id: Option<String>,
+    pub error: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BulkResult {
+    pub created: usize,
+    pub updated: usize,
+    pub rejected: usize,
+    pub errors: Vec<BulkError>,
+}
+
+/// Create or replace many assets: a JSON array of assets, or CSV
+/// (`text/csv`) with the columns `external_id,site,name,class,criticality,parent,eam_system,tags`
+/// (tags joined by `;`). Valid rows are stored even when others are
+/// rejected; each rejected row is listed with its reason. 422 when no row
+/// is valid.
+#[utoipa::path(
+    tag = "assets",
+    request_body(content(
+        (Vec<AssetInput> = "application/json"),
+        (String = "text/csv"),
+    )),
+    responses(
+        (status = 200, body = BulkResult),
+        (status = 413, body = Problem, content_type = "application/problem+json"),
+        (status = 415, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Nothing valid in the request", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/assets/bulk")]
+pub async fn bulk_assets(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<web::Json<BulkResult>, ApiError> {
+    // Registries are larger than events: allow 64 times the event limit.
+    let body = read_body(payload, state.http.max_body_bytes.saturating_mul(64)).await?;
+    let rows: Vec<Result<AssetInput, String>> = match mime(&req).as_str() {
+        "text/csv" | "application/csv" => {
+            let mut reader = csv::ReaderBuilder::new()
+                .trim(csv::Trim::All)
+                .from_reader(body.as_ref());
+            reader
+                .deserialize::<CsvAssetRow>()
+                .map(|r| r.map(AssetInput::from).map_err(|e| format!("CSV: {e}")))
+                .collect()
+        }
+        "application/json" | "" => {
+            let values: Vec<serde_json::Value> = serde_json::from_slice(&body).map_err(|e| {
+                ApiError::Malformed(format!("expected a JSON array of assets: {e}"))
+            })?;
+            values
+                .into_iter()
+                .map(|v| serde_json::from_value::<AssetInput>(v).map_err(|e| e.to_string()))
+                .collect()
+        }
+        other => {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "{other} is not accepted: use application/json or text/csv"
+            )));
+        }
+    };
+    if rows.len() > MAX_BULK_ROWS {
+        return Err(ApiError::BatchTooLarge {
+            count: rows.len(),
+            limit: MAX_BULK_ROWS,
+        });
+    }
+    let mut result = BulkResult {
+        created: 0,
+        updated: 0,
+        rejected: 0,
+        errors: vec![],
+    };
+    let now = state.clock.now();
+    let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
+    for (i, row) in rows.into_iter().enumerate() {
+        let id = row.as_ref().ok().and_then(|r| r.id.clone());
+        let outcome = match row.and_then(|r| r.validate(None)) {
+            Ok(valid) => assets::upsert(&txn, &valid, now)
+                .await
+                .map_err(|e| match e {
+                    StoreError::Conflict(m) => Ok(m),
+                    other => Err(other),
+                }),
+            Err(e) => Err(Ok(e)),
+        };
+        match outcome {
+            Ok(Upserted::Created) => result.created += 1,
+            Ok(Upserted::Updated) => result.updated += 1,
+            Err(Ok(error)) => {
+                result.rejected += 1;
+                result.errors.push(BulkError {
+                    row: i + 1,
+                    id,
+                    error,
+                });
+            }
+            Err(Err(e)) => return Err(e.into()),
+        }
+    }
+    if result.created + result.updated == 0 && result.rejected > 0 {
+        txn.rollback().await.map_err(StoreError::from)?;
+        let first = &result.errors[0];
+        return Err(ApiError::Validation(format!(
+            "no valid row; {} rejected, first at row {}: {}",
+            result.rejected, first.row, first.error
+        )));
+    }
+    txn.commit().await.map_err(StoreError::from)?;
+    Ok(web::Json(result))
+}
+
+/// Tag patterns, in the order they are tried.
+#[utoipa::path(tag = "assets", responses((status = 200, body = Vec<TagPattern>)))]
+#[get("/v1/tag-patterns")]
+pub async fn list_patterns(
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<TagPattern>>, ApiError> {
+    Ok(web::Json(assets::list_patterns(state.store.conn()).await?))
+}
+
+/// Add a tag pattern: a regular expression over the whole tag whose
+/// captures build the asset id, e.g. `PLANT_A\.(?P<asset>P\d+)\..*` → `P-{asset}`.
+/// Used when no asset holds the tag exactly.
+#[utoipa::path(tag = "assets", request_body = TagPatternInput, responses(
+    (status = 201, body = TagPattern),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/tag-patterns")]
+pub async fn create_pattern(
+    state: web::Data<AppState>,
+    input: web::Json<TagPatternInput>,
+) -> Result<HttpResponse, ApiError> {
+    input.validate().map_err(ApiError::Validation)?;
+    let p = assets::create_pattern(state.store.conn(), &input, state.clock.now()).await?;
+    Ok(HttpResponse::Created().json(p))
+}
+
+#[utoipa::path(tag = "assets", params(("id" = String, Path)), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/v1/tag-patterns/{id}")]
+pub async fn delete_pattern(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    assets::delete_pattern(state.store.conn(), &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,109 @@
+use actix_web::{HttpResponse, delete, get, post, put, web};
+
+use super::AppState;
+use super::problem::{ApiError, Problem};
+use crate::connectors::{ConnectorInput, ConnectorView, validate_name};
+use crate::store::connectors;
+
+/// All connectors. Credentials given literally are masked; references to
+/// environment variables or files are shown, never their values.
+#[utoipa::path(tag = "connectors", responses((status = 200, body = Vec<ConnectorView>)))]
+#[get("/v1/connectors")]
+pub async fn list_connectors(
+    state: web::Data<AppState>,
+) -> Result<web::Json<Vec<ConnectorView>>, ApiError> {
+    let all = connectors::list(state.store.conn()).await?;
+    Ok(web::Json(all.iter().map(|c| c.view()).collect()))
+}
+
+/// Define a connector: `{"name": "sandbox", "config": {"kind": "sandbox"}}`
+/// or a generic REST system (`"kind": "rest"`).
+#[utoipa::path(tag = "connectors", request_body = ConnectorInput, responses(
+    (status = 201, body = ConnectorView),
+    (status = 409, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/connectors")]
+pub async fn create_connector(
+    state: web::Data<AppState>,
+    input: web::Json<ConnectorInput>,
+) -> Result<HttpResponse, ApiError> {
+    let name = input
+        .name
+        .clone()
+        .ok_or_else(|| ApiError::Validation("name is required".into()))?;
+    validate_name(&name).map_err(ApiError::Validation)?;
+    input.config.validate().map_err(ApiError::Validation)?;
+    let saved = connectors::save(
+        state.store.conn(),
+        &name,
+        input.enabled,
+        &input.config,
+        false,
+        state.clock.now(),
+    )
+    .await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/connectors/{name}")))
+        .json(saved.view()))
+}
+
+#[utoipa::path(tag = "connectors", params(("name" = String, Path)), responses(
+    (status = 200, body = ConnectorView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/connectors/{name}")]
+pub async fn get_connector(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<web::Json<ConnectorView>, ApiError> {
+    let c = connectors::get(state.store.conn(), &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("connector {name} not found")))?;
+    Ok(web::Json(c.view()))
+}
+
+/// Replace a connector's configuration.
+#[utoipa::path(tag = "connectors", params(("name" = String, Path)), request_body = ConnectorInput, responses(
+    (status = 200, body = ConnectorView),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[put("/v1/connectors/{name}")]
+pub async fn put_connector(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+    input: web::Json<ConnectorInput>,
+) -> Result<web::Json<ConnectorView>, ApiError> {
+    if let Some(body_name) = &input.name
+        && body_name != name.as_str()
+    {
+        return Err(ApiError::Validation(format!(
+            "name {body_name:?} in the body differs from {name:?} in the path"
+        )));
+    }
+    input.config.validate().map_err(ApiError::Validation)?;
+    let saved = connectors::save(
+        state.store.conn(),
+        &name,
+        input.enabled,
+        &input.config,
+        true,
+        state.clock.now(),
+    )
+    .await?;
+    Ok(web::Json(saved.view()))
+}
+
+#[utoipa::path(tag = "connectors", params(("name" = String, Path)), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/v1/connectors/{name}")]
+pub async fn delete_connector(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    connectors::delete(state.store.conn(), &name).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

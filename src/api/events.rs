@@ -1,0 +1,218 @@
+use actix_web::{HttpRequest, HttpResponse, get, post, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::problem::{ApiError, Problem};
+use super::{AppState, mime, read_body};
+use crate::decisions::Accepted;
+use crate::domain::{AlertState, AssetHint, EventKind, InboundEvent, Severity};
+use crate::ingest::parse::{self, IngestError};
+use crate::store::events::{self, EventFilter, EventRecord};
+use crate::store::{Page, PageRequest};
+
+/// A CloudEvent in structured mode (documentation of the contract; unknown
+/// extra attributes and `data` fields are accepted and kept).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct CloudEvent {
+    /// Must be `1.0`.
+    specversion: String,
+    /// Unique per `source`; a repeated (source, id) has no second effect.
+    id: String,
+    source: String,
+    #[schema(rename = "type")]
+    kind: EventKind,
+    time: Option<chrono::DateTime<chrono::Utc>>,
+    /// The historian tag; required unless `data.asset` is given.
+    subject: Option<String>,
+    datacontenttype: Option<String>,
+    data: EventData,
+}
+
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct EventData {
+    state: AlertState,
+    code: String,
+    severity: Severity,
+    message: Option<String>,
+    asset: Option<AssetHint>,
+    value: Option<f64>,
+    unit: Option<String>,
+    threshold: Option<f64>,
+    score: Option<f64>,
+    context: Option<serde_json::Value>,
+}
+
+/// The outcome of one element of a batch.
+#[derive(Serialize, ToSchema)]
+pub struct BatchItem {
+    /// Position in the batch, from 0.
+    pub index: usize,
+    /// `accepted`, `duplicate` or `rejected`.
+    pub status: String,
+    pub result: Option<Accepted>,
+    pub error: Option<Problem>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct BatchResult {
+    pub accepted: usize,
+    pub duplicates: usize,
+    pub rejected: usize,
+    pub items: Vec<BatchItem>,
+}
+
+/// Ingest events (CloudEvents 1.0 over HTTP).
+///
+/// Structured mode (`application/cloudevents+json` or `application/json`),
+/// binary mode (`ce-*` headers, `data` as the body with its own
+/// Content-Type) and batch mode (`application/cloudevents-batch+json`, or a
+/// JSON array). One event answers 201 when it is new and 200 when this
+/// (source, id) was already received (nothing happens a second time). A
+/// batch answers 200 with one item per element: valid elements are stored
+/// even when others are rejected, and each rejected element carries its
+/// problem. A batch that fails half-way on a server error can be sent again
+/// whole: elements already stored come back as duplicates.
+#[utoipa::path(
+    tag = "events",
+    request_body(content(
+        (CloudEvent = "application/cloudevents+json"),
+        (CloudEvent = "application/json"),
+        (Vec<CloudEvent> = "application/cloudevents-batch+json"),
+    )),
+    responses(
+        (status = 201, description = "Stored and decided", body = Accepted),
+        (status = 200, description = "Already received (single event), or the batch result", body = BatchResult),
+        (status = 400, description = "Not JSON", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body or batch too large", body = Problem, content_type = "application/problem+json"),
+        (status = 415, description = "Unsupported Content-Type", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Not a valid event", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/events")]
+pub async fn post_events(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let body = read_body(payload, state.http.max_body_bytes).await?;
+    let mime = mime(&req);
+    if mime == "application/cloudevents-batch+json" {
+        return batch(&state, &body).await;
+    }
+    if req.headers().contains_key("ce-specversion") {
+        let headers = req
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v.to_owned())));
+        let content_type = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let event = parse::binary(headers, content_type, &body)?;
+        return single(&state, &event).await;
+    }
+    if !(mime.is_empty() || parse::is_json(&mime)) {
+        return Err(ApiError::UnsupportedMediaType(format!(
+            "{mime} is not accepted: use application/cloudevents+json, application/cloudevents-batch+json, application/json, or binary mode with ce-* headers"
+        )));
+    }
+    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+        return batch(&state, &body).await;
+    }
+    let event = parse::structured(&body)?;
+    single(&state, &event).await
+}
+
+async fn single(state: &AppState, event: &InboundEvent) -> Result<HttpResponse, ApiError> {
+    let accepted = state.decider.accept(event).await?;
+    let mut resp = if accepted.duplicate {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::Created()
+    };
+    Ok(resp
+        .insert_header(("Location", format!("/v1/events/{}", accepted.id)))
+        .json(accepted))
+}
+
+async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> {
+    let parsed = parse::batch(body)?;
+    let limit = state.http.max_batch_events;
+    if parsed.len() > limit {
+        return Err(ApiError::BatchTooLarge {
+            count: parsed.len(),
+            limit,
+        });
+    }
+    let mut result = BatchResult {
+        accepted: 0,
+        duplicates: 0,
+        rejected: 0,
+        items: Vec::with_capacity(parsed.len()),
+    };
+    for (index, item) in parsed.into_iter().enumerate() {
+        let entry = match item {
+            Ok(event) => {
+                let accepted = state.decider.accept(&event).await?;
+                let status = if accepted.duplicate {
+                    result.duplicates += 1;
+                    "duplicate"
+                } else {
+                    result.accepted += 1;
+                    "accepted"
+                };
+                BatchItem {
+                    index,
+                    status: status.into(),
+                    result: Some(accepted),
+                    error: None,
+                }
+            }
+            Err(e) => {
+                result.rejected += 1;
+                let e: IngestError = e;
+                BatchItem {
+                    index,
+                    status: "rejected".into(),
+                    result: None,
+                    error: Some(ApiError::from(e).problem()),
+                }
+            }
+        };
+        result.items.push(entry);
+    }
+    Ok(HttpResponse::Ok().json(result))
+}
+
+/// List events, newest first, with what became of each.
+///
+/// `outcome=unmapped` lists the events no asset matched; `total` counts them.
+#[utoipa::path(tag = "events", params(EventFilter, PageRequest), responses(
+    (status = 200, body = Page<EventRecord>),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/events")]
+pub async fn list_events(
+    state: web::Data<AppState>,
+    filter: web::Query<EventFilter>,
+    page: web::Query<PageRequest>,
+) -> Result<web::Json<Page<EventRecord>>, ApiError> {
+    Ok(web::Json(
+        events::list(state.store.conn(), &filter, *page).await?,
+    ))
+}
+
+/// One event with its decision trace. `id` is workbridge's id or the CloudEvents id.
+#[utoipa::path(tag = "events", params(("id" = String, Path)), responses(
+    (status = 200, body = EventRecord),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/events/{id}")]
+pub async fn get_event(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<web::Json<EventRecord>, ApiError> {
+    Ok(web::Json(events::get(state.store.conn(), &id).await?))
+}

@@ -1,0 +1,131 @@
+//! The REST API: thin actix handlers, each documented with utoipa. The
+//! OpenAPI document is generated from the same router that serves requests.
+
+mod assets;
+mod connectors;
+mod events;
+mod health;
+pub mod problem;
+mod rules;
+mod sandbox;
+mod work_orders;
+
+use std::sync::Arc;
+
+use actix_web::web;
+use futures_util::StreamExt;
+use utoipa::OpenApi;
+use utoipa_actix_web::{AppExt, service_config::ServiceConfig};
+
+use crate::clock::Clock;
+use crate::config::HttpSettings;
+use crate::decisions::Decider;
+use crate::ingest::amqp::BrokerStatus;
+use crate::store::Store;
+use problem::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub decider: Decider,
+    pub clock: Arc<dyn Clock>,
+    pub http: HttpSettings,
+    pub broker: Arc<BrokerStatus>,
+    pub amqp_enabled: bool,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "workbridge",
+        description = "Turns alert, anomaly and data-quality events from a plant's trusted data layer into work orders in EAM systems, and follows them.\n\nErrors are RFC 9457 `application/problem+json` documents with a stable `type` (`urn:workbridge:problem:<code>`).\n\nLists are paginated with `limit` (1–500, default 50) and `offset`, and return `total`.",
+        license(name = "Apache-2.0")
+    ),
+    tags(
+        (name = "events", description = "Ingest CloudEvents and see what became of them"),
+        (name = "assets", description = "The asset registry and how events map to it"),
+        (name = "rules", description = "Rules that decide whether an event needs work"),
+        (name = "connectors", description = "Where orders are created"),
+        (name = "work-orders", description = "Orders and their history"),
+        (name = "sandbox", description = "The EAM simulated inside workbridge"),
+        (name = "operations", description = "Health and readiness")
+    )
+)]
+struct ApiDoc;
+
+/// Registers every documented route.
+pub fn routes(cfg: &mut ServiceConfig) {
+    cfg.service(events::post_events)
+        .service(events::list_events)
+        .service(events::get_event)
+        .service(assets::list_assets)
+        .service(assets::create_asset)
+        .service(assets::bulk_assets)
+        .service(assets::get_asset)
+        .service(assets::put_asset)
+        .service(assets::delete_asset)
+        .service(assets::list_patterns)
+        .service(assets::create_pattern)
+        .service(assets::delete_pattern)
+        .service(rules::list_rules)
+        .service(rules::create_rule)
+        .service(rules::get_rule)
+        .service(rules::put_rule)
+        .service(rules::delete_rule)
+        .service(rules::rule_versions)
+        .service(connectors::list_connectors)
+        .service(connectors::create_connector)
+        .service(connectors::get_connector)
+        .service(connectors::put_connector)
+        .service(connectors::delete_connector)
+        .service(work_orders::list_work_orders)
+        .service(work_orders::get_work_order)
+        .service(sandbox::list_sandbox_orders)
+        .service(sandbox::get_sandbox_order)
+        .service(sandbox::set_sandbox_status)
+        .service(health::healthz)
+        .service(health::readyz);
+}
+
+/// The OpenAPI document, as served at `/openapi.json` and committed at
+/// `openapi/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = actix_web::App::new()
+        .into_utoipa_app()
+        .openapi(ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts();
+    api
+}
+
+/// Reads a request body up to `limit` bytes (413 past it).
+async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes, ApiError> {
+    let mut body = web::BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| ApiError::Malformed(format!("cannot read the body: {e}")))?;
+        if body.len() + chunk.len() > limit {
+            return Err(ApiError::TooLarge {
+                size: body.len() + chunk.len(),
+                limit,
+            });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The media type of a request, lower-cased, without parameters.
+fn mime(req: &actix_web::HttpRequest) -> String {
+    req.headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
+        .unwrap_or_default()
+}

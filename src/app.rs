@@ -1,0 +1,197 @@
+//! Wires the service together: database, decider, dispatcher, consumer and
+//! the HTTP server. `Application::build` binds the listener (port 0 picks a
+//! free port, as tests do); `run_until_stopped` serves until a signal.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{App, HttpServer, web};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use utoipa_actix_web::AppExt;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api::{self, AppState, problem};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Settings, redact_url};
+use crate::decisions::{Decider, dispatcher::Dispatcher};
+use crate::ingest::amqp::{BrokerStatus, Consumer};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the database {url}")]
+    Database {
+        url: String,
+        #[source]
+        source: StoreError,
+    },
+    #[error("cannot migrate the database")]
+    Migrate(#[source] StoreError),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot build the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    workers: JoinSet<()>,
+    cancel: CancellationToken,
+    store: Store,
+    dispatcher: Dispatcher,
+}
+
+/// Installs the one TLS provider (ring) for outbound HTTPS.
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Self, StartError> {
+        Self::build_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StartError> {
+        install_tls_provider();
+        let store = Store::connect(&settings.database.url, settings.database.max_connections)
+            .await
+            .map_err(|source| StartError::Database {
+                url: redact_url(&settings.database.url),
+                source,
+            })?;
+        if settings.database.migrate_on_start {
+            store.migrate().await.map_err(StartError::Migrate)?;
+        }
+        let cancel = CancellationToken::new();
+        let mut workers = JoinSet::new();
+        let wake = Arc::new(Notify::new());
+        let decider = Decider::new(store.clone(), clock.clone(), wake.clone());
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("workbridge/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(StartError::HttpClient)?;
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            clock.clone(),
+            http,
+            settings.outbox.clone(),
+            wake,
+        );
+        workers.spawn(dispatcher.clone().run(cancel.child_token()));
+
+        let broker = Arc::new(BrokerStatus::default());
+        if settings.amqp.enabled {
+            let consumer = Consumer::new(settings.amqp.clone(), decider.clone(), broker.clone());
+            workers.spawn(consumer.run(cancel.child_token()));
+        }
+
+        let state = AppState {
+            store: store.clone(),
+            decider,
+            clock,
+            http: settings.http.clone(),
+            broker,
+            amqp_enabled: settings.amqp.enabled,
+        };
+        let listener =
+            TcpListener::bind(&settings.http.addr).map_err(|source| StartError::Bind {
+                addr: settings.http.addr.clone(),
+                source,
+            })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartError::Bind {
+                addr: settings.http.addr.clone(),
+                source,
+            })?
+            .port();
+        let json_limit = settings.http.max_body_bytes;
+        let server = HttpServer::new(move || {
+            let (app, openapi) = App::new()
+                .app_data(web::Data::new(state.clone()))
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(json_limit)
+                        .error_handler(problem::json_error),
+                )
+                .app_data(web::QueryConfig::default().error_handler(problem::query_error))
+                .app_data(web::PathConfig::default().error_handler(problem::path_error))
+                .wrap(
+                    actix_web::middleware::Logger::new("%r %s %Dms").log_target("workbridge::http"),
+                )
+                .into_utoipa_app()
+                .configure(api::routes)
+                .openapi(api::openapi())
+                .split_for_parts();
+            app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
+                .service(web::redirect("/docs", "/docs/"))
+                .default_service(web::to(problem::not_found))
+        })
+        .listen(listener)
+        .map_err(|source| StartError::Bind {
+            addr: settings.http.addr.clone(),
+            source,
+        })?
+        .shutdown_timeout(30)
+        .run();
+        tracing::info!(port, database = %redact_url(&settings.database.url), amqp = settings.amqp.enabled, "workbridge started");
+        Ok(Self {
+            port,
+            server,
+            workers,
+            cancel,
+            store,
+            dispatcher,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops the HTTP server gracefully (what a signal does).
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The database the service uses (tests inspect it).
+    pub fn store(&self) -> Store {
+        self.store.clone()
+    }
+
+    /// The dispatcher, so that tests can deliver one batch on demand.
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.clone()
+    }
+
+    /// Serves until SIGINT/SIGTERM (or `server_handle().stop()`), then stops
+    /// consuming, lets the dispatcher finish its current delivery and closes
+    /// the database.
+    pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
+        let result = self.server.await;
+        self.cancel.cancel();
+        let drained = tokio::time::timeout(Duration::from_secs(30), async {
+            while self.workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("workers did not stop within 30 s; exiting anyway");
+        }
+        self.store.close().await;
+        tracing::info!("workbridge stopped");
+        result
+    }
+}

@@ -1,0 +1,305 @@
+//! Configuration: built-in defaults, then an optional TOML file (`--config` or
+//! `WORKBRIDGE_CONFIG`), then environment variables. The documented flat
+//! variables (`WORKBRIDGE_HTTP_ADDR`, …) win over everything; any other key can
+//! be set as `WORKBRIDGE_<SECTION>__<KEY>`.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+#[error("configuration: {0}")]
+pub struct ConfigError(#[from] config::ConfigError);
+
+#[derive(Clone, Deserialize)]
+pub struct Settings {
+    /// `text` (human) or `json` (one object per line, for log shippers).
+    pub log_format: LogFormat,
+    /// Seeds an admin API key at start-up (used by the security work).
+    pub admin_key: Option<String>,
+    pub http: HttpSettings,
+    pub database: DatabaseSettings,
+    pub amqp: AmqpSettings,
+    pub outbox: OutboxSettings,
+}
+
+impl std::fmt::Debug for Settings {
+    // Hand-written so that the admin key never reaches a log line.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("log_format", &self.log_format)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<redacted>"))
+            .field("http", &self.http)
+            .field("database", &self.database)
+            .field("amqp", &self.amqp)
+            .field("outbox", &self.outbox)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub addr: String,
+    /// Largest accepted request body; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// Most events in one batch request.
+    pub max_batch_events: usize,
+}
+
+#[derive(Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: String,
+    pub max_connections: u32,
+    pub migrate_on_start: bool,
+}
+
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("migrate_on_start", &self.migrate_on_start)
+            .finish()
+    }
+}
+
+#[derive(Clone, Deserialize)]
+pub struct AmqpSettings {
+    pub enabled: bool,
+    pub url: String,
+    pub exchange: String,
+    pub queue: String,
+    pub binding_key: String,
+    pub dead_letter_exchange: String,
+    pub dead_letter_queue: String,
+    pub prefetch: u16,
+    /// Deliveries of one message before the broker dead-letters it
+    /// (quorum queue `x-delivery-limit`).
+    pub delivery_limit: u32,
+    pub max_message_bytes: usize,
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Optional `x-expires` on the queues (tests use it so that their
+    /// throw-away queues disappear); unset in production.
+    pub queue_expires_ms: Option<u32>,
+}
+
+impl std::fmt::Debug for AmqpSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpSettings")
+            .field("enabled", &self.enabled)
+            .field("url", &redact_url(&self.url))
+            .field("exchange", &self.exchange)
+            .field("queue", &self.queue)
+            .field("binding_key", &self.binding_key)
+            .field("dead_letter_exchange", &self.dead_letter_exchange)
+            .field("dead_letter_queue", &self.dead_letter_queue)
+            .field("prefetch", &self.prefetch)
+            .field("delivery_limit", &self.delivery_limit)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AmqpSettings {
+    pub fn reconnect_min(&self) -> Duration {
+        Duration::from_millis(self.reconnect_min_ms)
+    }
+    pub fn reconnect_max(&self) -> Duration {
+        Duration::from_millis(self.reconnect_max_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct OutboxSettings {
+    pub poll_interval_ms: u64,
+    pub batch_size: u64,
+    /// Delivery attempts before an order is marked `failed`.
+    pub max_attempts: u32,
+    pub backoff_min_ms: u64,
+    pub backoff_max_ms: u64,
+    /// How long a claimed delivery stays reserved for the replica that claimed it.
+    pub lease_ms: u64,
+}
+
+impl OutboxSettings {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.poll_interval_ms)
+    }
+}
+
+/// Replaces the password in `scheme://user:password@host` so that URLs can be logged.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// The flat variables of SPEC §7 and the keys they set.
+const FLAT_ENV: &[(&str, &str)] = &[
+    ("WORKBRIDGE_HTTP_ADDR", "http.addr"),
+    ("WORKBRIDGE_DATABASE_URL", "database.url"),
+    ("WORKBRIDGE_AMQP_URL", "amqp.url"),
+    ("WORKBRIDGE_ADMIN_KEY", "admin_key"),
+    ("WORKBRIDGE_LOG_FORMAT", "log_format"),
+];
+
+impl Settings {
+    /// Defaults, then `file` if given, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        Self::load_from(file, std::env::vars())
+    }
+
+    /// Like [`Settings::load`] with an explicit environment (for tests).
+    pub fn load_from(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let env: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("WORKBRIDGE_"))
+            .collect();
+        let mut builder = Self::defaults();
+        if let Some(path) = file {
+            builder = builder.add_source(config::File::from(path).required(true));
+        }
+        let nested: std::collections::HashMap<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.contains("__"))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        builder = builder.add_source(
+            config::Environment::with_prefix("WORKBRIDGE")
+                .prefix_separator("_")
+                .separator("__")
+                .try_parsing(true)
+                .source(Some(nested)),
+        );
+        for (var, key) in FLAT_ENV {
+            if let Some(value) = env.get(*var) {
+                builder = builder.set_override(*key, value.clone())?;
+            }
+        }
+        Ok(builder.build()?.try_deserialize()?)
+    }
+
+    fn defaults() -> config::ConfigBuilder<config::builder::DefaultState> {
+        let set = |b: config::ConfigBuilder<_>, k: &str, v: config::Value| {
+            b.set_default(k, v).expect("static default keys are valid")
+        };
+        let mut b = config::Config::builder();
+        for (k, v) in [
+            ("log_format", config::Value::from("text")),
+            ("http.addr", "127.0.0.1:8080".into()),
+            ("http.max_body_bytes", (256 * 1024).into()),
+            ("http.max_batch_events", 1000.into()),
+            ("database.url", "sqlite://workbridge.db?mode=rwc".into()),
+            ("database.max_connections", 10.into()),
+            ("database.migrate_on_start", true.into()),
+            ("amqp.enabled", true.into()),
+            ("amqp.url", "amqp://guest:guest@127.0.0.1:5672/%2f".into()),
+            ("amqp.exchange", "tdl.events".into()),
+            ("amqp.queue", "workbridge.events".into()),
+            ("amqp.binding_key", "#".into()),
+            ("amqp.dead_letter_exchange", "workbridge.dlx".into()),
+            ("amqp.dead_letter_queue", "workbridge.events.dead".into()),
+            ("amqp.prefetch", 64.into()),
+            ("amqp.delivery_limit", 5.into()),
+            ("amqp.max_message_bytes", (256 * 1024).into()),
+            ("amqp.reconnect_min_ms", 500.into()),
+            ("amqp.reconnect_max_ms", 30_000.into()),
+            ("outbox.poll_interval_ms", 1000.into()),
+            ("outbox.batch_size", 32.into()),
+            ("outbox.max_attempts", 8.into()),
+            ("outbox.backoff_min_ms", 1000.into()),
+            ("outbox.backoff_max_ms", 300_000.into()),
+            ("outbox.lease_ms", 60_000.into()),
+        ] {
+            b = set(b, k, v);
+        }
+        b
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.http.addr, "127.0.0.1:8080");
+        assert_eq!(s.database.url, "sqlite://workbridge.db?mode=rwc");
+        assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(s.amqp.queue, "workbridge.events");
+        assert!(s.admin_key.is_none());
+    }
+
+    #[test]
+    fn file_then_flat_and_nested_env_override() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wb.toml");
+        std::fs::write(
+            &path,
+            "[http]\naddr = \"0.0.0.0:9000\"\n[amqp]\nprefetch = 7\nqueue = \"q.file\"\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(
+            Some(&path),
+            env(&[
+                ("WORKBRIDGE_HTTP_ADDR", "127.0.0.1:9999"),
+                ("WORKBRIDGE_AMQP__PREFETCH", "128"),
+                ("WORKBRIDGE_DATABASE_URL", "postgres://u:secret@db/wb"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(s.http.addr, "127.0.0.1:9999");
+        assert_eq!(s.amqp.prefetch, 128);
+        assert_eq!(s.amqp.queue, "q.file");
+        assert_eq!(s.database.url, "postgres://u:secret@db/wb");
+        assert!(!format!("{s:?}").contains("secret"));
+    }
+
+    #[test]
+    fn a_bad_value_is_refused() {
+        let err =
+            Settings::load_from(None, env(&[("WORKBRIDGE_AMQP__PREFETCH", "many")])).unwrap_err();
+        assert!(err.to_string().contains("prefetch"), "{err}");
+    }
+
+    #[test]
+    fn redacts_passwords_in_urls() {
+        assert_eq!(
+            redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redact_url("sqlite://wb.db"), "sqlite://wb.db");
+    }
+}

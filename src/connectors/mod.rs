@@ -1,0 +1,231 @@
+//! Outbound connectors: one trait, one implementation per EAM kind.
+//! Connectors only classify outcomes; the dispatcher owns retries.
+
+pub mod rest;
+pub mod sandbox;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::OrderStatus;
+
+/// What a connector sends: the order and its context. `reference` is our
+/// work-order id, sent to the EAM so that the order can be found again.
+#[derive(Debug, Clone, Serialize)]
+pub struct OrderDocument {
+    pub reference: String,
+    pub title: String,
+    pub description: String,
+    pub work_type: String,
+    pub priority: u8,
+    pub site: Option<String>,
+    pub asset_id: Option<String>,
+    pub dedup_key: String,
+    pub event_count: i32,
+    pub first_event_time: DateTime<Utc>,
+    /// `{"order": …, "asset": …, "event": …}` for body templates.
+    #[serde(skip)]
+    pub context: serde_json::Value,
+}
+
+/// The EAM's answer to a create.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreatedOrder {
+    pub external_id: String,
+    pub external_url: Option<String>,
+    /// The EAM's own status word, when it gives one.
+    pub external_status: Option<String>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectorError {
+    /// Worth retrying: 5xx, 429, connection refused.
+    #[error("{message}")]
+    Transient {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Retrying will not help: 4xx other than 408/429, a reply without an id.
+    #[error("{message}")]
+    Permanent { message: String },
+    /// The request may have reached the EAM (timeout, reset after sending).
+    #[error("{message}")]
+    Unknown { message: String },
+}
+
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError>;
+}
+
+/// A header value: literal, or a secret read from the environment or a file
+/// when the connector is used, so the secret itself is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum HeaderValue {
+    Literal(String),
+    Env { env: String },
+    File { file: String },
+}
+
+const SENSITIVE_HEADERS: &[&str] = &[
+    "authorization",
+    "apikey",
+    "api-key",
+    "x-api-key",
+    "maxauth",
+    "cookie",
+    "proxy-authorization",
+];
+
+fn is_sensitive(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SENSITIVE_HEADERS.contains(&n.as_str())
+        || n.contains("token")
+        || n.contains("secret")
+        || n.contains("password")
+}
+
+impl HeaderValue {
+    pub fn resolve(&self) -> Result<String, String> {
+        match self {
+            Self::Literal(v) => Ok(v.clone()),
+            Self::Env { env } => {
+                std::env::var(env).map_err(|_| format!("environment variable {env} is not set"))
+            }
+            Self::File { file } => std::fs::read_to_string(file)
+                .map(|s| s.trim_end().to_owned())
+                .map_err(|e| format!("cannot read secret file {file}: {}", e.kind())),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ConnectorConfig {
+    /// An EAM simulated inside workbridge (`/v1/sandbox/orders`).
+    Sandbox,
+    /// Any REST system.
+    Rest(rest::RestConfig),
+}
+
+impl ConnectorConfig {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Sandbox => "sandbox",
+            Self::Rest(_) => "rest",
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        match self {
+            Self::Sandbox => Ok(()),
+            Self::Rest(c) => c.validate(),
+        }
+    }
+
+    /// A copy safe to show: literal values of credential headers are masked.
+    pub fn redacted(&self) -> Self {
+        match self {
+            Self::Sandbox => Self::Sandbox,
+            Self::Rest(c) => {
+                let mut c = c.clone();
+                c.headers = redact_headers(&c.headers);
+                Self::Rest(c)
+            }
+        }
+    }
+}
+
+fn redact_headers(h: &BTreeMap<String, HeaderValue>) -> BTreeMap<String, HeaderValue> {
+    h.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                HeaderValue::Literal(_) if is_sensitive(k) => HeaderValue::Literal("***".into()),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// A connector as the API shows it (secrets masked).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConnectorView {
+    pub name: String,
+    pub enabled: bool,
+    pub config: ConnectorConfig,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectorInput {
+    /// Taken from the path on `PUT /v1/connectors/{name}`.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default = "enabled_default")]
+    pub enabled: bool,
+    pub config: ConnectorConfig,
+}
+
+fn enabled_default() -> bool {
+    true
+}
+
+pub fn validate_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err("name must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into())
+    }
+}
+
+/// Maps an EAM status word to the common lifecycle, for connectors whose
+/// statuses are already ours (sandbox) or configured per connector.
+pub fn lifecycle_status(word: &str, map: &BTreeMap<String, OrderStatus>) -> Option<OrderStatus> {
+    map.get(word).copied().or_else(|| OrderStatus::parse(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_headers_are_masked_but_references_shown() {
+        let mut headers = BTreeMap::new();
+        headers.insert(
+            "Authorization".into(),
+            HeaderValue::Literal("Bearer s3cr3t".into()),
+        );
+        headers.insert(
+            "apikey".into(),
+            HeaderValue::Env {
+                env: "MAXIMO_KEY".into(),
+            },
+        );
+        headers.insert(
+            "Accept".into(),
+            HeaderValue::Literal("application/json".into()),
+        );
+        let r = redact_headers(&headers);
+        assert_eq!(r["Authorization"], HeaderValue::Literal("***".into()));
+        assert_eq!(
+            r["apikey"],
+            HeaderValue::Env {
+                env: "MAXIMO_KEY".into()
+            }
+        );
+        assert_eq!(r["Accept"], HeaderValue::Literal("application/json".into()));
+    }
+}

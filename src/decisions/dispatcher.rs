@@ -1,0 +1,236 @@
+//! Delivers decided orders: claims due outbox rows, calls the connector,
+//! records the outcome. Connectors classify failures; this is the one place
+//! that retries (exponential backoff with jitter, honouring `Retry-After`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::clock::Clock;
+use crate::config::OutboxSettings;
+use crate::connectors::{
+    Connector, ConnectorConfig, ConnectorError, OrderDocument, rest::RestConnector,
+    sandbox::SandboxConnector,
+};
+use crate::domain::OrderStatus;
+use crate::ingest::parse;
+use crate::store::outbox::{self, Claimed, DeliveryStatus};
+use crate::store::work_orders::{self, StatusUpdate, WorkOrder};
+use crate::store::{Store, StoreError, TransactionTrait, assets, connectors, events};
+
+#[derive(Clone, Debug)]
+pub struct Dispatcher {
+    store: Store,
+    clock: Arc<dyn Clock>,
+    http: reqwest::Client,
+    settings: OutboxSettings,
+    wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    pub fn new(
+        store: Store,
+        clock: Arc<dyn Clock>,
+        http: reqwest::Client,
+        settings: OutboxSettings,
+        wake: Arc<Notify>,
+    ) -> Self {
+        Self {
+            store,
+            clock,
+            http,
+            settings,
+            wake,
+        }
+    }
+
+    /// Delivers until cancelled: at once when a decision wakes it, otherwise
+    /// every poll interval (retries come due with time).
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            match self.dispatch_once().await {
+                // A full batch: there may be more due right now.
+                Ok(n) if n as u64 >= self.settings.batch_size => continue,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "outbox dispatch failed; will retry"),
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(self.settings.poll_interval()) => {}
+            }
+        }
+        tracing::info!("dispatcher stopped");
+    }
+
+    /// Claims and delivers one batch of due deliveries; returns how many.
+    pub async fn dispatch_once(&self) -> Result<usize, StoreError> {
+        let now = self.clock.now();
+        let lease = now + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
+        let claimed =
+            outbox::claim(self.store.conn(), now, lease, self.settings.batch_size).await?;
+        let n = claimed.len();
+        for c in claimed {
+            if let Err(e) = self.deliver(&c).await {
+                // The lease runs out and the row is claimed again.
+                tracing::warn!(order = %c.work_order_id, error = %e, "recording a delivery failed");
+            }
+        }
+        Ok(n)
+    }
+
+    #[tracing::instrument(skip_all, fields(order = %c.work_order_id, attempt = c.attempts + 1))]
+    async fn deliver(&self, c: &Claimed) -> Result<(), StoreError> {
+        let conn = self.store.conn();
+        let order = work_orders::get(conn, &c.work_order_id).await?;
+        if order.status != OrderStatus::Pending {
+            // Delivered already (or cancelled meanwhile): nothing to send.
+            outbox::mark_done(
+                conn,
+                &c.id,
+                DeliveryStatus::Delivered,
+                None,
+                self.clock.now(),
+            )
+            .await?;
+            return Ok(());
+        }
+        let result = match self.connector_for(&order).await? {
+            Ok(connector) => {
+                let doc = self.document(&order).await?;
+                connector.create(&doc).await
+            }
+            Err(e) => Err(e),
+        };
+        let now = self.clock.now();
+        let txn = conn.begin().await?;
+        match result {
+            Ok(created) => {
+                work_orders::mark_delivered(
+                    &txn,
+                    &order.id,
+                    &created.external_id,
+                    created.external_url.as_deref(),
+                    created.external_status.as_deref(),
+                    &format!("connector:{}", order.connector),
+                    now,
+                )
+                .await?;
+                outbox::mark_done(&txn, &c.id, DeliveryStatus::Delivered, None, now).await?;
+                tracing::info!(external_id = %created.external_id, "order created in the EAM");
+            }
+            Err(err) => {
+                let attempts = c.attempts as u32 + 1;
+                let message = err.to_string();
+                let give_up = matches!(err, ConnectorError::Permanent { .. })
+                    || attempts >= self.settings.max_attempts;
+                work_orders::set_last_error(&txn, &order.id, &message, now).await?;
+                if give_up {
+                    work_orders::change_status(
+                        &txn,
+                        &order.id,
+                        &StatusUpdate {
+                            status: OrderStatus::Failed,
+                            external_status: None,
+                            source: "workbridge",
+                            at: now,
+                            note: Some(&format!(
+                                "delivery gave up after {attempts} attempt(s): {message}"
+                            )),
+                        },
+                        now,
+                    )
+                    .await?;
+                    outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now)
+                        .await?;
+                    tracing::warn!(attempts, error = %message, "delivery failed for good");
+                } else {
+                    let delay = self.delay(attempts, &err);
+                    let next =
+                        now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+                    outbox::reschedule(&txn, &c.id, next, &message, now).await?;
+                    tracing::info!(attempts, retry_in_ms = delay.as_millis() as u64, error = %message, "delivery will be retried");
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Backoff for the attempt just failed; `Retry-After` wins when longer.
+    fn delay(&self, attempts: u32, err: &ConnectorError) -> Duration {
+        let max = Duration::from_millis(self.settings.backoff_max_ms);
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.settings.backoff_min_ms))
+            .with_max_delay(max)
+            .with_factor(2.0)
+            .with_jitter()
+            .without_max_times()
+            .build()
+            .nth(attempts.saturating_sub(1) as usize)
+            .unwrap_or(max);
+        match err {
+            ConnectorError::Transient {
+                retry_after: Some(ra),
+                ..
+            } => backoff.max((*ra).min(Duration::from_secs(3600))),
+            _ => backoff,
+        }
+    }
+
+    async fn connector_for(
+        &self,
+        order: &WorkOrder,
+    ) -> Result<Result<Box<dyn Connector>, ConnectorError>, StoreError> {
+        let Some(stored) = connectors::get(self.store.conn(), &order.connector).await? else {
+            return Ok(Err(ConnectorError::Permanent {
+                message: format!("connector {} does not exist", order.connector),
+            }));
+        };
+        if !stored.enabled {
+            return Ok(Err(ConnectorError::Transient {
+                message: format!("connector {} is disabled", order.connector),
+                retry_after: None,
+            }));
+        }
+        Ok(Ok(match stored.config {
+            ConnectorConfig::Sandbox => Box::new(SandboxConnector::new(self.store.clone())),
+            ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone())),
+        }))
+    }
+
+    async fn document(&self, order: &WorkOrder) -> Result<OrderDocument, StoreError> {
+        let conn = self.store.conn();
+        let asset = match &order.asset_id {
+            Some(id) => assets::get(conn, id).await?,
+            None => None,
+        };
+        let event = events::first_of_order(conn, &order.id)
+            .await?
+            .and_then(|ce| parse::from_value(ce).ok())
+            .map(|e| super::event_context(&e))
+            .unwrap_or(serde_json::Value::Null);
+        let mut doc = OrderDocument {
+            reference: order.id.clone(),
+            title: order.title.clone(),
+            description: order.description.clone(),
+            work_type: order.work_type.clone(),
+            priority: order.priority.clamp(1, 5) as u8,
+            site: order.site.clone(),
+            asset_id: order.asset_id.clone(),
+            dedup_key: order.dedup_key.clone(),
+            event_count: order.event_count,
+            first_event_time: order.first_event_time,
+            context: serde_json::Value::Null,
+        };
+        doc.context = serde_json::json!({
+            "order": &doc,
+            "asset": asset,
+            "event": event,
+        });
+        Ok(doc)
+    }
+}

@@ -1,0 +1,415 @@
+//! The RabbitMQ consumer (SPEC §2). Declares its topology, consumes with
+//! manual acks and a prefetch, and acknowledges a message only after the
+//! transaction that stored the event and its effects has committed. A
+//! message that can never be processed is republished to the dead-letter
+//! exchange with an `x-workbridge-error` header (publisher-confirmed) and
+//! only then acknowledged. On any broker error it reconnects with backoff.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio_util::sync::CancellationToken;
+
+use super::parse::{self, IngestError};
+use crate::config::AmqpSettings;
+use crate::decisions::Decider;
+use crate::domain::InboundEvent;
+use crate::store::StoreError;
+
+/// What `/readyz` reports about the broker.
+#[derive(Debug, Default)]
+pub struct BrokerStatus {
+    state: Mutex<BrokerState>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct BrokerState {
+    pub connected: bool,
+    pub last_error: Option<String>,
+}
+
+impl BrokerStatus {
+    pub fn get(&self) -> BrokerState {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+    fn set(&self, connected: bool, error: Option<String>) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.connected = connected;
+        if error.is_some() || connected {
+            s.last_error = error;
+        }
+    }
+}
+
+pub struct Consumer {
+    settings: AmqpSettings,
+    decider: Decider,
+    status: Arc<BrokerStatus>,
+}
+
+impl Consumer {
+    pub fn new(settings: AmqpSettings, decider: Decider, status: Arc<BrokerStatus>) -> Self {
+        Self {
+            settings,
+            decider,
+            status,
+        }
+    }
+
+    /// Consumes until cancelled, reconnecting with exponential backoff.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut backoff = self.settings.reconnect_min();
+        while !cancel.is_cancelled() {
+            let mut connected = false;
+            let result = self.consume(&cancel, &mut connected).await;
+            if connected {
+                backoff = self.settings.reconnect_min();
+            }
+            match result {
+                Ok(()) => break,
+                Err(e) => {
+                    let msg = e.to_string();
+                    self.status.set(false, Some(msg.clone()));
+                    tracing::warn!(error = %msg, retry_in_ms = backoff.as_millis() as u64, "RabbitMQ unavailable; reconnecting");
+                }
+            }
+            let jitter =
+                Duration::from_millis(rand::random_range(0..=backoff.as_millis() as u64 / 4));
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = tokio::time::sleep(backoff + jitter) => {}
+            }
+            backoff = (backoff * 2).min(self.settings.reconnect_max());
+        }
+        self.status.set(false, None);
+        tracing::info!("consumer stopped");
+    }
+
+    async fn consume(
+        &self,
+        cancel: &CancellationToken,
+        connected: &mut bool,
+    ) -> Result<(), lapin::Error> {
+        let s = &self.settings;
+        let conn = Connection::connect(&s.url, ConnectionProperties::default()).await?;
+        let channel = conn.create_channel().await?;
+        declare_topology(&channel, s).await?;
+        channel
+            .basic_qos(s.prefetch, BasicQosOptions::default())
+            .await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let tag = format!("workbridge-{}", uuid::Uuid::new_v4().simple());
+        let mut deliveries = channel
+            .basic_consume(
+                s.queue.as_str().into(),
+                tag.into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        *connected = true;
+        self.status.set(true, None);
+        tracing::info!(queue = %s.queue, prefetch = s.prefetch, "consuming");
+        loop {
+            let delivery = tokio::select! {
+                _ = cancel.cancelled() => {
+                    // Unacked deliveries return to the queue when the channel closes.
+                    let _ = channel.close(200, "shutdown".into()).await;
+                    let _ = conn.close(200, "shutdown".into()).await;
+                    return Ok(());
+                }
+                d = deliveries.next() => d,
+            };
+            match delivery {
+                Some(Ok(d)) => self.handle(&channel, d, cancel).await?,
+                Some(Err(e)) => return Err(e),
+                None => {
+                    return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+                        lapin::ChannelState::Closed,
+                        "consumer stream ended".into(),
+                    )));
+                }
+            }
+        }
+    }
+
+    async fn handle(
+        &self,
+        channel: &Channel,
+        d: Delivery,
+        cancel: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
+        let event = match self.parse(&d) {
+            Ok(e) => e,
+            Err(e) => {
+                tracing::warn!(routing_key = %d.routing_key, reason = %e, "dead-lettering a message");
+                dead_letter(channel, &self.settings, &d, &e).await?;
+                d.ack(BasicAckOptions::default()).await?;
+                return Ok(());
+            }
+        };
+        // Keep the message (unacked) while the database is away; a message
+        // whose processing fails for another reason goes back to the queue,
+        // whose delivery limit dead-letters it if it keeps failing.
+        let mut wait = Duration::from_millis(200);
+        let mut failures = 0;
+        loop {
+            match self.decider.accept(&event).await {
+                Ok(_) => return d.ack(BasicAckOptions::default()).await.map(drop),
+                Err(e) => {
+                    failures += 1;
+                    let transient = is_connection_error(&e);
+                    tracing::warn!(error = %e, source = ?std::error::Error::source(&e), transient, failures, "storing an event failed");
+                    if (!transient && failures >= 3) || cancel.is_cancelled() {
+                        return d
+                            .nack(BasicNackOptions {
+                                requeue: true,
+                                multiple: false,
+                            })
+                            .await
+                            .map(drop);
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    fn parse(&self, d: &Delivery) -> Result<InboundEvent, IngestError> {
+        let limit = self.settings.max_message_bytes;
+        if d.data.len() > limit {
+            return Err(IngestError::TooLarge {
+                size: d.data.len(),
+                limit,
+            });
+        }
+        let headers: Vec<(String, String)> = d
+            .properties
+            .headers()
+            .as_ref()
+            .map(|h| {
+                h.inner()
+                    .iter()
+                    .filter_map(|(k, v)| amqp_text(v).map(|v| (k.as_str().to_owned(), v)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let content_type = d
+            .properties
+            .content_type()
+            .as_ref()
+            .map(|c| c.as_str().to_owned());
+        let binary = headers.iter().any(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            k == "ce-specversion"
+                || k == "ce_specversion"
+                || k == "cloudevents:specversion"
+                || k == "cloudevents_specversion"
+        });
+        if binary {
+            parse::binary(
+                headers.iter().map(|(k, v)| (k.as_str(), v.clone())),
+                content_type.as_deref(),
+                &d.data,
+            )
+        } else {
+            parse::structured(&d.data)
+        }
+    }
+}
+
+fn is_connection_error(e: &StoreError) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        StoreError::Db(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => true,
+        StoreError::Db(
+            DbErr::Exec(RuntimeErr::SqlxError(se)) | DbErr::Query(RuntimeErr::SqlxError(se)),
+        ) => {
+            matches!(
+                se.as_ref(),
+                sea_orm::sqlx::Error::Io(_)
+                    | sea_orm::sqlx::Error::PoolTimedOut
+                    | sea_orm::sqlx::Error::PoolClosed
+                    | sea_orm::sqlx::Error::WorkerCrashed
+            ) || se.as_database_error().is_some_and(|d| {
+                // 57P01 admin shutdown, 08xxx connection exceptions.
+                d.code()
+                    .is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03")
+            })
+        }
+        _ => false,
+    }
+}
+
+fn amqp_text(v: &AMQPValue) -> Option<String> {
+    match v {
+        AMQPValue::LongString(s) => Some(String::from_utf8_lossy(s.as_bytes()).into_owned()),
+        AMQPValue::ShortString(s) => Some(s.as_str().to_owned()),
+        AMQPValue::Boolean(b) => Some(b.to_string()),
+        AMQPValue::LongInt(i) => Some(i.to_string()),
+        AMQPValue::LongLongInt(i) => Some(i.to_string()),
+        AMQPValue::Timestamp(t) => {
+            chrono::DateTime::from_timestamp(*t as i64, 0).map(|t| t.to_rfc3339())
+        }
+        _ => None,
+    }
+}
+
+/// The exchange, the quorum queue with its dead-lettering, and the dead-letter
+/// queue. Idempotent: the same declarations as `docker/rabbitmq/definitions.json`.
+pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(), lapin::Error> {
+    let durable = ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .exchange_declare(
+            s.exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    channel
+        .exchange_declare(
+            s.dead_letter_exchange.as_str().into(),
+            ExchangeKind::Topic,
+            durable,
+            FieldTable::default(),
+        )
+        .await?;
+    let queue_opts = QueueDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    let mut dead_args = FieldTable::default();
+    dead_args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    if let Some(ms) = s.queue_expires_ms {
+        dead_args.insert("x-expires".into(), AMQPValue::LongInt(ms as i32));
+    }
+    channel
+        .queue_declare(s.dead_letter_queue.as_str().into(), queue_opts, dead_args)
+        .await?;
+    channel
+        .queue_bind(
+            s.dead_letter_queue.as_str().into(),
+            s.dead_letter_exchange.as_str().into(),
+            "#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    let mut args = FieldTable::default();
+    args.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
+    args.insert(
+        "x-dead-letter-exchange".into(),
+        AMQPValue::LongString(s.dead_letter_exchange.as_str().into()),
+    );
+    args.insert(
+        "x-delivery-limit".into(),
+        AMQPValue::LongInt(s.delivery_limit as i32),
+    );
+    args.insert(
+        "x-dead-letter-strategy".into(),
+        AMQPValue::LongString("at-least-once".into()),
+    );
+    args.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("reject-publish".into()),
+    );
+    if let Some(ms) = s.queue_expires_ms {
+        args.insert("x-expires".into(), AMQPValue::LongInt(ms as i32));
+    }
+    channel
+        .queue_declare(s.queue.as_str().into(), queue_opts, args)
+        .await?;
+    channel
+        .queue_bind(
+            s.queue.as_str().into(),
+            s.exchange.as_str().into(),
+            s.binding_key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Republishes `d` to the dead-letter exchange with the reason, and waits
+/// for the broker's confirm so that the original can be acked safely.
+async fn dead_letter(
+    channel: &Channel,
+    s: &AmqpSettings,
+    d: &Delivery,
+    e: &IngestError,
+) -> Result<(), lapin::Error> {
+    let mut headers = d.properties.headers().clone().unwrap_or_default();
+    let reason: String = e.to_string().chars().take(1000).collect();
+    headers.insert(
+        "x-workbridge-error".into(),
+        AMQPValue::LongString(LongString::from(reason)),
+    );
+    headers.insert(
+        "x-workbridge-error-kind".into(),
+        AMQPValue::LongString(e.kind().into()),
+    );
+    headers.insert(
+        "x-original-exchange".into(),
+        AMQPValue::LongString(d.exchange.as_str().into()),
+    );
+    headers.insert(
+        "x-original-routing-key".into(),
+        AMQPValue::LongString(d.routing_key.as_str().into()),
+    );
+    let properties = d
+        .properties
+        .clone()
+        .with_headers(headers)
+        .with_delivery_mode(2);
+    let routing_key: ShortString = d.routing_key.clone();
+    let confirm = channel
+        .basic_publish(
+            s.dead_letter_exchange.as_str().into(),
+            routing_key,
+            BasicPublishOptions::default(),
+            &d.data,
+            properties,
+        )
+        .await?
+        .await?;
+    if confirm.is_nack() {
+        return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+            lapin::ChannelState::Error,
+            "dead-letter publish was not confirmed".into(),
+        )));
+    }
+    Ok(())
+}
+
+/// For tests and tools: properties of a structured-mode CloudEvent message.
+pub fn structured_properties() -> BasicProperties {
+    BasicProperties::default()
+        .with_content_type("application/cloudevents+json".into())
+        .with_delivery_mode(2)
+}

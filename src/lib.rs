@@ -1,0 +1,19 @@
+//! workbridge: events from a plant's trusted data layer in, work orders in
+//! the EAM out, and the figures of how maintenance responds.
+//!
+//! Modules follow the data flow: `ingest` → `mapping` → `rules` →
+//! `decisions` (with the outbox and its dispatcher) → `connectors` → `sync`.
+
+pub mod api;
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod connectors;
+pub mod decisions;
+pub mod domain;
+pub mod ingest;
+pub mod mapping;
+pub mod rules;
+pub mod store;
+pub mod sync;
+pub mod telemetry;

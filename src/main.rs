@@ -1,0 +1,104 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use workbridge::app::Application;
+use workbridge::config::Settings;
+use workbridge::{api, store::Store, telemetry};
+
+/// workbridge turns alert, anomaly and data-quality events from a plant's
+/// trusted data layer into work orders in an EAM, and follows them.
+///
+/// Configuration: built-in defaults, then the TOML file given by --config
+/// (or WORKBRIDGE_CONFIG), then environment variables: WORKBRIDGE_HTTP_ADDR,
+/// WORKBRIDGE_DATABASE_URL, WORKBRIDGE_AMQP_URL, WORKBRIDGE_ADMIN_KEY,
+/// WORKBRIDGE_LOG_FORMAT, and any key as WORKBRIDGE_<SECTION>__<KEY>
+/// (e.g. WORKBRIDGE_AMQP__PREFETCH=128). See docker/workbridge.example.toml.
+#[derive(Parser)]
+#[command(version, about, long_about)]
+struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "WORKBRIDGE_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the service: HTTP API, RabbitMQ consumer and delivery worker.
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Command::Openapi = cli.command {
+        match serde_json::to_string_pretty(&api::openapi()) {
+            Ok(json) => {
+                use std::io::Write;
+                // A closed pipe (`| head`) is not an error worth a panic.
+                let _ = writeln!(std::io::stdout(), "{json}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(settings.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => {
+                let app = Application::build(settings).await.map_err(report)?;
+                app.run_until_stopped().await.map_err(|e| report(&e))
+            }
+            Command::Migrate => {
+                let store = Store::connect(&settings.database.url, 1)
+                    .await
+                    .map_err(report)?;
+                store.migrate().await.map_err(report)?;
+                tracing::info!("migrations applied");
+                Ok(())
+            }
+            Command::Openapi => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(()) => ExitCode::FAILURE,
+    }
+}
+
+/// Logs an error with its chain of causes.
+fn report(e: impl std::error::Error) {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    tracing::error!("{msg}");
+    eprintln!("error: {msg}");
+}

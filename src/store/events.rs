@@ -1,0 +1,258 @@
+//! Stored events: one row per (source, id), with what became of it.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::entities::events;
+use super::{Page, PageRequest, StoreError, corrupt};
+use crate::domain::{EventOutcome, InboundEvent};
+
+/// An event as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct EventRecord {
+    /// workbridge's id of the stored event.
+    pub id: String,
+    /// CloudEvents `source`.
+    pub source: String,
+    /// CloudEvents `id`.
+    pub event_id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub subject: Option<String>,
+    pub time: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub state: String,
+    pub code: String,
+    pub severity: String,
+    pub site: Option<String>,
+    /// The asset it was mapped to (none when unmapped).
+    pub asset_id: Option<String>,
+    /// hint, tag or pattern.
+    pub mapped_by: Option<String>,
+    pub outcome: EventOutcome,
+    pub rule_id: Option<String>,
+    pub rule_version: Option<i32>,
+    pub work_order_id: Option<String>,
+    /// How the decision was reached.
+    pub trace: serde_json::Value,
+    /// The CloudEvent as received, in structured form.
+    pub cloudevent: serde_json::Value,
+}
+
+fn record(m: events::Model) -> Result<EventRecord, StoreError> {
+    let outcome =
+        EventOutcome::parse(&m.outcome).ok_or_else(|| corrupt("event outcome", &m.outcome))?;
+    Ok(EventRecord {
+        id: m.id,
+        source: m.source,
+        event_id: m.ce_id,
+        kind: m.kind,
+        subject: m.subject,
+        time: m.event_time,
+        received_at: m.received_at,
+        state: m.state,
+        code: m.code,
+        severity: m.severity,
+        site: m.site,
+        asset_id: m.asset_id,
+        mapped_by: m.mapped_by,
+        outcome,
+        rule_id: m.rule_id,
+        rule_version: m.rule_version,
+        work_order_id: m.work_order_id,
+        trace: m.trace,
+        cloudevent: m.payload,
+    })
+}
+
+/// The decided fields of an event row.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub site: Option<String>,
+    pub asset_id: Option<String>,
+    pub mapped_by: Option<&'static str>,
+    pub outcome: EventOutcome,
+    pub rule_id: Option<String>,
+    pub rule_version: Option<i32>,
+    pub work_order_id: Option<String>,
+    pub trace: serde_json::Value,
+}
+
+/// Inserts the event with its decision; `false` when (source, id) is
+/// already stored, in which case nothing was written.
+pub async fn insert_if_new<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    event: &InboundEvent,
+    decided: Decided,
+    received_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let rows = events::Entity::insert(events::ActiveModel {
+        id: Set(id.to_owned()),
+        source: Set(event.source.clone()),
+        ce_id: Set(event.id.clone()),
+        kind: Set(event.kind.as_str().to_owned()),
+        subject: Set(event.subject.clone()),
+        event_time: Set(event.time),
+        received_at: Set(received_at),
+        state: Set(event.state.as_str().to_owned()),
+        code: Set(event.code.clone()),
+        severity: Set(event.severity.as_str().to_owned()),
+        site: Set(decided.site),
+        asset_id: Set(decided.asset_id),
+        mapped_by: Set(decided.mapped_by.map(str::to_owned)),
+        outcome: Set(decided.outcome.as_str().to_owned()),
+        rule_id: Set(decided.rule_id),
+        rule_version: Set(decided.rule_version),
+        work_order_id: Set(decided.work_order_id),
+        trace: Set(decided.trace),
+        payload: Set(event.cloudevent.clone()),
+    })
+    .on_conflict(
+        OnConflict::columns([events::Column::Source, events::Column::CeId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(rows == 1)
+}
+
+/// The stored event with this (source, id), if any.
+pub async fn find<C: ConnectionTrait>(
+    conn: &C,
+    source: &str,
+    ce_id: &str,
+) -> Result<Option<EventRecord>, StoreError> {
+    events::Entity::find()
+        .filter(events::Column::Source.eq(source))
+        .filter(events::Column::CeId.eq(ce_id))
+        .one(conn)
+        .await?
+        .map(record)
+        .transpose()
+}
+
+/// By workbridge id, or else by CloudEvents id.
+pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<EventRecord, StoreError> {
+    if let Some(m) = events::Entity::find_by_id(id.to_owned()).one(conn).await? {
+        return record(m);
+    }
+    events::Entity::find()
+        .filter(events::Column::CeId.eq(id))
+        .order_by_asc(events::Column::ReceivedAt)
+        .one(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("event {id}")))
+        .and_then(record)
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilter {
+    pub outcome: Option<EventOutcome>,
+    pub asset: Option<String>,
+    pub site: Option<String>,
+    pub source: Option<String>,
+    /// CloudEvents type, e.g. `tdl.alert`.
+    #[serde(rename = "type")]
+    #[param(rename = "type")]
+    pub kind: Option<String>,
+    pub code: Option<String>,
+    pub work_order: Option<String>,
+    /// Received at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Received before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+}
+
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    f: &EventFilter,
+    page: PageRequest,
+) -> Result<Page<EventRecord>, StoreError> {
+    let mut q = events::Entity::find();
+    if let Some(o) = f.outcome {
+        q = q.filter(events::Column::Outcome.eq(o.as_str()));
+    }
+    for (col, val) in [
+        (events::Column::AssetId, &f.asset),
+        (events::Column::Site, &f.site),
+        (events::Column::Source, &f.source),
+        (events::Column::Kind, &f.kind),
+        (events::Column::Code, &f.code),
+        (events::Column::WorkOrderId, &f.work_order),
+    ] {
+        if let Some(v) = val {
+            q = q.filter(col.eq(v.as_str()));
+        }
+    }
+    if let Some(since) = f.since {
+        q = q.filter(events::Column::ReceivedAt.gte(since));
+    }
+    if let Some(until) = f.until {
+        q = q.filter(events::Column::ReceivedAt.lt(until));
+    }
+    let total = q.clone().count(conn).await?;
+    let items = q
+        .order_by_desc(events::Column::ReceivedAt)
+        .order_by_desc(events::Column::Id)
+        .limit(page.limit())
+        .offset(page.offset())
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(record)
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        total,
+        limit: page.limit(),
+        offset: page.offset(),
+    })
+}
+
+/// Events of one work order, oldest first.
+pub async fn of_order<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+) -> Result<Vec<EventRecord>, StoreError> {
+    events::Entity::find()
+        .filter(events::Column::WorkOrderId.eq(order_id))
+        .order_by_asc(events::Column::ReceivedAt)
+        .order_by_asc(events::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(record)
+        .collect()
+}
+
+/// The CloudEvent that opened an order.
+pub async fn first_of_order<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+) -> Result<Option<serde_json::Value>, StoreError> {
+    Ok(events::Entity::find()
+        .filter(events::Column::WorkOrderId.eq(order_id))
+        .filter(events::Column::Outcome.eq(EventOutcome::Created.as_str()))
+        .one(conn)
+        .await?
+        .map(|m| m.payload))
+}
+
+/// Count of events by outcome (for `/readyz` details and the walkthrough).
+pub async fn count_by_outcome<C: ConnectionTrait>(
+    conn: &C,
+    outcome: EventOutcome,
+) -> Result<u64, StoreError> {
+    Ok(events::Entity::find()
+        .filter(events::Column::Outcome.eq(outcome.as_str()))
+        .count(conn)
+        .await?)
+}

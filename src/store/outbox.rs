@@ -1,0 +1,163 @@
+//! The outbox: deliveries decided in the same transaction as the event,
+//! claimed by the dispatcher with a lease.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
+    QueryFilter, Statement,
+    sea_query::{Expr, ExprTrait},
+};
+
+use super::entities::outbox;
+use super::{StoreError, new_id};
+
+pub const KIND_CREATE: &str = "create";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Delivered,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+pub async fn enqueue<C: ConnectionTrait>(
+    conn: &C,
+    work_order_id: &str,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    outbox::Entity::insert(outbox::ActiveModel {
+        id: Set(new_id()),
+        work_order_id: Set(work_order_id.to_owned()),
+        kind: Set(kind.to_owned()),
+        status: Set(DeliveryStatus::Pending.as_str().to_owned()),
+        attempts: Set(0),
+        next_attempt_at: Set(now),
+        locked_until: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+/// A delivery reserved for this dispatcher until its lease ends.
+#[derive(Debug, Clone, FromQueryResult)]
+pub struct Claimed {
+    pub id: String,
+    pub work_order_id: String,
+    pub kind: String,
+    pub attempts: i32,
+}
+
+/// Claims up to `limit` due deliveries. On PostgreSQL rows locked by another
+/// replica are skipped (`FOR UPDATE SKIP LOCKED`); SQLite runs one replica
+/// and the single UPDATE is atomic there.
+pub async fn claim<C: ConnectionTrait>(
+    conn: &C,
+    now: DateTime<Utc>,
+    lease_until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<Claimed>, StoreError> {
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => {
+            "UPDATE outbox SET locked_until = $1 WHERE id IN (\
+               SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
+               AND (locked_until IS NULL OR locked_until < $2) \
+               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+             RETURNING id, work_order_id, kind, attempts"
+        }
+        _ => {
+            "UPDATE outbox SET locked_until = ?1 WHERE id IN (\
+               SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?2 \
+               AND (locked_until IS NULL OR locked_until < ?2) \
+               ORDER BY next_attempt_at LIMIT ?3) \
+             RETURNING id, work_order_id, kind, attempts"
+        }
+    };
+    let stmt = Statement::from_sql_and_values(
+        backend,
+        sql,
+        [lease_until.into(), now.into(), (limit as i64).into()],
+    );
+    Ok(Claimed::find_by_statement(stmt).all(conn).await?)
+}
+
+pub async fn mark_done<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    status: DeliveryStatus,
+    error: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, status.as_str().into())
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
+        .col_expr(
+            outbox::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(error.map(str::to_owned)),
+        )
+        .col_expr(outbox::Column::UpdatedAt, now.into())
+        .filter(outbox::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Counts the attempt and schedules the next one.
+pub async fn reschedule<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    next: DateTime<Utc>,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    outbox::Entity::update_many()
+        .col_expr(
+            outbox::Column::Attempts,
+            Expr::col(outbox::Column::Attempts).add(1),
+        )
+        .col_expr(outbox::Column::NextAttemptAt, next.into())
+        .col_expr(
+            outbox::Column::LockedUntil,
+            Expr::value(Option::<DateTime<Utc>>::None),
+        )
+        .col_expr(
+            outbox::Column::LastError,
+            Expr::value(Some(error.to_owned())),
+        )
+        .col_expr(outbox::Column::UpdatedAt, now.into())
+        .filter(outbox::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Deliveries still to make (the outbox depth).
+pub async fn pending_count<C: ConnectionTrait>(conn: &C) -> Result<u64, StoreError> {
+    Ok(outbox::Entity::find()
+        .filter(outbox::Column::Status.eq(DeliveryStatus::Pending.as_str()))
+        .count(conn)
+        .await?)
+}

@@ -1,0 +1,136 @@
+//! The sandbox EAM's own table.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::entities::sandbox_orders;
+use super::{Page, PageRequest, StoreError};
+use crate::connectors::OrderDocument;
+
+/// An order in the simulated EAM.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SandboxOrder {
+    /// The sandbox's own number, e.g. `SBX-4F2A9C01D3`.
+    pub id: String,
+    /// The workbridge work-order id this order was created for.
+    pub reference: String,
+    pub title: String,
+    pub description: String,
+    pub asset_id: Option<String>,
+    pub site: Option<String>,
+    pub work_type: String,
+    pub priority: i32,
+    pub status: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn view(m: sandbox_orders::Model) -> SandboxOrder {
+    SandboxOrder {
+        id: m.id,
+        reference: m.reference,
+        title: m.title,
+        description: m.description,
+        asset_id: m.asset_id,
+        site: m.site,
+        work_type: m.work_type,
+        priority: m.priority,
+        status: m.status,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    }
+}
+
+/// Creates the order once per reference; a repeated create returns the first.
+pub async fn create<C: ConnectionTrait>(
+    conn: &C,
+    order: &OrderDocument,
+    now: DateTime<Utc>,
+) -> Result<SandboxOrder, StoreError> {
+    let number = uuid::Uuid::new_v4().simple().to_string()[..10].to_ascii_uppercase();
+    sandbox_orders::Entity::insert(sandbox_orders::ActiveModel {
+        id: Set(format!("SBX-{number}")),
+        reference: Set(order.reference.clone()),
+        title: Set(order.title.clone()),
+        description: Set(order.description.clone()),
+        asset_id: Set(order.asset_id.clone()),
+        site: Set(order.site.clone()),
+        work_type: Set(order.work_type.clone()),
+        priority: Set(i32::from(order.priority)),
+        status: Set("created".into()),
+        payload: Set(serde_json::to_value(order).unwrap_or_default()),
+        created_at: Set(now),
+        updated_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::column(sandbox_orders::Column::Reference)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    sandbox_orders::Entity::find()
+        .filter(sandbox_orders::Column::Reference.eq(order.reference.as_str()))
+        .one(conn)
+        .await?
+        .map(view)
+        .ok_or_else(|| StoreError::NotFound(format!("sandbox order for {}", order.reference)))
+}
+
+pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<SandboxOrder, StoreError> {
+    sandbox_orders::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .map(view)
+        .ok_or_else(|| StoreError::NotFound(format!("sandbox order {id}")))
+}
+
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    status: Option<&str>,
+    page: PageRequest,
+) -> Result<Page<SandboxOrder>, StoreError> {
+    let mut q = sandbox_orders::Entity::find();
+    if let Some(s) = status {
+        q = q.filter(sandbox_orders::Column::Status.eq(s));
+    }
+    let total = q.clone().count(conn).await?;
+    let items = q
+        .order_by_desc(sandbox_orders::Column::CreatedAt)
+        .limit(page.limit())
+        .offset(page.offset())
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect();
+    Ok(Page {
+        items,
+        total,
+        limit: page.limit(),
+        offset: page.offset(),
+    })
+}
+
+pub async fn set_status<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    status: &str,
+    now: DateTime<Utc>,
+) -> Result<SandboxOrder, StoreError> {
+    let res = sandbox_orders::Entity::update_many()
+        .col_expr(sandbox_orders::Column::Status, status.into())
+        .col_expr(sandbox_orders::Column::UpdatedAt, now.into())
+        .filter(sandbox_orders::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(StoreError::NotFound(format!("sandbox order {id}")));
+    }
+    get(conn, id).await
+}

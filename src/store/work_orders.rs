@@ -1,0 +1,424 @@
+//! Work orders and their status history.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{
+    ActiveValue::Set,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+    sea_query::{Expr, ExprTrait, OnConflict},
+};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::entities::{status_history, work_orders};
+use super::{Page, PageRequest, StoreError, corrupt, new_id};
+use crate::domain::OrderStatus;
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorkOrder {
+    /// workbridge's id; also the reference sent to the EAM.
+    pub id: String,
+    pub connector: String,
+    pub rule_id: String,
+    pub rule_version: i32,
+    pub dedup_key: String,
+    pub asset_id: Option<String>,
+    pub site: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub work_type: String,
+    pub priority: i32,
+    pub status: OrderStatus,
+    /// The EAM's id (e.g. Maximo `wonum`), once delivered.
+    pub external_id: Option<String>,
+    pub external_url: Option<String>,
+    /// Events that opened or were merged into this order.
+    pub event_count: i32,
+    pub first_event_time: DateTime<Utc>,
+    pub last_event_time: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    /// The last delivery error, if delivery is failing.
+    pub last_error: Option<String>,
+    /// The decision trace of the event that opened the order.
+    pub trace: serde_json::Value,
+}
+
+fn view(m: work_orders::Model) -> Result<WorkOrder, StoreError> {
+    let status = OrderStatus::parse(&m.status).ok_or_else(|| corrupt("order status", &m.status))?;
+    Ok(WorkOrder {
+        id: m.id,
+        connector: m.connector,
+        rule_id: m.rule_id,
+        rule_version: m.rule_version,
+        dedup_key: m.dedup_key,
+        asset_id: m.asset_id,
+        site: m.site,
+        title: m.title,
+        description: m.description,
+        work_type: m.work_type,
+        priority: m.priority,
+        status,
+        external_id: m.external_id,
+        external_url: m.external_url,
+        event_count: m.event_count,
+        first_event_time: m.first_event_time,
+        last_event_time: m.last_event_time,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+        delivered_at: m.delivered_at,
+        last_error: m.last_error,
+        trace: m.trace,
+    })
+}
+
+/// A decided, not yet delivered order.
+#[derive(Debug, Clone)]
+pub struct NewOrder {
+    pub id: String,
+    pub connector: String,
+    pub rule_id: String,
+    pub rule_version: i32,
+    pub dedup_key: String,
+    pub asset_id: Option<String>,
+    pub site: Option<String>,
+    pub title: String,
+    pub description: String,
+    pub work_type: String,
+    pub priority: i32,
+    pub event_time: DateTime<Utc>,
+    pub trace: serde_json::Value,
+}
+
+/// Inserts an open order unless another open order holds the dedup key
+/// (then `false`, nothing written): the unique index on `open_key`
+/// serialises concurrent decisions, across replicas too.
+pub async fn insert_open<C: ConnectionTrait>(
+    conn: &C,
+    o: &NewOrder,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let rows = work_orders::Entity::insert(work_orders::ActiveModel {
+        id: Set(o.id.clone()),
+        connector: Set(o.connector.clone()),
+        rule_id: Set(o.rule_id.clone()),
+        rule_version: Set(o.rule_version),
+        dedup_key: Set(o.dedup_key.clone()),
+        open_key: Set(Some(o.dedup_key.clone())),
+        asset_id: Set(o.asset_id.clone()),
+        site: Set(o.site.clone()),
+        title: Set(o.title.clone()),
+        description: Set(o.description.clone()),
+        work_type: Set(o.work_type.clone()),
+        priority: Set(o.priority),
+        status: Set(OrderStatus::Pending.as_str().to_owned()),
+        external_id: Set(None),
+        external_url: Set(None),
+        event_count: Set(1),
+        first_event_time: Set(o.event_time),
+        last_event_time: Set(o.event_time),
+        created_at: Set(now),
+        updated_at: Set(now),
+        delivered_at: Set(None),
+        trace: Set(o.trace.clone()),
+        last_error: Set(None),
+    })
+    .on_conflict(
+        OnConflict::column(work_orders::Column::OpenKey)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    if rows == 1 {
+        add_history(
+            conn,
+            &o.id,
+            OrderStatus::Pending,
+            None,
+            "workbridge",
+            now,
+            now,
+            Some("decided"),
+        )
+        .await?;
+    }
+    Ok(rows == 1)
+}
+
+/// Counts one more event on the open order with this key; returns its id,
+/// or `None` when no order with the key is open.
+pub async fn merge_into_open<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+    event_time: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<String>, StoreError> {
+    let res = work_orders::Entity::update_many()
+        .col_expr(
+            work_orders::Column::EventCount,
+            Expr::col(work_orders::Column::EventCount).add(1),
+        )
+        .col_expr(work_orders::Column::LastEventTime, event_time.into())
+        .col_expr(work_orders::Column::UpdatedAt, now.into())
+        .filter(work_orders::Column::OpenKey.eq(key))
+        .exec(conn)
+        .await?;
+    if res.rows_affected == 0 {
+        return Ok(None);
+    }
+    find_open(conn, key).await
+}
+
+pub async fn find_open<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+) -> Result<Option<String>, StoreError> {
+    Ok(work_orders::Entity::find()
+        .select_only()
+        .column(work_orders::Column::Id)
+        .filter(work_orders::Column::OpenKey.eq(key))
+        .into_tuple::<String>()
+        .one(conn)
+        .await?)
+}
+
+pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<WorkOrder, StoreError> {
+    work_orders::Entity::find_by_id(id.to_owned())
+        .one(conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("work order {id}")))
+        .and_then(view)
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct OrderFilter {
+    pub status: Option<OrderStatus>,
+    pub asset: Option<String>,
+    pub site: Option<String>,
+    pub connector: Option<String>,
+    pub rule: Option<String>,
+    /// Orders created at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Orders created before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+}
+
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    f: &OrderFilter,
+    page: PageRequest,
+) -> Result<Page<WorkOrder>, StoreError> {
+    let mut q = work_orders::Entity::find();
+    if let Some(s) = f.status {
+        q = q.filter(work_orders::Column::Status.eq(s.as_str()));
+    }
+    for (col, val) in [
+        (work_orders::Column::AssetId, &f.asset),
+        (work_orders::Column::Site, &f.site),
+        (work_orders::Column::Connector, &f.connector),
+        (work_orders::Column::RuleId, &f.rule),
+    ] {
+        if let Some(v) = val {
+            q = q.filter(col.eq(v.as_str()));
+        }
+    }
+    if let Some(since) = f.since {
+        q = q.filter(work_orders::Column::CreatedAt.gte(since));
+    }
+    if let Some(until) = f.until {
+        q = q.filter(work_orders::Column::CreatedAt.lt(until));
+    }
+    let total = q.clone().count(conn).await?;
+    let items = q
+        .order_by_desc(work_orders::Column::CreatedAt)
+        .order_by_desc(work_orders::Column::Id)
+        .limit(page.limit())
+        .offset(page.offset())
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        total,
+        limit: page.limit(),
+        offset: page.offset(),
+    })
+}
+
+/// One entry of an order's status history.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct StatusChange {
+    pub status: OrderStatus,
+    /// The EAM's own status word (e.g. Maximo `WAPPR`).
+    pub external_status: Option<String>,
+    /// Who reported it: workbridge, a connector, the sandbox, a poll or a webhook.
+    pub source: String,
+    /// When it happened (the EAM's timestamp when it gives one).
+    pub at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub note: Option<String>,
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn add_history<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+    status: OrderStatus,
+    external_status: Option<&str>,
+    source: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    note: Option<&str>,
+) -> Result<(), StoreError> {
+    status_history::Entity::insert(status_history::ActiveModel {
+        id: Set(new_id()),
+        work_order_id: Set(order_id.to_owned()),
+        status: Set(status.as_str().to_owned()),
+        external_status: Set(external_status.map(str::to_owned)),
+        source: Set(source.to_owned()),
+        at: Set(at),
+        recorded_at: Set(now),
+        note: Set(note.map(str::to_owned)),
+    })
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+pub async fn history<C: ConnectionTrait>(
+    conn: &C,
+    order_id: &str,
+) -> Result<Vec<StatusChange>, StoreError> {
+    status_history::Entity::find()
+        .filter(status_history::Column::WorkOrderId.eq(order_id))
+        .order_by_asc(status_history::Column::At)
+        .order_by_asc(status_history::Column::Id)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(|m| {
+            Ok(StatusChange {
+                status: OrderStatus::parse(&m.status)
+                    .ok_or_else(|| corrupt("history status", &m.status))?,
+                external_status: m.external_status,
+                source: m.source,
+                at: m.at,
+                recorded_at: m.recorded_at,
+                note: m.note,
+            })
+        })
+        .collect()
+}
+
+/// A status change reported for an order.
+#[derive(Debug, Clone)]
+pub struct StatusUpdate<'a> {
+    pub status: OrderStatus,
+    pub external_status: Option<&'a str>,
+    pub source: &'a str,
+    pub at: DateTime<Utc>,
+    pub note: Option<&'a str>,
+}
+
+/// Moves an order to a new status and records it; an order that is no
+/// longer open releases its dedup key. `false` when the status is unchanged
+/// (a repeated report has no second effect).
+pub async fn change_status<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    u: &StatusUpdate<'_>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut q = work_orders::Entity::update_many()
+        .col_expr(work_orders::Column::Status, u.status.as_str().into())
+        .col_expr(work_orders::Column::UpdatedAt, now.into())
+        .filter(work_orders::Column::Id.eq(id))
+        .filter(work_orders::Column::Status.ne(u.status.as_str()));
+    if !u.status.is_open() {
+        q = q.col_expr(
+            work_orders::Column::OpenKey,
+            Expr::value(Option::<String>::None),
+        );
+    }
+    let res = q.exec(conn).await?;
+    if res.rows_affected == 0 {
+        // Either unknown or already in that status.
+        get(conn, id).await?;
+        return Ok(false);
+    }
+    add_history(
+        conn,
+        id,
+        u.status,
+        u.external_status,
+        u.source,
+        u.at,
+        now,
+        u.note,
+    )
+    .await?;
+    Ok(true)
+}
+
+/// Records a successful create in the EAM.
+pub async fn mark_delivered<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    external_id: &str,
+    external_url: Option<&str>,
+    external_status: Option<&str>,
+    source: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    work_orders::Entity::update_many()
+        .col_expr(work_orders::Column::ExternalId, external_id.into())
+        .col_expr(
+            work_orders::Column::ExternalUrl,
+            Expr::value(external_url.map(str::to_owned)),
+        )
+        .col_expr(work_orders::Column::DeliveredAt, Expr::value(Some(now)))
+        .col_expr(
+            work_orders::Column::LastError,
+            Expr::value(Option::<String>::None),
+        )
+        .filter(work_orders::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    change_status(
+        conn,
+        id,
+        &StatusUpdate {
+            status: OrderStatus::Created,
+            external_status,
+            source,
+            at: now,
+            note: Some("created in the EAM"),
+        },
+        now,
+    )
+    .await?;
+    Ok(())
+}
+
+pub async fn set_last_error<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    error: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    work_orders::Entity::update_many()
+        .col_expr(
+            work_orders::Column::LastError,
+            Expr::value(Some(error.to_owned())),
+        )
+        .col_expr(work_orders::Column::UpdatedAt, now.into())
+        .filter(work_orders::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
