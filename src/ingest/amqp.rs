@@ -137,7 +137,7 @@ impl Consumer {
                 None => {
                     return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
                         lapin::ChannelState::Closed,
-                        "consumer stream ended".into(),
+                        "consumer stream ended",
                     )));
                 }
             }
@@ -401,7 +401,7 @@ async fn dead_letter(
     if confirm.is_nack() {
         return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
             lapin::ChannelState::Error,
-            "dead-letter publish was not confirmed".into(),
+            "dead-letter publish was not confirmed",
         )));
     }
     Ok(())

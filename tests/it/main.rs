@@ -1,2 +1,11 @@
-#[test]
-fn placeholder() {}
+//! Integration tests: the real application on a random port, against the
+//! real RabbitMQ and PostgreSQL of the machine and a fresh SQLite file, with
+//! EAMs simulated over HTTP by wiremock.
+
+mod helpers;
+
+mod amqp_ingest;
+mod delivery;
+mod http_ingest;
+mod openapi;
+mod registry;
