@@ -12,3 +12,27 @@ impl MigratorTrait for Migrator {
         vec![Box::new(m20261125_000001_initial::Migration)]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sea_orm_migration::sea_orm::Database;
+
+    #[tokio::test]
+    async fn migrations_apply_roll_back_and_apply_again() {
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let manager = SchemaManager::new(&db);
+        assert!(manager.has_table("work_orders").await.unwrap());
+        assert!(
+            manager
+                .has_index("work_orders", "ux_work_orders_open_key")
+                .await
+                .unwrap()
+        );
+        Migrator::down(&db, None).await.unwrap();
+        assert!(!manager.has_table("events").await.unwrap());
+        Migrator::up(&db, None).await.unwrap();
+        assert!(manager.has_table("events").await.unwrap());
+    }
+}
