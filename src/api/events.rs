@@ -111,7 +111,7 @@ pub async fn post_events(
             .get(actix_web::http::header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok());
         let event = parse::binary(headers, content_type, &body)?;
-        return single(&state, &event).await;
+        return single(&state, &parse::with_traceparent(event, traceparent(&req))).await;
     }
     if !(mime.is_empty() || parse::is_json(&mime)) {
         return Err(ApiError::UnsupportedMediaType(format!(
@@ -122,7 +122,13 @@ pub async fn post_events(
         return batch(&state, &body).await;
     }
     let event = parse::structured(&body)?;
-    single(&state, &event).await
+    single(&state, &parse::with_traceparent(event, traceparent(&req))).await
+}
+
+fn traceparent(req: &HttpRequest) -> Option<&str> {
+    req.headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
 }
 
 async fn single(state: &AppState, event: &InboundEvent) -> Result<HttpResponse, ApiError> {

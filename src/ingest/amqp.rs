@@ -100,7 +100,10 @@ impl Consumer {
         connected: &mut bool,
     ) -> Result<(), lapin::Error> {
         let s = &self.settings;
-        let conn = Connection::connect(&s.url, ConnectionProperties::default()).await?;
+        // Named, so that operators (and tests) can tell it apart in the broker.
+        let props = ConnectionProperties::default()
+            .with_connection_name(format!("workbridge {}", s.queue).into());
+        let conn = Connection::connect(&s.url, props).await?;
         let channel = conn.create_channel().await?;
         declare_topology(&channel, s).await?;
         channel
@@ -221,15 +224,20 @@ impl Consumer {
                 || k == "cloudevents:specversion"
                 || k == "cloudevents_specversion"
         });
-        if binary {
+        let event = if binary {
             parse::binary(
                 headers.iter().map(|(k, v)| (k.as_str(), v.clone())),
                 content_type.as_deref(),
                 &d.data,
-            )
+            )?
         } else {
-            parse::structured(&d.data)
-        }
+            parse::structured(&d.data)?
+        };
+        let traceparent = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
+            .map(|(_, v)| v.as_str());
+        Ok(parse::with_traceparent(event, traceparent))
     }
 }
 

@@ -214,6 +214,30 @@ pub fn from_value(value: Value) -> Result<InboundEvent, IngestError> {
     })
 }
 
+/// Keeps the W3C `traceparent` of the transport (an HTTP or AMQP header) as
+/// the CloudEvents distributed-tracing extension, unless the event has one.
+pub fn with_traceparent(mut event: InboundEvent, traceparent: Option<&str>) -> InboundEvent {
+    if let Some(tp) = traceparent.map(str::trim)
+        && is_traceparent(tp)
+        && let Some(obj) = event.cloudevent.as_object_mut()
+    {
+        obj.entry("traceparent")
+            .or_insert_with(|| Value::String(tp.to_owned()));
+    }
+    event
+}
+
+/// `version-traceid-parentid-flags`, lower-case hex (W3C Trace Context).
+fn is_traceparent(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() >= 4
+        && [2, 32, 16, 2].iter().zip(&parts).all(|(len, p)| {
+            p.len() == *len
+                && p.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
 fn bounded(name: &str, v: &str, max: usize) -> Result<String, IngestError> {
     if v.trim().is_empty() {
         return Err(IngestError::Invalid(format!("{name} must not be empty")));
@@ -302,6 +326,28 @@ mod tests {
         for line in day.lines().filter(|l| !l.trim().is_empty()) {
             structured(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
         }
+    }
+
+    #[test]
+    fn a_transport_traceparent_is_kept_unless_the_event_has_one() {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let e = structured(br#"{"specversion":"1.0","id":"1","source":"tdl://x","type":"tdl.alert","subject":"A.B","data":{"state":"raised","code":"X","severity":"minor"}}"#).unwrap();
+        assert_eq!(
+            with_traceparent(e.clone(), Some(tp)).cloudevent["traceparent"],
+            tp
+        );
+        assert!(
+            with_traceparent(e.clone(), Some("garbage"))
+                .cloudevent
+                .get("traceparent")
+                .is_none()
+        );
+        let own = structured(SPEC_EXAMPLE.as_bytes()).unwrap();
+        let kept = with_traceparent(own.clone(), Some(tp));
+        assert_eq!(
+            kept.cloudevent["traceparent"],
+            own.cloudevent["traceparent"]
+        );
     }
 
     #[test]

@@ -229,3 +229,60 @@ async fn bad_messages_are_dead_lettered_with_the_reason(backend: Backend) {
     broker.cleanup().await;
 }
 on_both_backends!(bad_messages_are_dead_lettered_with_the_reason);
+
+/// The broker pid of the service's connection, found by its name.
+fn service_connection(queue: &str) -> Option<String> {
+    let out = std::process::Command::new("rabbitmqctl")
+        .args(["list_connections", "pid", "client_properties"])
+        .output()
+        .expect("rabbitmqctl runs");
+    let needle = format!("{{\"connection_name\",\"workbridge {queue}\"}}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find(|l| l.contains(&needle))
+        .and_then(|l| l.split('\t').next())
+        .map(str::to_owned)
+}
+
+/// The broker drops the service's connection (as in a broker restart or a
+/// network cut): the consumer reconnects with backoff and goes on consuming.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_reconnects_after_the_broker_drops_it() {
+    let names = AmqpNames::new();
+    let opts = Options {
+        amqp: Some(names.clone()),
+        ..Default::default()
+    };
+    let app = spawn_app_prepared(Backend::Sqlite, opts, async |app| {
+        app.setup_flow(sandbox_connector()).await
+    })
+    .await;
+    app.eventually("the consumer is up", || async {
+        app.get("/readyz").await.0 == 200
+    })
+    .await;
+    let first = service_connection(&names.queue).expect("the service is connected");
+    let closed = std::process::Command::new("rabbitmqctl")
+        .args(["close_connection", &first, "test: forced close"])
+        .output()
+        .unwrap();
+    assert!(
+        closed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&closed.stderr)
+    );
+    app.eventually("a new connection", || async {
+        service_connection(&names.queue).is_some_and(|pid| pid != first)
+    })
+    .await;
+    app.eventually("ready again", || async {
+        app.get("/readyz").await.0 == 200
+    })
+    .await;
+    let broker = Broker::connect(&names).await;
+    broker.publish_structured(&alert("after-reconnect")).await;
+    let order = wait_delivered(&app).await;
+    assert_eq!(order["event_count"], 1);
+    drop(app);
+    broker.cleanup().await;
+}
