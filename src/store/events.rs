@@ -3,13 +3,13 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::OnConflict,
+    QueryOrder, sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::entities::events;
-use super::{Page, PageRequest, StoreError, corrupt};
+use super::{Page, PageRequest, StoreError, corrupt, filtered, paged};
 use crate::domain::{EventOutcome, InboundEvent};
 
 /// An event as the API shows it.
@@ -180,41 +180,28 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(o) = f.outcome {
         q = q.filter(events::Column::Outcome.eq(o.as_str()));
     }
-    for (col, val) in [
-        (events::Column::AssetId, &f.asset),
-        (events::Column::Site, &f.site),
-        (events::Column::Source, &f.source),
-        (events::Column::Kind, &f.kind),
-        (events::Column::Code, &f.code),
-        (events::Column::WorkOrderId, &f.work_order),
-    ] {
-        if let Some(v) = val {
-            q = q.filter(col.eq(v.as_str()));
-        }
-    }
-    if let Some(since) = f.since {
-        q = q.filter(events::Column::ReceivedAt.gte(since));
-    }
-    if let Some(until) = f.until {
-        q = q.filter(events::Column::ReceivedAt.lt(until));
-    }
-    let total = q.clone().count(conn).await?;
-    let items = q
-        .order_by_desc(events::Column::ReceivedAt)
-        .order_by_desc(events::Column::Id)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(record)
-        .collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit(),
-        offset: page.offset(),
-    })
+    let q = filtered(
+        q,
+        &[
+            (events::Column::AssetId, &f.asset),
+            (events::Column::Site, &f.site),
+            (events::Column::Source, &f.source),
+            (events::Column::Kind, &f.kind),
+            (events::Column::Code, &f.code),
+            (events::Column::WorkOrderId, &f.work_order),
+        ],
+        events::Column::ReceivedAt,
+        f.since,
+        f.until,
+    );
+    paged(
+        conn,
+        q,
+        &[events::Column::ReceivedAt, events::Column::Id],
+        page,
+        record,
+    )
+    .await
 }
 
 /// Events of one work order, oldest first.

@@ -14,7 +14,10 @@ pub mod work_orders;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr};
+use sea_orm::{
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
+    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
@@ -123,6 +126,63 @@ pub struct Page<T> {
     pub total: u64,
     pub limit: u64,
     pub offset: u64,
+}
+
+/// Narrows `q` to rows whose columns equal the given values (`None` is no
+/// filter) and whose `time` lies in `[since, until)`.
+fn filtered<E: EntityTrait>(
+    mut q: Select<E>,
+    equal: &[(E::Column, &Option<String>)],
+    time: E::Column,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+    until: Option<chrono::DateTime<chrono::Utc>>,
+) -> Select<E> {
+    for (col, val) in equal {
+        if let Some(v) = val {
+            q = q.filter(col.eq(v.as_str()));
+        }
+    }
+    if let Some(since) = since {
+        q = q.filter(time.gte(since));
+    }
+    if let Some(until) = until {
+        q = q.filter(time.lt(until));
+    }
+    q
+}
+
+/// One page of `q`, newest first by `order`, with the total count.
+async fn paged<E, C, T>(
+    conn: &C,
+    q: Select<E>,
+    order: &[E::Column],
+    page: PageRequest,
+    view: impl FnMut(E::Model) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+    C: ConnectionTrait,
+{
+    let total = q.clone().count(conn).await?;
+    let mut q = q;
+    for col in order {
+        q = q.order_by_desc(*col);
+    }
+    let items = q
+        .limit(page.limit())
+        .offset(page.offset())
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect::<Result<_, _>>()?;
+    Ok(Page {
+        items,
+        total,
+        limit: page.limit(),
+        offset: page.offset(),
+    })
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {

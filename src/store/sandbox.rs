@@ -2,14 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::OnConflict,
 };
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::entities::sandbox_orders;
-use super::{Page, PageRequest, StoreError};
+use super::{Page, PageRequest, StoreError, paged};
 use crate::connectors::OrderDocument;
 
 /// An order in the simulated EAM.
@@ -99,22 +98,10 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(s) = status {
         q = q.filter(sandbox_orders::Column::Status.eq(s));
     }
-    let total = q.clone().count(conn).await?;
-    let items = q
-        .order_by_desc(sandbox_orders::Column::CreatedAt)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(view)
-        .collect();
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit(),
-        offset: page.offset(),
+    paged(conn, q, &[sandbox_orders::Column::CreatedAt], page, |m| {
+        Ok(view(m))
     })
+    .await
 }
 
 pub async fn set_status<C: ConnectionTrait>(

@@ -3,15 +3,14 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, ExprTrait, OnConflict},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::entities::{status_history, work_orders};
-use super::{Page, PageRequest, StoreError, corrupt, new_id};
+use super::{Page, PageRequest, StoreError, corrupt, filtered, new_id, paged};
 use crate::domain::OrderStatus;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -215,39 +214,26 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(s) = f.status {
         q = q.filter(work_orders::Column::Status.eq(s.as_str()));
     }
-    for (col, val) in [
-        (work_orders::Column::AssetId, &f.asset),
-        (work_orders::Column::Site, &f.site),
-        (work_orders::Column::Connector, &f.connector),
-        (work_orders::Column::RuleId, &f.rule),
-    ] {
-        if let Some(v) = val {
-            q = q.filter(col.eq(v.as_str()));
-        }
-    }
-    if let Some(since) = f.since {
-        q = q.filter(work_orders::Column::CreatedAt.gte(since));
-    }
-    if let Some(until) = f.until {
-        q = q.filter(work_orders::Column::CreatedAt.lt(until));
-    }
-    let total = q.clone().count(conn).await?;
-    let items = q
-        .order_by_desc(work_orders::Column::CreatedAt)
-        .order_by_desc(work_orders::Column::Id)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(view)
-        .collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit(),
-        offset: page.offset(),
-    })
+    let q = filtered(
+        q,
+        &[
+            (work_orders::Column::AssetId, &f.asset),
+            (work_orders::Column::Site, &f.site),
+            (work_orders::Column::Connector, &f.connector),
+            (work_orders::Column::RuleId, &f.rule),
+        ],
+        work_orders::Column::CreatedAt,
+        f.since,
+        f.until,
+    );
+    paged(
+        conn,
+        q,
+        &[work_orders::Column::CreatedAt, work_orders::Column::Id],
+        page,
+        view,
+    )
+    .await
 }
 
 /// One entry of an order's status history.

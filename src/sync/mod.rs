@@ -5,21 +5,13 @@
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 
-use crate::domain::OrderStatus;
 use crate::store::StoreError;
-use crate::store::work_orders::{self, StatusUpdate};
+use crate::store::work_orders;
 
-/// A status reported by an EAM.
-#[derive(Debug, Clone)]
-pub struct Reported<'a> {
-    pub status: OrderStatus,
-    pub external_status: Option<&'a str>,
-    /// sandbox, poll, webhook …
-    pub source: &'a str,
-    /// When it happened in the EAM (its own timestamp when it gives one).
-    pub at: DateTime<Utc>,
-    pub note: Option<&'a str>,
-}
+/// A status reported by an EAM: the status in the common lifecycle, the
+/// EAM's own word, who reported it (sandbox, poll, webhook …) and when it
+/// happened in the EAM.
+pub use crate::store::work_orders::StatusUpdate as Reported;
 
 /// Applies a reported status; `false` when it changes nothing (repeats are
 /// harmless).
@@ -29,17 +21,5 @@ pub async fn apply<C: ConnectionTrait>(
     r: Reported<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    work_orders::change_status(
-        conn,
-        order_id,
-        &StatusUpdate {
-            status: r.status,
-            external_status: r.external_status,
-            source: r.source,
-            at: r.at,
-            note: r.note,
-        },
-        now,
-    )
-    .await
+    work_orders::change_status(conn, order_id, &r, now).await
 }
