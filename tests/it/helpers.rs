@@ -97,6 +97,20 @@ async fn fresh_pg_database() -> (String, String) {
         .unwrap()
         .is_some();
     if !exists {
+        // Templates of older migration sets are of no further use.
+        let stale = admin
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT datname FROM pg_database WHERE datname LIKE 'wb_tmpl_%'".to_owned(),
+            ))
+            .await
+            .unwrap();
+        for row in stale {
+            let old: String = row.try_get("", "datname").unwrap();
+            let _ = admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {old}"))
+                .await;
+        }
         admin
             .execute_unprepared(&format!("CREATE DATABASE {template}"))
             .await
