@@ -77,7 +77,12 @@ impl Application {
         let cancel = CancellationToken::new();
         let mut workers = JoinSet::new();
         let wake = Arc::new(Notify::new());
-        let decider = Decider::new(store.clone(), clock.clone(), wake.clone());
+        let decider = Decider::new(
+            store.clone(),
+            clock.clone(),
+            wake.clone(),
+            settings.sla.clone(),
+        );
         let http = reqwest::Client::builder()
             .user_agent(concat!("workbridge/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))

@@ -22,6 +22,31 @@ pub struct Settings {
     pub database: DatabaseSettings,
     pub amqp: AmqpSettings,
     pub outbox: OutboxSettings,
+    #[serde(default)]
+    pub sla: SlaSettings,
+}
+
+/// Due-by targets per priority.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct SlaSettings {
+    /// Hours from the first event to the due-by time, for priorities 1 to 5.
+    pub due_hours: [u32; 5],
+}
+
+impl Default for SlaSettings {
+    fn default() -> Self {
+        // Common maintenance practice: emergency within the shift, then a
+        // day, three days, a week, two weeks.
+        Self {
+            due_hours: [4, 24, 72, 168, 336],
+        }
+    }
+}
+
+impl SlaSettings {
+    pub fn due_after(&self, priority: crate::domain::Priority) -> chrono::Duration {
+        chrono::Duration::hours(i64::from(self.due_hours[usize::from(priority.get() - 1)]))
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -34,6 +59,7 @@ impl std::fmt::Debug for Settings {
             .field("database", &self.database)
             .field("amqp", &self.amqp)
             .field("outbox", &self.outbox)
+            .field("sla", &self.sla)
             .finish()
     }
 }
@@ -260,6 +286,7 @@ mod tests {
         assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.amqp.queue, "workbridge.events");
         assert!(s.admin_key.is_none());
+        assert_eq!(s.sla.due_hours, [4, 24, 72, 168, 336]);
     }
 
     #[test]
@@ -268,7 +295,7 @@ mod tests {
         let path = dir.path().join("wb.toml");
         std::fs::write(
             &path,
-            "[http]\naddr = \"0.0.0.0:9000\"\n[amqp]\nprefetch = 7\nqueue = \"q.file\"\n",
+            "[http]\naddr = \"0.0.0.0:9000\"\n[amqp]\nprefetch = 7\nqueue = \"q.file\"\n[sla]\ndue_hours = [1, 2, 3, 4, 5]\n",
         )
         .unwrap();
         let s = Settings::load_from(
@@ -283,6 +310,7 @@ mod tests {
         assert_eq!(s.http.addr, "127.0.0.1:9999");
         assert_eq!(s.amqp.prefetch, 128);
         assert_eq!(s.amqp.queue, "q.file");
+        assert_eq!(s.sla.due_hours, [1, 2, 3, 4, 5]);
         assert_eq!(s.database.url, "postgres://u:secret@db/wb");
         assert!(!format!("{s:?}").contains("secret"));
     }

@@ -3,13 +3,17 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_initial;
+mod m20261125_000002_order_due_by;
 
 pub struct Migrator;
 
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_initial::Migration)]
+        vec![
+            Box::new(m20261125_000001_initial::Migration),
+            Box::new(m20261125_000002_order_due_by::Migration),
+        ]
     }
 }
 
@@ -30,6 +34,7 @@ mod tests {
                 .await
                 .unwrap()
         );
+        assert!(manager.has_column("work_orders", "due_by").await.unwrap());
         Migrator::down(&db, None).await.unwrap();
         assert!(!manager.has_table("events").await.unwrap());
         Migrator::up(&db, None).await.unwrap();

@@ -74,6 +74,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(rules::put_rule)
         .service(rules::delete_rule)
         .service(rules::rule_versions)
+        .service(rules::test_rules)
         .service(connectors::list_connectors)
         .service(connectors::create_connector)
         .service(connectors::get_connector)

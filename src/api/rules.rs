@@ -1,8 +1,13 @@
 use actix_web::{HttpResponse, delete, get, post, put, web};
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::AppState;
+use super::events::CloudEvent;
 use super::problem::{ApiError, Problem};
-use crate::rules::{Action, Rule, RuleInput};
+use crate::decisions::DryRun;
+use crate::ingest::parse;
+use crate::rules::{Action, Rule, RuleInput, RuleSet};
 use crate::store::rules::{self, RuleVersion};
 use crate::store::{StoreError, TransactionTrait, connectors};
 
@@ -106,4 +111,59 @@ pub async fn rule_versions(
     id: web::Path<String>,
 ) -> Result<web::Json<Vec<RuleVersion>>, ApiError> {
     Ok(web::Json(rules::versions(state.store.conn(), &id).await?))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTest {
+    /// A CloudEvent in structured mode.
+    #[schema(value_type = CloudEvent)]
+    pub event: serde_json::Value,
+    /// A proposed rule set to use instead of the stored rules, in the same
+    /// form as `POST /v1/rules` (evaluated in ascending `position`).
+    #[serde(default)]
+    pub rules: Option<Vec<RuleInput>>,
+}
+
+/// Dry run: decide an event against the current (or a proposed) rule set
+/// and return the trace and the would-be action. Nothing is stored: the
+/// decision runs in a transaction that is rolled back, so it sees the open
+/// orders as they are (a would-be merge names the order).
+#[utoipa::path(tag = "rules", request_body = RuleTest, responses(
+    (status = 200, body = DryRun),
+    (status = 400, body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "The event or a proposed rule is invalid", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/rules/test")]
+pub async fn test_rules(
+    state: web::Data<AppState>,
+    input: web::Json<RuleTest>,
+) -> Result<web::Json<DryRun>, ApiError> {
+    let input = input.into_inner();
+    let event = parse::from_value(input.event)?;
+    let proposed = match input.rules {
+        None => None,
+        Some(inputs) => {
+            let now = state.clock.now();
+            let mut rules = Vec::with_capacity(inputs.len());
+            for (i, r) in inputs.into_iter().enumerate() {
+                r.validate()
+                    .map_err(|e| ApiError::Validation(format!("rules[{i}]: {e}")))?;
+                rules.push(Rule {
+                    id: format!("proposed-{i}"),
+                    name: r.name.trim().to_owned(),
+                    enabled: r.enabled,
+                    position: r.position,
+                    version: 0,
+                    when: r.when,
+                    action: r.action,
+                    created_at: now,
+                    updated_at: now,
+                });
+            }
+            rules.sort_by_key(|r| r.position);
+            Some(RuleSet::compile(rules).map_err(ApiError::Validation)?)
+        }
+    };
+    Ok(web::Json(state.decider.dry_run(&event, proposed).await?))
 }

@@ -27,6 +27,7 @@ pub struct OrderDocument {
     pub dedup_key: String,
     pub event_count: i32,
     pub first_event_time: DateTime<Utc>,
+    pub due_by: Option<DateTime<Utc>>,
     /// `{"order": …, "asset": …, "event": …}` for body templates.
     #[serde(skip)]
     pub context: serde_json::Value,

@@ -224,6 +224,7 @@ impl Dispatcher {
             dedup_key: order.dedup_key.clone(),
             event_count: order.event_count,
             first_event_time: order.first_event_time,
+            due_by: order.due_by,
             context: serde_json::Value::Null,
         };
         doc.context = serde_json::json!({

@@ -14,9 +14,10 @@ use tokio::sync::Notify;
 use utoipa::ToSchema;
 
 use crate::clock::Clock;
+use crate::config::SlaSettings;
 use crate::domain::{AlertState, EventOutcome, InboundEvent};
 use crate::mapping::{self, Asset, Mapping};
-use crate::rules::{self, Action, CreateAction, Rule, template};
+use crate::rules::{self, Action, CreateAction, Rule, RuleSet, template};
 use crate::store::events::{self, Decided};
 use crate::store::work_orders::{self, NewOrder};
 use crate::store::{self as store_mod, Store, StoreError, TransactionTrait, new_id, outbox};
@@ -37,17 +38,121 @@ pub struct Accepted {
     pub work_order_id: Option<String>,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Decider {
     store: Store,
     clock: Arc<dyn Clock>,
     /// Wakes the dispatcher when a decision created a delivery.
     wake: Arc<Notify>,
+    sla: SlaSettings,
+    rules: Arc<RuleCache>,
+}
+
+impl std::fmt::Debug for Decider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decider").finish_non_exhaustive()
+    }
+}
+
+/// The compiled rule set, reloaded when the rules table changes (on any
+/// replica): its stamp is the rule count and the latest change.
+#[derive(Default)]
+struct RuleCache {
+    loaded: std::sync::Mutex<Option<(store_mod::rules::Stamp, Arc<RuleSet>)>>,
+}
+
+impl RuleCache {
+    async fn get<C: sea_orm::ConnectionTrait>(&self, conn: &C) -> Result<Arc<RuleSet>, StoreError> {
+        let stamp = store_mod::rules::stamp(conn).await?;
+        if let Some((s, set)) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            && *s == stamp
+        {
+            return Ok(set.clone());
+        }
+        let (set, errors) = RuleSet::compile_skipping(store_mod::rules::list(conn).await?);
+        for e in errors {
+            tracing::error!(error = %e, "a stored rule does not compile and is skipped");
+        }
+        let set = Arc::new(set);
+        *self.loaded.lock().unwrap_or_else(|p| p.into_inner()) = Some((stamp, set.clone()));
+        Ok(set)
+    }
+}
+
+/// What a decision would do, computed without side effects.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DryRun {
+    pub outcome: EventOutcome,
+    pub asset_id: Option<String>,
+    pub rule_id: Option<String>,
+    pub rule_version: Option<i32>,
+    /// The open order it would merge into (or a clear would be recorded on).
+    pub work_order_id: Option<String>,
+    /// The order it would open.
+    pub would_create: Option<OrderPreview>,
+    /// Mapping, rules tried and why, and the decision.
+    pub trace: Value,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct OrderPreview {
+    pub connector: String,
+    pub title: String,
+    pub description: String,
+    pub work_type: String,
+    pub priority: i32,
+    pub dedup_key: String,
+    pub due_by: Option<DateTime<Utc>>,
 }
 
 impl Decider {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, wake: Arc<Notify>) -> Self {
-        Self { store, clock, wake }
+    pub fn new(store: Store, clock: Arc<dyn Clock>, wake: Arc<Notify>, sla: SlaSettings) -> Self {
+        Self {
+            store,
+            clock,
+            wake,
+            sla,
+            rules: Arc::default(),
+        }
+    }
+
+    /// Decides `event` against the stored rules, or `proposed` ones, inside a
+    /// transaction that is rolled back: the answer reflects the open orders
+    /// as they are, and nothing is written.
+    pub async fn dry_run(
+        &self,
+        event: &InboundEvent,
+        proposed: Option<RuleSet>,
+    ) -> Result<DryRun, StoreError> {
+        let txn = self.store.conn().begin().await?;
+        let rules = match proposed {
+            Some(set) => Arc::new(set),
+            None => self.rules.get(&txn).await?,
+        };
+        let (decided, order) = decide(&txn, event, &rules, &self.sla, self.clock.now()).await?;
+        txn.rollback().await?;
+        let created = decided.outcome == EventOutcome::Created;
+        Ok(DryRun {
+            outcome: decided.outcome,
+            asset_id: decided.asset_id,
+            rule_id: decided.rule_id,
+            rule_version: decided.rule_version,
+            work_order_id: if created { None } else { decided.work_order_id },
+            would_create: order.filter(|_| created).map(|o| OrderPreview {
+                connector: o.connector,
+                title: o.title,
+                description: o.description,
+                work_type: o.work_type,
+                priority: o.priority,
+                dedup_key: o.dedup_key,
+                due_by: o.due_by,
+            }),
+            trace: decided.trace,
+        })
     }
 
     /// Stores the event and everything it causes, once per (source, id).
@@ -60,7 +165,8 @@ impl Decider {
         }
         let now = self.clock.now();
         let txn = conn.begin().await?;
-        let decided = decide(&txn, event, now).await?;
+        let rules = self.rules.get(&txn).await?;
+        let (decided, _) = decide(&txn, event, &rules, &self.sla, now).await?;
         let id = new_id();
         let accepted = Accepted {
             id: id.clone(),
@@ -131,31 +237,37 @@ fn mapping_trace(m: &Option<Mapping>) -> Value {
     }
 }
 
-/// Decides within `txn`; writes the order and outbox rows it needs.
+/// Decides within `txn`; writes the order and outbox rows it needs, and
+/// returns the order it opened, if any.
 async fn decide(
     txn: &store_mod::DatabaseTransaction,
     event: &InboundEvent,
+    rules: &RuleSet,
+    sla: &SlaSettings,
     now: DateTime<Utc>,
-) -> Result<Decided, StoreError> {
+) -> Result<(Decided, Option<NewOrder>), StoreError> {
     let mapping = mapping::map_event(txn, event).await?;
     let Some(m) = &mapping else {
-        return Ok(Decided {
-            site: event.asset_hint.as_ref().and_then(|h| h.site.clone()),
-            asset_id: None,
-            mapped_by: None,
-            outcome: EventOutcome::Unmapped,
-            rule_id: None,
-            rule_version: None,
-            work_order_id: None,
-            trace: json!({
-                "mapping": Value::Null,
-                "rules": [],
-                "decision": {"outcome": "unmapped", "reason": "no asset hint, tag or tag pattern matches a registered asset"},
-            }),
-        });
+        return Ok((
+            Decided {
+                site: event.asset_hint.as_ref().and_then(|h| h.site.clone()),
+                asset_id: None,
+                mapped_by: None,
+                outcome: EventOutcome::Unmapped,
+                rule_id: None,
+                rule_version: None,
+                work_order_id: None,
+                trace: json!({
+                    "mapping": Value::Null,
+                    "rules": [],
+                    "decision": {"outcome": "unmapped", "reason": "no asset hint, tag or tag pattern matches a registered asset"},
+                }),
+            },
+            None,
+        ));
     };
-    let all_rules = store_mod::rules::list(txn).await?;
-    let eval = rules::evaluate(event, &m.asset, &all_rules);
+    let eval = rules::evaluate(event, &m.asset, rules);
+    let mut opened = None;
     let mut decided = Decided {
         site: Some(m.asset.site.clone()),
         asset_id: Some(m.asset.id.clone()),
@@ -179,30 +291,37 @@ async fn decide(
                 Action::Create(action) => {
                     let trace_so_far =
                         json!({"mapping": mapping_trace(&mapping), "rules": eval.trace});
-                    let (outcome, order_id, detail) =
-                        create_or_merge(txn, event, &m.asset, rule, action, trace_so_far, now)
+                    let (outcome, order_id, detail, order) =
+                        create_or_merge(txn, event, &m.asset, rule, action, sla, trace_so_far, now)
                             .await?;
                     decided.outcome = outcome;
                     decided.work_order_id = order_id;
+                    opened = order;
                     detail
                 }
             }
         }
     };
-    decided.trace =
-        json!({"mapping": mapping_trace(&mapping), "rules": eval.trace, "decision": decision});
-    Ok(decided)
+    decided.trace = json!({
+        "mapping": mapping_trace(&mapping),
+        "rules": eval.trace,
+        "skipped_by_index": eval.skipped,
+        "decision": decision,
+    });
+    Ok((decided, opened))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn create_or_merge(
     txn: &store_mod::DatabaseTransaction,
     event: &InboundEvent,
     asset: &Asset,
     rule: &Rule,
     action: &CreateAction,
+    sla: &SlaSettings,
     trace: Value,
     now: DateTime<Utc>,
-) -> Result<(EventOutcome, Option<String>, Value), StoreError> {
+) -> Result<(EventOutcome, Option<String>, Value, Option<NewOrder>), StoreError> {
     let ctx = template_context(event, asset);
     let key = template::render(&action.dedup_key, &ctx)
         .ok()
@@ -221,6 +340,7 @@ async fn create_or_merge(
             EventOutcome::Cleared,
             open,
             json!({"outcome": "cleared", "reason": reason, "dedup_key": key}),
+            None,
         ));
     }
 
@@ -234,6 +354,7 @@ async fn create_or_merge(
                 EventOutcome::Merged,
                 Some(id.clone()),
                 json!({"outcome": "merged", "reason": reason, "dedup_key": key, "work_order_id": id}),
+                None,
             ));
         }
         let mut template_errors = Vec::new();
@@ -253,6 +374,9 @@ async fn create_or_merge(
             &action.description,
             event.message.clone().unwrap_or_else(|| event.code.clone()),
         );
+        let priority = action
+            .priority
+            .resolve(event.severity, asset.criticality.as_deref());
         let order = NewOrder {
             id: new_id(),
             connector: action.connector.clone(),
@@ -264,8 +388,9 @@ async fn create_or_merge(
             title: title.chars().take(250).collect(),
             description,
             work_type: action.work_type.clone(),
-            priority: i32::from(action.priority.get()),
+            priority: i32::from(priority.get()),
             event_time,
+            due_by: Some(event_time + sla.due_after(priority)),
             trace: json!({
                 "mapping": trace["mapping"],
                 "rules": trace["rules"],
@@ -277,7 +402,8 @@ async fn create_or_merge(
             return Ok((
                 EventOutcome::Created,
                 Some(order.id.clone()),
-                json!({"outcome": "created", "reason": format!("rule {} v{} creates an order via connector {}", rule.name, rule.version, action.connector), "dedup_key": key, "work_order_id": order.id, "template_errors": template_errors}),
+                json!({"outcome": "created", "reason": format!("rule {} v{} creates an order via connector {}", rule.name, rule.version, action.connector), "dedup_key": key, "work_order_id": order.id, "priority": priority.get(), "template_errors": template_errors}),
+                Some(order),
             ));
         }
     }

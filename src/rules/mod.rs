@@ -3,7 +3,12 @@
 //! runs and backtests can reuse it. The first enabled rule that matches, in
 //! ascending `position`, decides; later rules are not consulted.
 
+mod condition;
+mod set;
 pub mod template;
+
+pub use condition::Condition;
+pub use set::{CompiledRule, RuleSet};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -32,6 +37,17 @@ pub struct Matchers {
     pub sites: Vec<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub asset_classes: Vec<String>,
+    /// The asset's criticality must be one of these (A/B/C or 1–5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub criticality: Vec<String>,
+    /// Glob patterns over the event's tag (`subject`), e.g. `BEDFORD.*.P1*.VIB_*`:
+    /// `*` stays within one dot-separated level, `**` spans any number.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// A Common Expression Language condition over `event`, `asset` and
+    /// `context`, e.g. `event.value > 2.0 * event.threshold && asset.criticality == "A"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub condition: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -51,8 +67,10 @@ pub struct CreateAction {
     /// e.g. corrective, emergency, inspection, calibration.
     #[serde(default = "default_work_type")]
     pub work_type: String,
+    /// A fixed priority, or a matrix severity → criticality → priority
+    /// (`"*"` for any criticality), e.g. `{"critical": {"A": 1, "*": 2}}`.
     #[serde(default = "default_priority")]
-    pub priority: Priority,
+    pub priority: PrioritySpec,
     /// Template over `event` and `asset` (MiniJinja syntax).
     #[serde(default = "default_title")]
     pub title: String,
@@ -66,8 +84,36 @@ pub struct CreateAction {
 fn default_work_type() -> String {
     "corrective".into()
 }
-fn default_priority() -> Priority {
-    Priority::new(3).expect("3 is a valid priority")
+fn default_priority() -> PrioritySpec {
+    PrioritySpec::Fixed(Priority::new(3).expect("3 is a valid priority"))
+}
+
+/// How a create action sets the order's priority.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum PrioritySpec {
+    Fixed(Priority),
+    /// severity → criticality (or `"*"`) → priority.
+    Matrix(std::collections::BTreeMap<Severity, std::collections::BTreeMap<String, Priority>>),
+}
+
+impl PrioritySpec {
+    /// The priority for an event's severity and its asset's criticality;
+    /// 3 when the matrix has no cell for them.
+    pub fn resolve(&self, severity: Severity, criticality: Option<&str>) -> Priority {
+        match self {
+            Self::Fixed(p) => *p,
+            Self::Matrix(m) => m
+                .get(&severity)
+                .and_then(|row| {
+                    criticality
+                        .and_then(|c| row.get(c))
+                        .or_else(|| row.get("*"))
+                })
+                .copied()
+                .unwrap_or_else(|| Priority::new(3).expect("3 is a valid priority")),
+        }
+    }
 }
 fn default_title() -> String {
     DEFAULT_TITLE.into()
@@ -121,12 +167,17 @@ pub struct RuleDefinition {
 }
 
 impl RuleInput {
-    /// Checks names and compiles every template; the message names the field.
+    /// Checks names and compiles every template and expression; the message
+    /// names the field (and, for expressions, the line and column).
     pub fn validate(&self) -> Result<(), String> {
         let name = self.name.trim();
         if name.is_empty() || name.len() > 128 {
             return Err("name must be 1 to 128 characters".into());
         }
+        if let Some(src) = &self.when.condition {
+            Condition::compile(src).map_err(|e| format!("when.condition: {e}"))?;
+        }
+        set::compile_globs(&self.when.tags).map_err(|e| format!("when.tags: {e}"))?;
         if let Action::Create(c) = &self.action {
             if c.connector.trim().is_empty() {
                 return Err("action.connector must not be empty".into());
@@ -157,35 +208,49 @@ pub struct Evaluation<'r> {
     /// The rule that acts, if any.
     pub acting: Option<&'r Rule>,
     pub trace: Vec<RuleTrace>,
+    /// Rules the index ruled out without evaluating them.
+    pub skipped: usize,
 }
 
-/// Evaluates `rules` (already in position order) against an event and its asset.
-pub fn evaluate<'r>(event: &InboundEvent, asset: &Asset, rules: &'r [Rule]) -> Evaluation<'r> {
+/// Evaluates the rules that can match (the set's index picks them, in
+/// position order) against an event and its asset.
+pub fn evaluate<'r>(event: &InboundEvent, asset: &Asset, rules: &'r RuleSet) -> Evaluation<'r> {
     let mut trace = Vec::new();
-    for rule in rules.iter().filter(|r| r.enabled) {
-        let miss = mismatch(&rule.when, event, asset);
+    let candidates = rules.candidates(event, &asset.site);
+    let skipped = rules.len() - candidates.len();
+    let mut cel_input = None;
+    for rule in candidates {
+        let miss = mismatch(rule, event, asset, &mut cel_input);
         trace.push(RuleTrace {
-            rule_id: rule.id.clone(),
-            rule: rule.name.clone(),
-            version: rule.version,
+            rule_id: rule.rule.id.clone(),
+            rule: rule.rule.name.clone(),
+            version: rule.rule.version,
             matched: miss.is_none(),
             reason: miss.clone().unwrap_or_else(|| "all matchers hold".into()),
         });
         if miss.is_none() {
             return Evaluation {
-                acting: Some(rule),
+                acting: Some(&rule.rule),
                 trace,
+                skipped,
             };
         }
     }
     Evaluation {
         acting: None,
         trace,
+        skipped,
     }
 }
 
 /// `None` when every matcher holds, else why not.
-fn mismatch(m: &Matchers, event: &InboundEvent, asset: &Asset) -> Option<String> {
+fn mismatch(
+    r: &CompiledRule,
+    event: &InboundEvent,
+    asset: &Asset,
+    cel_input: &mut Option<condition::Input>,
+) -> Option<String> {
+    let m = &r.rule.when;
     if !m.types.is_empty() && !m.types.contains(&event.kind) {
         return Some(format!(
             "type {} not in {:?}",
@@ -216,6 +281,43 @@ fn mismatch(m: &Matchers, event: &InboundEvent, asset: &Asset) -> Option<String>
             "asset class {} not in {:?}",
             asset.class, m.asset_classes
         ));
+    }
+    if !m.criticality.is_empty()
+        && !asset
+            .criticality
+            .as_ref()
+            .is_some_and(|c| m.criticality.contains(c))
+    {
+        return Some(format!(
+            "criticality {} not in {:?}",
+            asset.criticality.as_deref().unwrap_or("(none)"),
+            m.criticality
+        ));
+    }
+    if let Some(globs) = &r.tags
+        && !event
+            .subject
+            .as_deref()
+            .is_some_and(|s| set::tag_matches(globs, s))
+    {
+        return Some(format!(
+            "tag {} matches none of {:?}",
+            event.subject.as_deref().unwrap_or("(none)"),
+            m.tags
+        ));
+    }
+    if let Some(cond) = &r.condition {
+        let input = cel_input.get_or_insert_with(|| condition::Input::new(event, asset));
+        match cond.holds(input) {
+            Ok(true) => {}
+            Ok(false) => return Some(format!("condition is false: {}", cond.source())),
+            Err(e) => {
+                return Some(format!(
+                    "condition could not be evaluated ({e}): {}",
+                    cond.source()
+                ));
+            }
+        }
     }
     None
 }
@@ -290,6 +392,7 @@ mod tests {
             ),
             rule("catch-all", 3, Matchers::default()),
         ];
+        let rules = RuleSet::compile(rules).unwrap();
         let ev = evaluate(&event("HIGH_VIBRATION", Severity::Minor), &asset(), &rules);
         assert_eq!(ev.acting.unwrap().name, "vibration");
         assert_eq!(ev.trace.len(), 2);
@@ -314,10 +417,150 @@ mod tests {
                 ..Default::default()
             },
         );
-        let rules = [off, texas];
+        let rules = RuleSet::compile(vec![off, texas]).unwrap();
         let ev = evaluate(&event("X", Severity::Info), &asset(), &rules);
         assert!(ev.acting.is_none());
         assert_eq!(ev.trace.len(), 1);
         assert!(ev.trace[0].reason.contains("site BEDFORD"));
+    }
+
+    #[test]
+    fn cel_conditions_see_event_asset_and_context() {
+        let mut e = event("HIGH_VIBRATION", Severity::Major);
+        e.data = serde_json::json!({"value": 25.0, "threshold": 11.0, "context": {"line": "2"}});
+        let when = |c: &str| Matchers {
+            condition: Some(c.into()),
+            ..Default::default()
+        };
+        let rules = RuleSet::compile(vec![
+            rule(
+                "twice-over",
+                1,
+                when("event.value > 2.0 * event.threshold && asset.criticality == 'A'"),
+            ),
+            rule("line-3", 0, when("context.line == '3'")),
+        ])
+        .unwrap();
+        let ev = evaluate(&e, &asset(), &rules);
+        assert_eq!(ev.acting.unwrap().name, "twice-over");
+        assert!(
+            ev.trace[0].reason.contains("condition is false"),
+            "{:?}",
+            ev.trace
+        );
+        // A condition that cannot be evaluated does not match, and says why.
+        let broken = RuleSet::compile(vec![rule("no-field", 0, when("event.nope > 1"))]).unwrap();
+        let ev = evaluate(&e, &asset(), &broken);
+        assert!(ev.acting.is_none());
+        assert!(
+            ev.trace[0].reason.contains("could not be evaluated"),
+            "{:?}",
+            ev.trace
+        );
+    }
+
+    #[test]
+    fn criticality_and_tag_globs() {
+        let rules = RuleSet::compile(vec![
+            rule(
+                "crit-b",
+                0,
+                Matchers {
+                    criticality: vec!["B".into()],
+                    ..Default::default()
+                },
+            ),
+            rule(
+                "cooling",
+                1,
+                Matchers {
+                    tags: vec!["BEDFORD.COOLING.*".into()],
+                    ..Default::default()
+                },
+            ),
+            rule(
+                "pumping-vib",
+                2,
+                Matchers {
+                    tags: vec!["BEDFORD.PUMPING.*.VIB_*".into()],
+                    ..Default::default()
+                },
+            ),
+        ])
+        .unwrap();
+        let ev = evaluate(&event("X", Severity::Minor), &asset(), &rules);
+        assert_eq!(ev.acting.unwrap().name, "pumping-vib");
+        assert!(ev.trace[0].reason.contains("criticality A"));
+        assert!(ev.trace[1].reason.contains("matches none"));
+        // `*` stays within one level of the tag
+        let deep = RuleSet::compile(vec![rule(
+            "one-level",
+            0,
+            Matchers {
+                tags: vec!["BEDFORD.*".into()],
+                ..Default::default()
+            },
+        )])
+        .unwrap();
+        assert!(
+            evaluate(&event("X", Severity::Minor), &asset(), &deep)
+                .acting
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn the_index_only_offers_rules_that_can_match_in_order() {
+        let mut rules = vec![];
+        for i in 0..100 {
+            rules.push(rule(
+                &format!("code-{i}"),
+                i,
+                Matchers {
+                    codes: vec![format!("C{i}")],
+                    ..Default::default()
+                },
+            ));
+        }
+        rules.push(rule(
+            "anomalies",
+            100,
+            Matchers {
+                types: vec![EventKind::Anomaly],
+                ..Default::default()
+            },
+        ));
+        rules.push(rule("catch-all", 101, Matchers::default()));
+        let set = RuleSet::compile(rules).unwrap();
+        let ev = evaluate(&event("C42", Severity::Minor), &asset(), &set);
+        assert_eq!(ev.acting.unwrap().name, "code-42");
+        assert_eq!(ev.trace.len(), 1);
+        assert_eq!(ev.skipped, 100, "only code-42 and the catch-all are candidates");
+        let ev = evaluate(&event("OTHER", Severity::Minor), &asset(), &set);
+        assert_eq!(ev.acting.unwrap().name, "catch-all");
+        assert_eq!(
+            ev.trace.len(),
+            1,
+            "the anomaly rule is not a candidate for an alert"
+        );
+    }
+
+    #[test]
+    fn priority_from_the_matrix() {
+        let spec: PrioritySpec = serde_json::from_value(serde_json::json!({
+            "critical": {"A": 1, "*": 2}, "major": {"A": 2, "B": 3, "*": 4}
+        }))
+        .unwrap();
+        let p = |s, c| spec.resolve(s, c).get();
+        assert_eq!(p(Severity::Critical, Some("A")), 1);
+        assert_eq!(p(Severity::Critical, Some("C")), 2);
+        assert_eq!(p(Severity::Major, Some("B")), 3);
+        assert_eq!(p(Severity::Major, None), 4);
+        assert_eq!(p(Severity::Minor, Some("A")), 3, "no row: the default");
+        let fixed: PrioritySpec = serde_json::from_value(serde_json::json!(1)).unwrap();
+        assert_eq!(fixed.resolve(Severity::Info, None).get(), 1);
+        assert!(
+            serde_json::from_value::<PrioritySpec>(serde_json::json!({"major": {"A": 9}})).is_err()
+        );
     }
 }

@@ -173,6 +173,7 @@ pub mod work_orders {
         pub delivered_at: Option<ChronoDateTimeUtc>,
         pub trace: Json,
         pub last_error: Option<String>,
+        pub due_by: Option<ChronoDateTimeUtc>,
     }
     no_relations!();
 }

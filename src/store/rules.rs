@@ -27,6 +27,21 @@ fn from_model(m: rules::Model) -> Result<Rule, StoreError> {
     })
 }
 
+/// Changes when any rule is created, changed or deleted.
+pub type Stamp = (u64, Option<DateTime<Utc>>);
+
+pub async fn stamp<C: ConnectionTrait>(conn: &C) -> Result<Stamp, StoreError> {
+    use sea_orm::{PaginatorTrait, QuerySelect};
+    let count = rules::Entity::find().count(conn).await?;
+    let latest: Option<Option<DateTime<Utc>>> = rules::Entity::find()
+        .select_only()
+        .column_as(rules::Column::UpdatedAt.max(), "latest")
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok((count, latest.flatten()))
+}
+
 /// All rules in evaluation order.
 pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<Rule>, StoreError> {
     rules::Entity::find()

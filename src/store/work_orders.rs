@@ -40,6 +40,8 @@ pub struct WorkOrder {
     pub delivered_at: Option<DateTime<Utc>>,
     /// The last delivery error, if delivery is failing.
     pub last_error: Option<String>,
+    /// When the work is due, from the SLA of its priority.
+    pub due_by: Option<DateTime<Utc>>,
     /// The decision trace of the event that opened the order.
     pub trace: serde_json::Value,
 }
@@ -68,6 +70,7 @@ fn view(m: work_orders::Model) -> Result<WorkOrder, StoreError> {
         updated_at: m.updated_at,
         delivered_at: m.delivered_at,
         last_error: m.last_error,
+        due_by: m.due_by,
         trace: m.trace,
     })
 }
@@ -87,6 +90,7 @@ pub struct NewOrder {
     pub work_type: String,
     pub priority: i32,
     pub event_time: DateTime<Utc>,
+    pub due_by: Option<DateTime<Utc>>,
     pub trace: serde_json::Value,
 }
 
@@ -122,6 +126,7 @@ pub async fn insert_open<C: ConnectionTrait>(
         delivered_at: Set(None),
         trace: Set(o.trace.clone()),
         last_error: Set(None),
+        due_by: Set(o.due_by),
     })
     .on_conflict(
         OnConflict::column(work_orders::Column::OpenKey)

@@ -9,3 +9,4 @@ mod delivery;
 mod http_ingest;
 mod openapi;
 mod registry;
+mod rules;

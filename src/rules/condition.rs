@@ -1,0 +1,114 @@
+//! Rule conditions in the Common Expression Language (the `cel` crate).
+//! Compiled once when a rule set is loaded; evaluated per event over
+//! `event`, `asset` and `context` (the event's `data.context`).
+
+use std::sync::{Arc, OnceLock};
+
+use cel::{Context, Env, Program, Value};
+
+use crate::domain::InboundEvent;
+use crate::mapping::Asset;
+
+/// Longest condition accepted: CEL has no run-time budget, so inputs are kept small.
+pub const MAX_CONDITION_LEN: usize = 4096;
+const VARIABLES: [&str; 3] = ["event", "asset", "context"];
+
+fn env() -> Arc<Env> {
+    static ENV: OnceLock<Arc<Env>> = OnceLock::new();
+    ENV.get_or_init(|| Arc::new(Env::stdlib())).clone()
+}
+
+#[derive(Debug)]
+pub struct Condition {
+    source: String,
+    program: Program,
+}
+
+impl Condition {
+    /// Parses `source`; errors give line and column, e.g.
+    /// `line 1, column 14: Syntax error: …`.
+    pub fn compile(source: &str) -> Result<Self, String> {
+        if source.len() > MAX_CONDITION_LEN {
+            return Err(format!("longer than {MAX_CONDITION_LEN} characters"));
+        }
+        let program = Program::compile(source).map_err(|errors| {
+            errors
+                .errors
+                .iter()
+                .map(|e| format!("line {}, column {}: {}", e.pos.0, e.pos.1 + 1, e.msg))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let references = program.references();
+        let mut unknown: Vec<&str> = references
+            .variables()
+            .into_iter()
+            .filter(|v| !VARIABLES.contains(v))
+            .collect();
+        unknown.sort_unstable();
+        unknown.dedup();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "unknown variable {}: a condition can use event, asset and context",
+                unknown.join(", ")
+            ));
+        }
+        Ok(Self {
+            source: source.to_owned(),
+            program,
+        })
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// True or false; anything else (an error, a non-boolean) is an error.
+    pub fn holds(&self, input: &Input) -> Result<bool, String> {
+        match self.program.execute(&input.context) {
+            Ok(Value::Bool(b)) => Ok(b),
+            Ok(other) => Err(format!("returned {other:?}, not a bool")),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+/// The variables of one event, built once and shared by every condition.
+pub struct Input {
+    context: Context<'static, 'static>,
+}
+
+impl Input {
+    pub fn new(event: &InboundEvent, asset: &Asset) -> Self {
+        let mut context = Context::with_env(env());
+        let ev = crate::decisions::event_context(event);
+        let ctx = ev
+            .get("context")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        for (name, value) in [
+            ("event", ev),
+            ("asset", serde_json::to_value(asset).unwrap_or_default()),
+            ("context", ctx),
+        ] {
+            // JSON always converts; a failure would leave the variable unset,
+            // which the condition then reports as an error.
+            let _ = context.add_variable(name, value);
+        }
+        Self { context }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn syntax_errors_point_at_the_position() {
+        let err = Condition::compile("event.value > ").unwrap_err();
+        assert!(err.starts_with("line 1, column"), "{err}");
+        let err = Condition::compile("evnt.value > 2").unwrap_err();
+        assert!(err.contains("unknown variable evnt"), "{err}");
+        assert!(Condition::compile("event.value > 2.0 * event.threshold").is_ok());
+    }
+}

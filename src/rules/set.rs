@@ -1,0 +1,139 @@
+//! A loaded rule set: every rule compiled once (conditions, tag globs), and
+//! an index by event type and code so that an event is only checked against
+//! the rules that can match it.
+
+use std::collections::HashMap;
+
+use globset::{GlobSet, GlobSetBuilder};
+
+use super::{Condition, Rule};
+use crate::domain::{EventKind, InboundEvent};
+
+pub struct CompiledRule {
+    pub rule: Rule,
+    pub condition: Option<Condition>,
+    pub tags: Option<GlobSet>,
+}
+
+/// Whether a tag matches compiled tag globs.
+pub fn tag_matches(globs: &GlobSet, tag: &str) -> bool {
+    globs.is_match(tag.replace('.', "/"))
+}
+
+pub fn compile_globs(patterns: &[String]) -> Result<Option<GlobSet>, String> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        // Tag levels are separated by dots; globset separates by `/`. So
+        // `*` stays within one level (BEDFORD.*.VIB_X) and `**` spans any.
+        let glob = globset::GlobBuilder::new(&p.replace('.', "/"))
+            .literal_separator(true)
+            .build()
+            .map_err(|e| format!("{p:?}: {e}"))?;
+        b.add(glob);
+    }
+    b.build().map(Some).map_err(|e| e.to_string())
+}
+
+/// Rules in evaluation order with an index on (type, code). Sites and the
+/// other matchers are checked per candidate.
+#[derive(Default)]
+pub struct RuleSet {
+    rules: Vec<CompiledRule>,
+    /// (type or None for any, code or None for any) → rule positions.
+    index: HashMap<(Option<EventKind>, Option<String>), Vec<usize>>,
+}
+
+impl RuleSet {
+    /// Compiles enabled rules, already in evaluation order; the first rule
+    /// that does not compile is an error.
+    pub fn compile(rules: Vec<Rule>) -> Result<Self, String> {
+        let (set, errors) = Self::compile_skipping(rules);
+        match errors.into_iter().next() {
+            Some(e) => Err(e),
+            None => Ok(set),
+        }
+    }
+
+    /// Compiles what compiles and reports the rest (stored rules were
+    /// validated when saved; this guards against a changed expression
+    /// language, without stopping ingest).
+    pub fn compile_skipping(mut rules: Vec<Rule>) -> (Self, Vec<String>) {
+        rules.sort_by_key(|r| r.position); // stable: ties keep their order
+        let mut set = RuleSet::default();
+        let mut errors = vec![];
+        for rule in rules.into_iter().filter(|r| r.enabled) {
+            let condition = match rule
+                .when
+                .condition
+                .as_deref()
+                .map(Condition::compile)
+                .transpose()
+            {
+                Ok(c) => c,
+                Err(e) => {
+                    errors.push(format!("rule {}: when.condition: {e}", rule.name));
+                    continue;
+                }
+            };
+            let tags = match compile_globs(&rule.when.tags) {
+                Ok(t) => t,
+                Err(e) => {
+                    errors.push(format!("rule {}: when.tags: {e}", rule.name));
+                    continue;
+                }
+            };
+            let pos = set.rules.len();
+            let kinds: Vec<Option<EventKind>> = if rule.when.types.is_empty() {
+                vec![None]
+            } else {
+                rule.when.types.iter().copied().map(Some).collect()
+            };
+            let codes: Vec<Option<String>> = if rule.when.codes.is_empty() {
+                vec![None]
+            } else {
+                rule.when.codes.iter().cloned().map(Some).collect()
+            };
+            for k in &kinds {
+                for c in &codes {
+                    set.index.entry((*k, c.clone())).or_default().push(pos);
+                }
+            }
+            set.rules.push(CompiledRule {
+                rule,
+                condition,
+                tags,
+            });
+        }
+        (set, errors)
+    }
+
+    pub fn len(&self) -> usize {
+        self.rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// The rules that can match `event`, in evaluation order.
+    pub fn candidates(&self, event: &InboundEvent, _site: &str) -> Vec<&CompiledRule> {
+        let code = Some(event.code.clone());
+        let mut positions: Vec<usize> = [
+            (Some(event.kind), code.clone()),
+            (Some(event.kind), None),
+            (None, code),
+            (None, None),
+        ]
+        .iter()
+        .filter_map(|k| self.index.get(k))
+        .flatten()
+        .copied()
+        .collect();
+        positions.sort_unstable();
+        positions.dedup();
+        positions.into_iter().map(|p| &self.rules[p]).collect()
+    }
+}

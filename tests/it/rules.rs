@@ -1,0 +1,155 @@
+use serde_json::json;
+
+use crate::helpers::{Backend, Options, alert, sandbox_connector, spawn_app};
+use crate::on_both_backends;
+
+async fn conditions_matrix_and_sla_shape_the_order(backend: Backend) {
+    let app = spawn_app(backend, Options::default()).await;
+    app.setup_flow(sandbox_connector()).await; // rule "alerts" at position 0
+    let (s, _) = app
+        .post_json(
+            "/v1/rules",
+            &json!({
+                "name": "hot-bearings", "position": -1,
+                "when": {"codes": ["HIGH_TEMPERATURE"], "tags": ["BEDFORD.PUMPING.*.BRG_TEMP"],
+                         "condition": "event.value >= 90.0 && context.area == 'Pumping'"},
+                "action": {"kind": "create", "connector": "sandbox", "work_type": "emergency",
+                           "priority": {"major": {"B": 1, "*": 2}, "critical": {"*": 1}},
+                           "title": "Hot bearing {{ asset.id }} at {{ event.value }} {{ event.unit }}"}
+            }),
+        )
+        .await;
+    assert_eq!(s, 201);
+    let (_, a) = app.post_json("/v1/events", &alert("hot-1")).await;
+    let (_, order) = app
+        .get(&format!(
+            "/v1/work-orders/{}",
+            a["work_order_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(order["title"], "Hot bearing MX-101 at 92.1 degC");
+    assert_eq!(order["work_type"], "emergency");
+    assert_eq!(order["priority"], 1, "major on a criticality-B asset");
+    // priority 1 is due 4 hours after the first event (the default SLA table)
+    assert_eq!(order["due_by"], "2026-11-24T14:15:00Z");
+    let rules = order["trace"]["rules"].as_array().unwrap();
+    assert_eq!(rules[0]["rule"], "hot-bearings");
+    assert_eq!(rules[0]["matched"], true);
+
+    // A cooler reading fails the condition and falls to the next rule.
+    let mut cool = alert("cool-1");
+    cool["data"]["value"] = json!(80.0);
+    let (s, e) = app.post_json("/v1/events", &cool).await;
+    assert_eq!(s, 201, "{e}");
+    let (_, ev) = app
+        .get(&format!("/v1/events/{}", e["id"].as_str().unwrap()))
+        .await;
+    let trace = &ev["trace"]["rules"];
+    assert!(
+        trace[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("condition is false"),
+        "{trace}"
+    );
+    assert_eq!(trace[1]["rule"], "alerts");
+}
+on_both_backends!(conditions_matrix_and_sla_shape_the_order);
+
+async fn invalid_expressions_are_refused_with_their_position(backend: Backend) {
+    let app = spawn_app(backend, Options::default()).await;
+    app.post_json("/v1/connectors", &sandbox_connector()).await;
+    let (s, p) = app
+        .post_json("/v1/rules", &json!({"name": "bad", "when": {"condition": "event.value > "}, "action": {"kind": "ignore"}}))
+        .await;
+    assert_eq!(s, 422);
+    assert_eq!(p["type"], "urn:workbridge:problem:validation-failed");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(
+        detail.starts_with("when.condition: line 1, column"),
+        "{detail}"
+    );
+    let (s, p) = app
+        .post_json("/v1/rules", &json!({"name": "bad", "when": {"condition": "evt.code == 'X'"}, "action": {"kind": "ignore"}}))
+        .await;
+    assert_eq!(s, 422);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .contains("unknown variable evt")
+    );
+    let (s, _) = app
+        .post_json(
+            "/v1/rules",
+            &json!({"name": "bad", "when": {"tags": ["[a-"]}, "action": {"kind": "ignore"}}),
+        )
+        .await;
+    assert_eq!(s, 422);
+}
+on_both_backends!(invalid_expressions_are_refused_with_their_position);
+
+async fn dry_run_decides_without_side_effects(backend: Backend) {
+    let app = spawn_app(backend, Options::default()).await;
+    app.setup_flow(sandbox_connector()).await;
+
+    // Against the stored rules: would create.
+    let (s, dry) = app
+        .post_json("/v1/rules/test", &json!({"event": alert("dry-1")}))
+        .await;
+    assert_eq!(s, 200, "{dry}");
+    assert_eq!(dry["outcome"], "created");
+    assert_eq!(
+        dry["would_create"]["title"],
+        "HIGH_TEMPERATURE on Mixer 101 (MX-101)"
+    );
+    assert_eq!(dry["would_create"]["priority"], 2);
+    assert_eq!(dry["would_create"]["dedup_key"], "MX-101:HIGH_TEMPERATURE");
+    assert!(app.orders().await.is_empty(), "nothing was created");
+    let (_, events) = app.get("/v1/events").await;
+    assert_eq!(events["total"], 0, "nothing was stored");
+
+    // With an open order, the dry run names the order it would merge into.
+    let (_, real) = app.post_json("/v1/events", &alert("real-1")).await;
+    let (_, dry) = app
+        .post_json("/v1/rules/test", &json!({"event": alert("dry-2")}))
+        .await;
+    assert_eq!(dry["outcome"], "merged");
+    assert_eq!(dry["work_order_id"], real["work_order_id"]);
+    assert_eq!(
+        app.orders().await[0]["event_count"],
+        1,
+        "the merge did not happen"
+    );
+
+    // A proposed rule set replaces the stored one.
+    let (_, dry) = app
+        .post_json(
+            "/v1/rules/test",
+            &json!({"event": alert("dry-3"), "rules": [
+                {"name": "quiet", "position": 1, "when": {"codes": ["HIGH_TEMPERATURE"]}, "action": {"kind": "ignore"}},
+                {"name": "never", "position": 0, "when": {"sites": ["TEXAS"]}, "action": {"kind": "create", "connector": "sandbox"}}
+            ]}),
+        )
+        .await;
+    assert_eq!(dry["outcome"], "ignored");
+    assert_eq!(dry["trace"]["rules"][0]["rule"], "never");
+    assert_eq!(dry["trace"]["rules"][1]["rule"], "quiet");
+
+    // Bad input is a problem, as anywhere.
+    let (s, _) = app
+        .post_json("/v1/rules/test", &json!({"event": {"specversion": "1.0"}}))
+        .await;
+    assert_eq!(s, 422);
+    let (s, p) = app
+        .post_json("/v1/rules/test", &json!({"event": alert("x"), "rules": [{"name": "b", "when": {"condition": "("}, "action": {"kind": "ignore"}}]}))
+        .await;
+    assert_eq!(s, 422);
+    assert!(
+        p["detail"]
+            .as_str()
+            .unwrap()
+            .starts_with("rules[0]: when.condition")
+    );
+}
+on_both_backends!(dry_run_decides_without_side_effects);
