@@ -4,6 +4,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261125_000001_initial;
 mod m20261125_000002_order_due_by;
+mod m20261125_000003_suppressions_and_keys;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_initial::Migration),
             Box::new(m20261125_000002_order_due_by::Migration),
+            Box::new(m20261125_000003_suppressions_and_keys::Migration),
         ]
     }
 }
@@ -35,6 +37,8 @@ mod tests {
                 .unwrap()
         );
         assert!(manager.has_column("work_orders", "due_by").await.unwrap());
+        assert!(manager.has_table("suppressions").await.unwrap());
+        assert!(manager.has_column("events", "dedup_key").await.unwrap());
         Migrator::down(&db, None).await.unwrap();
         assert!(!manager.has_table("events").await.unwrap());
         Migrator::up(&db, None).await.unwrap();

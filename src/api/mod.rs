@@ -8,6 +8,7 @@ mod health;
 pub mod problem;
 mod rules;
 mod sandbox;
+mod suppressions;
 mod work_orders;
 
 use std::sync::Arc;
@@ -75,6 +76,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(rules::delete_rule)
         .service(rules::rule_versions)
         .service(rules::test_rules)
+        .service(suppressions::list_suppressions)
+        .service(suppressions::create_suppression)
+        .service(suppressions::delete_suppression)
         .service(connectors::list_connectors)
         .service(connectors::create_connector)
         .service(connectors::get_connector)

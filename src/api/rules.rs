@@ -155,6 +155,7 @@ pub async fn test_rules(
                     enabled: r.enabled,
                     position: r.position,
                     version: 0,
+                    mode: r.mode,
                     when: r.when,
                     action: r.action,
                     created_at: now,

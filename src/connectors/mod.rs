@@ -61,6 +61,14 @@ pub enum ConnectorError {
 #[async_trait::async_trait]
 pub trait Connector: Send + Sync {
     async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError>;
+
+    /// Cancels an order created earlier. Only called for connectors whose
+    /// configuration says they can (`ConnectorConfig::can_cancel`).
+    async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Permanent {
+            message: format!("this connector cannot cancel order {external_id}"),
+        })
+    }
 }
 
 /// A header value: literal, or a secret read from the environment or a file
@@ -120,6 +128,11 @@ impl ConnectorConfig {
             Self::Sandbox => "sandbox",
             Self::Rest(_) => "rest",
         }
+    }
+
+    /// Whether orders can be cancelled through this connector.
+    pub fn can_cancel(&self) -> bool {
+        matches!(self, Self::Sandbox)
     }
 
     pub fn validate(&self) -> Result<(), String> {

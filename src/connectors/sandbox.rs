@@ -30,4 +30,19 @@ impl super::Connector for SandboxConnector {
             external_status: Some(created.status),
         })
     }
+
+    async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
+        sandbox::set_status(
+            self.store.conn(),
+            external_id,
+            "cancelled",
+            chrono::Utc::now(),
+        )
+        .await
+        .map(drop)
+        .map_err(|e| ConnectorError::Transient {
+            message: format!("sandbox: {e}"),
+            retry_after: None,
+        })
+    }
 }

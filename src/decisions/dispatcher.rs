@@ -84,6 +84,9 @@ impl Dispatcher {
 
     #[tracing::instrument(skip_all, fields(order = %c.work_order_id, attempt = c.attempts + 1))]
     async fn deliver(&self, c: &Claimed) -> Result<(), StoreError> {
+        if c.kind == outbox::KIND_CANCEL {
+            return self.cancel(c).await;
+        }
         let conn = self.store.conn();
         let order = work_orders::get(conn, &c.work_order_id).await?;
         if order.status != OrderStatus::Pending {
@@ -153,6 +156,48 @@ impl Dispatcher {
                         now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
                     outbox::reschedule(&txn, &c.id, next, &message, now).await?;
                     tracing::info!(attempts, retry_in_ms = delay.as_millis() as u64, error = %message, "delivery will be retried");
+                }
+            }
+        }
+        txn.commit().await?;
+        Ok(())
+    }
+
+    /// Cancels a delivered order in the EAM (the order is already
+    /// `cancelled` here); failures are retried like creates.
+    async fn cancel(&self, c: &Claimed) -> Result<(), StoreError> {
+        let conn = self.store.conn();
+        let order = work_orders::get(conn, &c.work_order_id).await?;
+        let result = match (
+            self.connector_for(&order).await?,
+            order.external_id.as_deref(),
+        ) {
+            (Ok(connector), Some(external_id)) => connector.cancel(external_id).await,
+            (Ok(_), None) => Ok(()), // never reached the EAM: nothing to cancel there
+            (Err(e), _) => Err(e),
+        };
+        let now = self.clock.now();
+        let txn = conn.begin().await?;
+        match result {
+            Ok(()) => {
+                outbox::mark_done(&txn, &c.id, DeliveryStatus::Delivered, None, now).await?;
+                tracing::info!(order = %order.id, "order cancelled in the EAM");
+            }
+            Err(err) => {
+                let attempts = c.attempts as u32 + 1;
+                let message = format!("cancel: {err}");
+                work_orders::set_last_error(&txn, &order.id, &message, now).await?;
+                if matches!(err, ConnectorError::Permanent { .. })
+                    || attempts >= self.settings.max_attempts
+                {
+                    outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now)
+                        .await?;
+                    tracing::warn!(order = %order.id, error = %message, "cancelling in the EAM failed for good");
+                } else {
+                    let next = now
+                        + chrono::Duration::from_std(self.delay(attempts, &err))
+                            .unwrap_or_default();
+                    outbox::reschedule(&txn, &c.id, next, &message, now).await?;
                 }
             }
         }

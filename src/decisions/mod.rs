@@ -7,7 +7,7 @@ pub mod dispatcher;
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -15,12 +15,16 @@ use utoipa::ToSchema;
 
 use crate::clock::Clock;
 use crate::config::SlaSettings;
+use crate::domain::OrderStatus;
 use crate::domain::{AlertState, EventOutcome, InboundEvent};
 use crate::mapping::{self, Asset, Mapping};
-use crate::rules::{self, Action, CreateAction, Rule, RuleSet, template};
+use crate::rules::{self, Action, CreateAction, Debounce, OnClear, Rule, RuleSet, template};
 use crate::store::events::{self, Decided};
-use crate::store::work_orders::{self, NewOrder};
-use crate::store::{self as store_mod, Store, StoreError, TransactionTrait, new_id, outbox};
+use crate::store::suppressions::{self, Scope};
+use crate::store::work_orders::{self, NewOrder, StatusUpdate};
+use crate::store::{
+    self as store_mod, Store, StoreError, TransactionTrait, connectors, new_id, outbox,
+};
 
 /// What happened to one accepted event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -248,26 +252,25 @@ async fn decide(
 ) -> Result<(Decided, Option<NewOrder>), StoreError> {
     let mapping = mapping::map_event(txn, event).await?;
     let Some(m) = &mapping else {
-        return Ok((
-            Decided {
-                site: event.asset_hint.as_ref().and_then(|h| h.site.clone()),
-                asset_id: None,
-                mapped_by: None,
-                outcome: EventOutcome::Unmapped,
-                rule_id: None,
-                rule_version: None,
-                work_order_id: None,
-                trace: json!({
-                    "mapping": Value::Null,
-                    "rules": [],
-                    "decision": {"outcome": "unmapped", "reason": "no asset hint, tag or tag pattern matches a registered asset"},
-                }),
-            },
-            None,
-        ));
+        let decided = Decided {
+            site: event.asset_hint.as_ref().and_then(|h| h.site.clone()),
+            asset_id: None,
+            mapped_by: None,
+            outcome: EventOutcome::Unmapped,
+            rule_id: None,
+            rule_version: None,
+            work_order_id: None,
+            dedup_key: None,
+            trace: json!({
+                "mapping": Value::Null,
+                "rules": [],
+                "decision": {"outcome": "unmapped", "reason": "no asset hint, tag or tag pattern matches a registered asset"},
+            }),
+        };
+        return Ok((decided, None));
     };
     let eval = rules::evaluate(event, &m.asset, rules);
-    let mut opened = None;
+    let ctx = template_context(event, &m.asset);
     let mut decided = Decided {
         site: Some(m.asset.site.clone()),
         asset_id: Some(m.asset.id.clone()),
@@ -276,10 +279,12 @@ async fn decide(
         rule_id: None,
         rule_version: None,
         work_order_id: None,
+        dedup_key: None,
         trace: Value::Null,
     };
+    let mut opened = None;
     let decision = match eval.acting {
-        None => json!({"outcome": "no_match", "reason": "no enabled rule matches"}),
+        None => json!({"outcome": "no_match", "reason": "no enabled live rule matches"}),
         Some(rule) => {
             decided.rule_id = Some(rule.id.clone());
             decided.rule_version = Some(rule.version);
@@ -289,11 +294,21 @@ async fn decide(
                     json!({"outcome": "ignored", "reason": format!("rule {} ignores it", rule.name)})
                 }
                 Action::Create(action) => {
+                    let key = dedup_key(action, &ctx, event, &m.asset);
+                    decided.dedup_key = Some(key.clone());
                     let trace_so_far =
                         json!({"mapping": mapping_trace(&mapping), "rules": eval.trace});
-                    let (outcome, order_id, detail, order) =
-                        create_or_merge(txn, event, &m.asset, rule, action, sla, trace_so_far, now)
-                            .await?;
+                    let step = Step {
+                        txn,
+                        event,
+                        asset: &m.asset,
+                        rule,
+                        action,
+                        key,
+                        sla,
+                        now,
+                    };
+                    let (outcome, order_id, detail, order) = step.run(&ctx, trace_so_far).await?;
                     decided.outcome = outcome;
                     decided.work_order_id = order_id;
                     opened = order;
@@ -302,64 +317,190 @@ async fn decide(
             }
         }
     };
+    let mut shadow = vec![];
+    for rule in &eval.shadow {
+        shadow.push(shadow_decision(txn, event, &m.asset, rule, &ctx).await?);
+    }
     decided.trace = json!({
         "mapping": mapping_trace(&mapping),
         "rules": eval.trace,
         "skipped_by_index": eval.skipped,
+        "shadow": shadow,
         "decision": decision,
     });
     Ok((decided, opened))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn create_or_merge(
+fn dedup_key(action: &CreateAction, ctx: &Value, event: &InboundEvent, asset: &Asset) -> String {
+    template::render(&action.dedup_key, ctx)
+        .ok()
+        .map(|k| k.trim().to_owned())
+        .filter(|k| !k.is_empty())
+        .unwrap_or_else(|| format!("{}:{}", asset.id, event.code))
+}
+
+/// What a matching shadow rule would have done, for the trace only.
+async fn shadow_decision(
     txn: &store_mod::DatabaseTransaction,
     event: &InboundEvent,
     asset: &Asset,
     rule: &Rule,
-    action: &CreateAction,
-    sla: &SlaSettings,
-    trace: Value,
-    now: DateTime<Utc>,
-) -> Result<(EventOutcome, Option<String>, Value, Option<NewOrder>), StoreError> {
-    let ctx = template_context(event, asset);
-    let key = template::render(&action.dedup_key, &ctx)
-        .ok()
-        .map(|k| k.trim().to_owned())
-        .filter(|k| !k.is_empty())
-        .unwrap_or_else(|| format!("{}:{}", asset.id, event.code));
-    let event_time = event.time.unwrap_or(now);
+    ctx: &Value,
+) -> Result<Value, StoreError> {
+    let would = match &rule.action {
+        Action::Ignore => json!({"action": "ignore"}),
+        Action::Create(action) => {
+            let key = dedup_key(action, ctx, event, asset);
+            match work_orders::find_open(txn, &key).await? {
+                Some(id) => json!({"action": "merge", "work_order_id": id, "dedup_key": key}),
+                None => json!({
+                    "action": "create",
+                    "connector": action.connector,
+                    "dedup_key": key,
+                    "title": template::render(&action.title, ctx).unwrap_or_default(),
+                    "priority": action.priority.resolve(event.severity, asset.criticality.as_deref()).get(),
+                }),
+            }
+        }
+    };
+    Ok(json!({"rule_id": rule.id, "rule": rule.name, "version": rule.version, "would": would}))
+}
 
-    if event.state == AlertState::Cleared {
-        let open = work_orders::find_open(txn, &key).await?;
-        let reason = match &open {
-            Some(id) => format!("alert cleared; recorded on open order {id}"),
-            None => "alert cleared; no open order for this key".to_owned(),
-        };
-        return Ok((
-            EventOutcome::Cleared,
-            open,
-            json!({"outcome": "cleared", "reason": reason, "dedup_key": key}),
-            None,
-        ));
+/// One create action applied to one event.
+struct Step<'a> {
+    txn: &'a store_mod::DatabaseTransaction,
+    event: &'a InboundEvent,
+    asset: &'a Asset,
+    rule: &'a Rule,
+    action: &'a CreateAction,
+    key: String,
+    sla: &'a SlaSettings,
+    now: DateTime<Utc>,
+}
+
+type StepResult = (EventOutcome, Option<String>, Value, Option<NewOrder>);
+
+impl Step<'_> {
+    fn outcome(&self, outcome: EventOutcome, order: Option<String>, reason: String) -> StepResult {
+        let detail = json!({"outcome": outcome, "reason": reason, "dedup_key": self.key, "work_order_id": order});
+        (outcome, order, detail, None)
     }
 
-    // Two rounds at most: if another transaction opens an order for the key
-    // between our merge attempt and our insert, the insert yields and the
-    // second merge finds that order.
-    for _ in 0..2 {
-        if let Some(id) = work_orders::merge_into_open(txn, &key, event_time, now).await? {
-            let reason = format!("merged into open order {id} (same dedup key)");
-            return Ok((
-                EventOutcome::Merged,
-                Some(id.clone()),
-                json!({"outcome": "merged", "reason": reason, "dedup_key": key, "work_order_id": id}),
-                None,
-            ));
+    async fn run(self, ctx: &Value, trace: Value) -> Result<StepResult, StoreError> {
+        let txn = self.txn;
+        let event_time = self.event.time.unwrap_or(self.now);
+        if self.event.state == AlertState::Cleared {
+            return self.clear().await;
         }
+        // A maintenance window or shelving holds back new work and merges alike.
+        if let Some(s) = suppressions::in_force(
+            txn,
+            &self.asset.id,
+            &self.asset.site,
+            &self.rule.id,
+            self.now,
+        )
+        .await?
+        {
+            let reason = format!(
+                "suppressed by {} {} ({:?} {} until {}): {}",
+                match s.scope {
+                    Scope::Asset => "asset window",
+                    Scope::Site => "site window",
+                    Scope::Rule => "rule shelving",
+                },
+                s.id,
+                s.scope,
+                s.target,
+                s.ends_at.to_rfc3339(),
+                s.reason
+            );
+            return Ok(self.outcome(EventOutcome::Suppressed, None, reason));
+        }
+        // Two rounds at most: if another transaction opens an order for the
+        // key between our merge attempt and our insert, the insert yields and
+        // the second merge finds that order.
+        for _ in 0..2 {
+            if let Some(id) =
+                work_orders::merge_into_open(txn, &self.key, event_time, self.now).await?
+            {
+                let reason = format!("merged into open order {id} (same dedup key)");
+                return Ok(self.outcome(EventOutcome::Merged, Some(id), reason));
+            }
+            if let Some(minutes) = self.action.cooldown_minutes
+                && let Some((id, status, closed_at)) =
+                    work_orders::last_closed(txn, &self.key).await?
+                && self.now < closed_at + Duration::minutes(i64::from(minutes))
+            {
+                let reason = format!(
+                    "cooldown: order {id} for this key became {} at {}; no new order for {minutes} min",
+                    status.as_str(),
+                    closed_at.to_rfc3339()
+                );
+                return Ok(self.outcome(EventOutcome::Suppressed, None, reason));
+            }
+            if let Some(reason) = self.debounced(event_time).await? {
+                return Ok(self.outcome(EventOutcome::Debounced, None, reason));
+            }
+            if let Some(result) = self.create(ctx, &trace, event_time).await? {
+                return Ok(result);
+            }
+        }
+        Err(StoreError::Conflict(format!(
+            "could not open or merge into an order for key {}",
+            self.key
+        )))
+    }
+
+    /// `Some(reason)` while the debounce is not yet satisfied.
+    async fn debounced(&self, event_time: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        let Some(debounce) = &self.action.debounce else {
+            return Ok(None);
+        };
+        let cleared = events::last_clear(self.txn, &self.key).await?;
+        Ok(match debounce {
+            Debounce::Occurrences {
+                occurrences,
+                within_minutes,
+            } => {
+                let window_start = event_time - Duration::minutes(i64::from(*within_minutes));
+                let since = cleared.map_or(window_start, |c| c.max(window_start));
+                let seen = events::debounced_since(self.txn, &self.key, Some(since)).await?;
+                let count = seen
+                    .iter()
+                    .filter(|t| **t > cleared.unwrap_or(DateTime::<Utc>::MIN_UTC))
+                    .count() as u32
+                    + 1;
+                (count < *occurrences).then(|| format!("debounced: {count} of {occurrences} occurrences within {within_minutes} min"))
+            }
+            Debounce::HeldFor { held_for_minutes } => {
+                let seen = events::debounced_since(self.txn, &self.key, cleared).await?;
+                let first = seen
+                    .into_iter()
+                    .find(|t| cleared.is_none_or(|c| *t > c))
+                    .unwrap_or(event_time);
+                let held = event_time - first;
+                (held < Duration::minutes(i64::from(*held_for_minutes))).then(|| {
+                    format!(
+                        "debounced: raised for {} of {held_for_minutes} min",
+                        held.num_minutes()
+                    )
+                })
+            }
+        })
+    }
+
+    /// Opens the order; `None` when another transaction took the key first.
+    async fn create(
+        &self,
+        ctx: &Value,
+        trace: &Value,
+        event_time: DateTime<Utc>,
+    ) -> Result<Option<StepResult>, StoreError> {
+        let (event, asset, action, rule) = (self.event, self.asset, self.action, self.rule);
         let mut template_errors = Vec::new();
         let mut render = |field: &str, src: &str, fallback: String| {
-            template::render(src, &ctx).unwrap_or_else(|e| {
+            template::render(src, ctx).unwrap_or_else(|e| {
                 template_errors.push(format!("{field}: {e}"));
                 fallback
             })
@@ -377,12 +518,17 @@ async fn create_or_merge(
         let priority = action
             .priority
             .resolve(event.severity, asset.criticality.as_deref());
+        let reason = format!(
+            "rule {} v{} creates an order via connector {}",
+            rule.name, rule.version, action.connector
+        );
+        let id = new_id();
         let order = NewOrder {
-            id: new_id(),
+            id: id.clone(),
             connector: action.connector.clone(),
             rule_id: rule.id.clone(),
             rule_version: rule.version,
-            dedup_key: key.clone(),
+            dedup_key: self.key.clone(),
             asset_id: Some(asset.id.clone()),
             site: Some(asset.site.clone()),
             title: title.chars().take(250).collect(),
@@ -390,24 +536,85 @@ async fn create_or_merge(
             work_type: action.work_type.clone(),
             priority: i32::from(priority.get()),
             event_time,
-            due_by: Some(event_time + sla.due_after(priority)),
+            due_by: Some(event_time + self.sla.due_after(priority)),
             trace: json!({
                 "mapping": trace["mapping"],
                 "rules": trace["rules"],
-                "decision": {"outcome": "created", "reason": format!("rule {} v{} creates an order", rule.name, rule.version), "dedup_key": key, "template_errors": template_errors},
+                "decision": {"outcome": "created", "reason": reason, "dedup_key": self.key, "priority": priority.get(), "template_errors": template_errors},
             }),
         };
-        if work_orders::insert_open(txn, &order, now).await? {
-            outbox::enqueue(txn, &order.id, outbox::KIND_CREATE, now).await?;
-            return Ok((
-                EventOutcome::Created,
-                Some(order.id.clone()),
-                json!({"outcome": "created", "reason": format!("rule {} v{} creates an order via connector {}", rule.name, rule.version, action.connector), "dedup_key": key, "work_order_id": order.id, "priority": priority.get(), "template_errors": template_errors}),
-                Some(order),
+        if !work_orders::insert_open(self.txn, &order, self.now).await? {
+            return Ok(None);
+        }
+        outbox::enqueue(self.txn, &id, outbox::KIND_CREATE, self.now).await?;
+        let detail = json!({"outcome": "created", "reason": reason, "dedup_key": self.key, "work_order_id": id, "priority": priority.get(), "template_errors": template_errors});
+        Ok(Some((EventOutcome::Created, Some(id), detail, Some(order))))
+    }
+
+    /// A `cleared` event, handled as the rule's `on_clear` says.
+    async fn clear(&self) -> Result<StepResult, StoreError> {
+        let open = work_orders::find_open(self.txn, &self.key).await?;
+        let Some(id) = open else {
+            return Ok(self.outcome(
+                EventOutcome::Cleared,
+                None,
+                "alert cleared; no open order for this key".into(),
             ));
+        };
+        match self.action.on_clear {
+            OnClear::Nothing => Ok(self.outcome(
+                EventOutcome::Cleared,
+                None,
+                format!("alert cleared; order {id} left as it is (on_clear: nothing)"),
+            )),
+            OnClear::Annotate => Ok(self.outcome(
+                EventOutcome::Cleared,
+                Some(id.clone()),
+                format!("alert cleared; recorded on open order {id}"),
+            )),
+            OnClear::CancelIfNotStarted => {
+                let order = work_orders::get(self.txn, &id).await?;
+                let cancellable = match order.status {
+                    OrderStatus::Pending => true,
+                    // Delivered: the EAM must cancel it too, which the
+                    // dispatcher does for connectors that can.
+                    OrderStatus::Created | OrderStatus::Acknowledged => {
+                        connectors::get(self.txn, &order.connector)
+                            .await?
+                            .is_some_and(|c| c.config.can_cancel())
+                    }
+                    _ => false,
+                };
+                if !cancellable {
+                    let reason = format!(
+                        "alert cleared; order {id} is {} and cannot be cancelled here, recorded on it",
+                        order.status.as_str()
+                    );
+                    return Ok(self.outcome(EventOutcome::Cleared, Some(id), reason));
+                }
+                let note = "alert cleared before work started";
+                work_orders::change_status(
+                    self.txn,
+                    &id,
+                    &StatusUpdate {
+                        status: OrderStatus::Cancelled,
+                        external_status: None,
+                        source: "workbridge",
+                        at: self.now,
+                        note: Some(note),
+                    },
+                    self.now,
+                )
+                .await?;
+                if order.status != OrderStatus::Pending {
+                    outbox::enqueue(self.txn, &id, outbox::KIND_CANCEL, self.now).await?;
+                }
+                Ok(self.outcome(
+                    EventOutcome::Cleared,
+                    Some(id.clone()),
+                    format!("alert cleared; order {id} cancelled (it had not started)"),
+                ))
+            }
         }
     }
-    Err(StoreError::Conflict(format!(
-        "could not open or merge into an order for key {key}"
-    )))
 }

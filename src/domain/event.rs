@@ -134,16 +134,22 @@ pub enum EventOutcome {
     Merged,
     /// A `cleared` event: recorded on the open order, if any.
     Cleared,
+    /// A rule matched, but a maintenance window, shelving or a cooldown holds it back.
+    Suppressed,
+    /// A rule matched, but not yet often or long enough (debounce).
+    Debounced,
 }
 
 impl EventOutcome {
-    pub const ALL: [EventOutcome; 6] = [
+    pub const ALL: [EventOutcome; 8] = [
         Self::Unmapped,
         Self::NoMatch,
         Self::Ignored,
         Self::Created,
         Self::Merged,
         Self::Cleared,
+        Self::Suppressed,
+        Self::Debounced,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +160,8 @@ impl EventOutcome {
             Self::Created => "created",
             Self::Merged => "merged",
             Self::Cleared => "cleared",
+            Self::Suppressed => "suppressed",
+            Self::Debounced => "debounced",
         }
     }
 

@@ -79,6 +79,53 @@ pub struct CreateAction {
     /// While an order with this key is open, further events merge into it.
     #[serde(default = "default_dedup_key")]
     pub dedup_key: String,
+    /// Wait for repeated or lasting evidence before opening an order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub debounce: Option<Debounce>,
+    /// After an order for the same key closed, no new order for this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cooldown_minutes: Option<u32>,
+    /// What a `cleared` event does to the open order.
+    #[serde(default)]
+    pub on_clear: OnClear,
+}
+
+/// Debounce: open an order only when the condition is confirmed. Counted per
+/// dedup key over the events' own times, since the last `cleared` event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum Debounce {
+    /// At least `occurrences` raised events within `within_minutes`.
+    Occurrences {
+        occurrences: u32,
+        within_minutes: u32,
+    },
+    /// Raised for at least `held_for_minutes` without a clear; decided when
+    /// a later event for the same key arrives.
+    HeldFor { held_for_minutes: u32 },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnClear {
+    /// Record the clear on the event only.
+    Nothing,
+    /// Record the clear among the open order's events.
+    #[default]
+    Annotate,
+    /// Cancel the open order if work has not started (pending, created or
+    /// acknowledged) and its connector can cancel; otherwise annotate.
+    CancelIfNotStarted,
+}
+
+/// Live rules act; shadow rules are evaluated and traced, their would-be
+/// decision recorded, and nothing happens.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleMode {
+    #[default]
+    Live,
+    Shadow,
 }
 
 fn default_work_type() -> String {
@@ -135,6 +182,7 @@ pub struct Rule {
     pub position: i32,
     /// Starts at 1; every change makes a new version.
     pub version: i32,
+    pub mode: RuleMode,
     pub when: Matchers,
     pub action: Action,
     pub created_at: DateTime<Utc>,
@@ -150,6 +198,9 @@ pub struct RuleInput {
     pub enabled: bool,
     #[serde(default)]
     pub position: i32,
+    /// `shadow`: evaluate and trace only, never act.
+    #[serde(default)]
+    pub mode: RuleMode,
     #[serde(default)]
     pub when: Matchers,
     pub action: Action,
@@ -162,6 +213,8 @@ fn yes() -> bool {
 /// The part of a rule that is versioned as one JSON document.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleDefinition {
+    #[serde(default)]
+    pub mode: RuleMode,
     pub when: Matchers,
     pub action: Action,
 }
@@ -182,6 +235,20 @@ impl RuleInput {
             if c.connector.trim().is_empty() {
                 return Err("action.connector must not be empty".into());
             }
+            match c.debounce {
+                Some(Debounce::Occurrences {
+                    occurrences,
+                    within_minutes,
+                }) if occurrences < 2 || within_minutes == 0 => {
+                    return Err("action.debounce: occurrences must be at least 2 and within_minutes at least 1".into());
+                }
+                Some(Debounce::HeldFor {
+                    held_for_minutes: 0,
+                }) => {
+                    return Err("action.debounce: held_for_minutes must be at least 1".into());
+                }
+                _ => {}
+            }
             for (field, src) in [
                 ("action.title", &c.title),
                 ("action.description", &c.description),
@@ -201,6 +268,9 @@ pub struct RuleTrace {
     pub rule: String,
     pub version: i32,
     pub matched: bool,
+    /// A shadow rule: traced, never acts.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub shadow: bool,
     pub reason: String,
 }
 
@@ -210,6 +280,8 @@ pub struct Evaluation<'r> {
     pub trace: Vec<RuleTrace>,
     /// Rules the index ruled out without evaluating them.
     pub skipped: usize,
+    /// Shadow rules that matched before the acting rule (or all, if none acts).
+    pub shadow: Vec<&'r Rule>,
 }
 
 /// Evaluates the rules that can match (the set's index picks them, in
@@ -219,20 +291,28 @@ pub fn evaluate<'r>(event: &InboundEvent, asset: &Asset, rules: &'r RuleSet) -> 
     let candidates = rules.candidates(event, &asset.site);
     let skipped = rules.len() - candidates.len();
     let mut cel_input = None;
+    let mut shadow = vec![];
     for rule in candidates {
         let miss = mismatch(rule, event, asset, &mut cel_input);
+        let is_shadow = rule.rule.mode == RuleMode::Shadow;
         trace.push(RuleTrace {
             rule_id: rule.rule.id.clone(),
             rule: rule.rule.name.clone(),
             version: rule.rule.version,
             matched: miss.is_none(),
+            shadow: is_shadow,
             reason: miss.clone().unwrap_or_else(|| "all matchers hold".into()),
         });
         if miss.is_none() {
+            if is_shadow {
+                shadow.push(&rule.rule);
+                continue;
+            }
             return Evaluation {
                 acting: Some(&rule.rule),
                 trace,
                 skipped,
+                shadow,
             };
         }
     }
@@ -240,6 +320,7 @@ pub fn evaluate<'r>(event: &InboundEvent, asset: &Asset, rules: &'r RuleSet) -> 
         acting: None,
         trace,
         skipped,
+        shadow,
     }
 }
 
@@ -363,6 +444,7 @@ mod tests {
             enabled: true,
             position,
             version: 1,
+            mode: RuleMode::Live,
             when,
             action: Action::Ignore,
             created_at: Utc::now(),
@@ -535,7 +617,10 @@ mod tests {
         let ev = evaluate(&event("C42", Severity::Minor), &asset(), &set);
         assert_eq!(ev.acting.unwrap().name, "code-42");
         assert_eq!(ev.trace.len(), 1);
-        assert_eq!(ev.skipped, 100, "only code-42 and the catch-all are candidates");
+        assert_eq!(
+            ev.skipped, 100,
+            "only code-42 and the catch-all are candidates"
+        );
         let ev = evaluate(&event("OTHER", Severity::Minor), &asset(), &set);
         assert_eq!(ev.acting.unwrap().name, "catch-all");
         assert_eq!(

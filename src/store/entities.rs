@@ -35,6 +35,7 @@ pub mod events {
         pub work_order_id: Option<String>,
         pub trace: Json,
         pub payload: Json,
+        pub dedup_key: Option<String>,
     }
     no_relations!();
 }
@@ -237,6 +238,25 @@ pub mod sandbox_orders {
         pub payload: Json,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod suppressions {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "suppressions")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub scope: String,
+        pub target: String,
+        pub starts_at: ChronoDateTimeUtc,
+        pub ends_at: ChronoDateTimeUtc,
+        pub reason: String,
+        pub author: String,
+        pub created_at: ChronoDateTimeUtc,
     }
     no_relations!();
 }

@@ -80,6 +80,7 @@ pub struct Decided {
     pub rule_id: Option<String>,
     pub rule_version: Option<i32>,
     pub work_order_id: Option<String>,
+    pub dedup_key: Option<String>,
     pub trace: serde_json::Value,
 }
 
@@ -112,6 +113,7 @@ pub async fn insert_if_new<C: ConnectionTrait>(
         work_order_id: Set(decided.work_order_id),
         trace: Set(decided.trace),
         payload: Set(event.cloudevent.clone()),
+        dedup_key: Set(decided.dedup_key),
     })
     .on_conflict(
         OnConflict::columns([events::Column::Source, events::Column::CeId])
@@ -242,4 +244,38 @@ pub async fn count_by_outcome<C: ConnectionTrait>(
         .filter(events::Column::Outcome.eq(outcome.as_str()))
         .count(conn)
         .await?)
+}
+
+/// The latest `cleared` event for a dedup key: debounce counts from there.
+pub async fn last_clear<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(events::Entity::find()
+        .filter(events::Column::DedupKey.eq(key))
+        .filter(events::Column::State.eq("cleared"))
+        .order_by_desc(events::Column::EventTime)
+        .one(conn)
+        .await?
+        .and_then(|m| m.event_time))
+}
+
+/// Debounced events for a key at or after `since` (event time), oldest first.
+pub async fn debounced_since<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+    since: Option<DateTime<Utc>>,
+) -> Result<Vec<DateTime<Utc>>, StoreError> {
+    let mut q = events::Entity::find()
+        .filter(events::Column::DedupKey.eq(key))
+        .filter(events::Column::Outcome.eq(EventOutcome::Debounced.as_str()));
+    if let Some(since) = since {
+        q = q.filter(events::Column::EventTime.gte(since));
+    }
+    Ok(q.order_by_asc(events::Column::EventTime)
+        .all(conn)
+        .await?
+        .into_iter()
+        .filter_map(|m| m.event_time)
+        .collect())
 }

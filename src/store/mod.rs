@@ -9,6 +9,7 @@ pub mod events;
 pub mod outbox;
 pub mod rules;
 pub mod sandbox;
+pub mod suppressions;
 pub mod work_orders;
 
 use std::time::Duration;

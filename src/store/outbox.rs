@@ -13,6 +13,8 @@ use super::entities::outbox;
 use super::{StoreError, new_id};
 
 pub const KIND_CREATE: &str = "create";
+/// Cancel a delivered order in the EAM (a clear before work started).
+pub const KIND_CANCEL: &str = "cancel";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {

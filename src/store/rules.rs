@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::entities::{rule_versions, rules};
 use super::{StoreError, corrupt, new_id};
-use crate::rules::{Action, Matchers, Rule, RuleDefinition, RuleInput};
+use crate::rules::{Action, Matchers, Rule, RuleDefinition, RuleInput, RuleMode};
 
 fn from_model(m: rules::Model) -> Result<Rule, StoreError> {
     let def: RuleDefinition =
@@ -20,6 +20,7 @@ fn from_model(m: rules::Model) -> Result<Rule, StoreError> {
         enabled: m.enabled,
         position: m.position,
         version: m.version,
+        mode: def.mode,
         when: def.when,
         action: def.action,
         created_at: m.created_at,
@@ -64,6 +65,7 @@ pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Rule, StoreEr
 
 fn definition(input: &RuleInput) -> serde_json::Value {
     serde_json::to_value(RuleDefinition {
+        mode: input.mode,
         when: input.when.clone(),
         action: input.action.clone(),
     })
@@ -169,6 +171,7 @@ pub struct RuleVersion {
     pub name: String,
     pub enabled: bool,
     pub position: i32,
+    pub mode: RuleMode,
     pub when: Matchers,
     pub action: Action,
     pub created_at: DateTime<Utc>,
@@ -196,6 +199,7 @@ pub async fn versions<C: ConnectionTrait>(
                 name: m.name,
                 enabled: m.enabled,
                 position: m.position,
+                mode: def.mode,
                 when: def.when,
                 action: def.action,
                 created_at: m.created_at,

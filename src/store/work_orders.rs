@@ -413,3 +413,22 @@ pub async fn set_last_error<C: ConnectionTrait>(
         .await?;
     Ok(())
 }
+
+/// The most recent order for a key that is no longer open: its id and when
+/// it left the open states.
+pub async fn last_closed<C: ConnectionTrait>(
+    conn: &C,
+    key: &str,
+) -> Result<Option<(String, OrderStatus, DateTime<Utc>)>, StoreError> {
+    let Some(m) = work_orders::Entity::find()
+        .filter(work_orders::Column::DedupKey.eq(key))
+        .filter(work_orders::Column::OpenKey.is_null())
+        .order_by_desc(work_orders::Column::UpdatedAt)
+        .one(conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let status = OrderStatus::parse(&m.status).ok_or_else(|| corrupt("order status", &m.status))?;
+    Ok(Some((m.id, status, m.updated_at)))
+}

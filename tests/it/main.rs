@@ -10,3 +10,4 @@ mod http_ingest;
 mod openapi;
 mod registry;
 mod rules;
+mod windows;

@@ -1,0 +1,77 @@
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::AppState;
+use super::problem::{ApiError, Problem};
+use crate::store::suppressions::{self, Suppression, SuppressionInput};
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SuppressionFilter {
+    /// Only those in force now.
+    pub active: Option<bool>,
+}
+
+/// Maintenance windows and shelving, newest first.
+#[utoipa::path(tag = "rules", params(SuppressionFilter), responses((status = 200, body = Vec<Suppression>)))]
+#[get("/v1/suppressions")]
+pub async fn list_suppressions(
+    state: web::Data<AppState>,
+    filter: web::Query<SuppressionFilter>,
+) -> Result<web::Json<Vec<Suppression>>, ApiError> {
+    let at = filter.active.unwrap_or(false).then(|| state.clock.now());
+    Ok(web::Json(suppressions::list(state.store.conn(), at).await?))
+}
+
+/// Suppress new work for an asset, a site or a rule between `starts_at`
+/// (default now) and `ends_at`. Events that a rule would act on meanwhile are
+/// stored with the outcome `suppressed` and the suppression in their trace;
+/// nothing is dropped.
+#[utoipa::path(tag = "rules", request_body = SuppressionInput, responses(
+    (status = 201, body = Suppression),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/suppressions")]
+pub async fn create_suppression(
+    state: web::Data<AppState>,
+    input: web::Json<SuppressionInput>,
+) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let starts = input.starts_at.unwrap_or(now);
+    for (field, value) in [
+        ("target", &input.target),
+        ("reason", &input.reason),
+        ("author", &input.author),
+    ] {
+        let v = value.trim();
+        if v.is_empty() || v.len() > 512 {
+            return Err(ApiError::Validation(format!(
+                "{field} must be 1 to 512 characters"
+            )));
+        }
+    }
+    if input.ends_at <= starts {
+        return Err(ApiError::Validation(
+            "ends_at must be after starts_at".into(),
+        ));
+    }
+    let s = suppressions::create(state.store.conn(), &input, now).await?;
+    Ok(HttpResponse::Created()
+        .insert_header(("Location", format!("/v1/suppressions/{}", s.id)))
+        .json(s))
+}
+
+/// End a suppression (delete it).
+#[utoipa::path(tag = "rules", params(("id" = String, Path)), responses(
+    (status = 204, description = "Deleted"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/v1/suppressions/{id}")]
+pub async fn delete_suppression(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    suppressions::delete(state.store.conn(), &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,324 @@
+//! Suppression windows, cooldown, debounce, clear handling and shadow rules,
+//! with time controlled by an injected clock (and the events' own times).
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Value, json};
+use workbridge::clock::ManualClock;
+
+use crate::helpers::{Backend, FIXTURES, Options, TestApp, alert, sandbox_connector, spawn_app};
+use crate::on_both_backends;
+
+fn t0() -> DateTime<Utc> {
+    "2026-11-24T10:00:00Z".parse().unwrap()
+}
+
+async fn app_with_rule(backend: Backend, clock: Arc<ManualClock>, rules: &[Value]) -> TestApp {
+    let app = spawn_app(
+        backend,
+        Options {
+            clock,
+            ..Default::default()
+        },
+    )
+    .await;
+    let csv = std::fs::read_to_string(format!("{FIXTURES}/assets-demo.csv")).unwrap();
+    let r = app
+        .client
+        .post(app.url("/v1/assets/bulk"))
+        .header("content-type", "text/csv")
+        .body(csv)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    app.post_json("/v1/connectors", &sandbox_connector()).await;
+    for rule in rules {
+        let (s, body) = app.post_json("/v1/rules", rule).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    app
+}
+
+fn create_rule(extra: Value) -> Value {
+    let mut action = json!({"kind": "create", "connector": "sandbox", "priority": 2});
+    action
+        .as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    json!({"name": "alerts", "when": {"types": ["tdl.alert"]}, "action": action})
+}
+
+/// An alert for MX-101 at `minutes` after t0 (the event's own time).
+fn alert_at(id: &str, minutes: i64) -> Value {
+    let mut e = alert(id);
+    e["time"] = json!((t0() + Duration::minutes(minutes)).to_rfc3339());
+    e
+}
+
+async fn post(app: &TestApp, e: &Value) -> Value {
+    let (s, a) = app.post_json("/v1/events", e).await;
+    assert_eq!(s, 201, "{a}");
+    a
+}
+
+async fn reason(app: &TestApp, event_id: &str) -> String {
+    let (_, e) = app.get(&format!("/v1/events/{event_id}")).await;
+    e["trace"]["decision"]["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+async fn maintenance_windows_suppress_and_expire(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let app = app_with_rule(backend, clock.clone(), &[create_rule(json!({}))]).await;
+    let (s, w) = app
+        .post_json("/v1/suppressions", &json!({"scope": "site", "target": "BEDFORD", "ends_at": (t0() + Duration::hours(2)).to_rfc3339(), "reason": "shutdown TA-26", "author": "j.planner"}))
+        .await;
+    assert_eq!(s, 201, "{w}");
+    let (s, p) = app.post_json("/v1/suppressions", &json!({"scope": "site", "target": "X", "starts_at": t0().to_rfc3339(), "ends_at": t0().to_rfc3339(), "reason": "r", "author": "a"})).await;
+    assert_eq!((s, p["code"].as_str()), (422, Some("validation-failed")));
+
+    let a = post(&app, &alert_at("w-1", 0)).await;
+    assert_eq!(a["outcome"], "suppressed");
+    assert!(
+        reason(&app, "w-1")
+            .await
+            .contains(w["id"].as_str().unwrap()),
+        "the trace names the window"
+    );
+    assert!(app.orders().await.is_empty());
+    let (_, active) = app.get("/v1/suppressions?active=true").await;
+    assert_eq!(active.as_array().unwrap().len(), 1);
+
+    clock.advance(Duration::hours(3));
+    let (_, active) = app.get("/v1/suppressions?active=true").await;
+    assert_eq!(active.as_array().unwrap().len(), 0);
+    let a = post(&app, &alert_at("w-2", 180)).await;
+    assert_eq!(a["outcome"], "created");
+
+    // Shelving a rule, then ending the shelving early.
+    let (_, rules) = app.get("/v1/rules").await;
+    let rule_id = rules[0]["id"].as_str().unwrap();
+    let (_, shelf) = app.post_json("/v1/suppressions", &json!({"scope": "rule", "target": rule_id, "ends_at": (clock_now(&clock) + Duration::days(1)).to_rfc3339(), "reason": "noisy", "author": "r.engineer"})).await;
+    let a = post(&app, &alert_at("w-3", 181)).await;
+    assert_eq!(a["outcome"], "suppressed", "merges are held back too");
+    let r = app
+        .client
+        .delete(app.url(&format!(
+            "/v1/suppressions/{}",
+            shelf["id"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    let a = post(&app, &alert_at("w-4", 182)).await;
+    assert_eq!(a["outcome"], "merged");
+}
+on_both_backends!(maintenance_windows_suppress_and_expire);
+
+fn clock_now(c: &ManualClock) -> DateTime<Utc> {
+    use workbridge::clock::Clock;
+    c.now()
+}
+
+async fn cooldown_after_an_order_closes(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let app = app_with_rule(
+        backend,
+        clock.clone(),
+        &[create_rule(json!({"cooldown_minutes": 60}))],
+    )
+    .await;
+    let a = post(&app, &alert_at("c-1", 0)).await;
+    assert_eq!(a["outcome"], "created");
+    app.eventually("delivered", || async {
+        app.orders().await[0]["external_id"].is_string()
+    })
+    .await;
+    let sbx = app.orders().await[0]["external_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    clock.advance(Duration::minutes(10));
+    let (s, _) = app
+        .post_json(
+            &format!("/v1/sandbox/orders/{sbx}/status"),
+            &json!({"status": "completed"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+
+    clock.advance(Duration::minutes(30));
+    let a = post(&app, &alert_at("c-2", 40)).await;
+    assert_eq!(a["outcome"], "suppressed");
+    assert!(
+        reason(&app, "c-2").await.starts_with("cooldown"),
+        "{}",
+        reason(&app, "c-2").await
+    );
+
+    clock.advance(Duration::minutes(31)); // 61 minutes after completion
+    let a = post(&app, &alert_at("c-3", 71)).await;
+    assert_eq!(a["outcome"], "created");
+    assert_eq!(app.orders().await.len(), 2);
+}
+on_both_backends!(cooldown_after_an_order_closes);
+
+async fn debounce_by_occurrences_and_by_duration(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let rules = [
+        create_rule(json!({"debounce": {"occurrences": 3, "within_minutes": 10}})),
+        json!({"name": "held", "when": {"types": ["tdl.alert"], "codes": ["HIGH_CURRENT"]}, "position": -1,
+               "action": {"kind": "create", "connector": "sandbox", "debounce": {"held_for_minutes": 15}}}),
+    ];
+    let app = app_with_rule(backend, clock, &rules).await;
+
+    // 3 within 10 minutes: the third opens the order
+    assert_eq!(
+        post(&app, &alert_at("d-1", 0)).await["outcome"],
+        "debounced"
+    );
+    assert!(reason(&app, "d-1").await.contains("1 of 3"));
+    assert_eq!(
+        post(&app, &alert_at("d-2", 4)).await["outcome"],
+        "debounced"
+    );
+    assert!(reason(&app, "d-2").await.contains("2 of 3"));
+    // an occurrence outside the window does not count: d-1 at 0 is 11 min before
+    let mut late = alert_at("d-3", 11);
+    late["data"]["code"] = json!("HIGH_TEMPERATURE");
+    assert_eq!(
+        post(&app, &late).await["outcome"],
+        "debounced",
+        "only d-2 is within 10 min"
+    );
+    assert_eq!(post(&app, &alert_at("d-4", 12)).await["outcome"], "created");
+
+    // a clear ends the episode: counting starts again
+    let mut clear = alert_at("d-5", 20);
+    clear["data"]["state"] = json!("cleared");
+    assert_eq!(post(&app, &clear).await["outcome"], "cleared");
+    // the planner completes the order, so the next event cannot merge
+    app.eventually("delivered", || async {
+        app.orders().await[0]["external_id"].is_string()
+    })
+    .await;
+    let sbx = app.orders().await[0]["external_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, _) = app
+        .post_json(
+            &format!("/v1/sandbox/orders/{sbx}/status"),
+            &json!({"status": "completed"}),
+        )
+        .await;
+    assert_eq!(s, 200);
+    assert_eq!(
+        post(&app, &alert_at("d-6", 21)).await["outcome"],
+        "debounced"
+    );
+    assert!(
+        reason(&app, "d-6").await.contains("1 of 3"),
+        "d-2 and d-4 were before the clear"
+    );
+
+    // held for 15 minutes (another code, the "held" rule)
+    let held = |id: &str, m: i64| {
+        let mut e = alert_at(id, m);
+        e["data"]["code"] = json!("HIGH_CURRENT");
+        e
+    };
+    assert_eq!(post(&app, &held("h-1", 0)).await["outcome"], "debounced");
+    assert_eq!(post(&app, &held("h-2", 10)).await["outcome"], "debounced");
+    assert!(reason(&app, "h-2").await.contains("10 of 15"));
+    assert_eq!(post(&app, &held("h-3", 16)).await["outcome"], "created");
+}
+on_both_backends!(debounce_by_occurrences_and_by_duration);
+
+async fn a_clear_cancels_an_order_that_has_not_started(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let app = app_with_rule(
+        backend,
+        clock,
+        &[create_rule(json!({"on_clear": "cancel_if_not_started"}))],
+    )
+    .await;
+    let a = post(&app, &alert_at("x-1", 0)).await;
+    let order_id = a["work_order_id"].as_str().unwrap().to_owned();
+    app.eventually("delivered", || async {
+        app.orders().await[0]["external_id"].is_string()
+    })
+    .await;
+    let sbx = app.orders().await[0]["external_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut clear = alert_at("x-2", 5);
+    clear["data"]["state"] = json!("cleared");
+    let c = post(&app, &clear).await;
+    assert_eq!(
+        (c["outcome"].as_str(), c["work_order_id"].as_str()),
+        (Some("cleared"), Some(order_id.as_str()))
+    );
+    let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    assert_eq!(o["status"], "cancelled");
+    app.eventually("the EAM cancelled it too", || async {
+        app.get(&format!("/v1/sandbox/orders/{sbx}")).await.1["status"] == "cancelled"
+    })
+    .await;
+
+    // Work has started on the next one: a clear does not cancel it.
+    let a = post(&app, &alert_at("x-3", 10)).await;
+    assert_eq!(a["outcome"], "created");
+    let id2 = a["work_order_id"].as_str().unwrap().to_owned();
+    app.eventually("delivered", || async {
+        app.get(&format!("/v1/work-orders/{id2}")).await.1["external_id"].is_string()
+    })
+    .await;
+    let sbx2 = app.get(&format!("/v1/work-orders/{id2}")).await.1["external_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    app.post_json(
+        &format!("/v1/sandbox/orders/{sbx2}/status"),
+        &json!({"status": "in_progress"}),
+    )
+    .await;
+    let mut clear = alert_at("x-4", 15);
+    clear["data"]["state"] = json!("cleared");
+    post(&app, &clear).await;
+    assert_eq!(
+        app.get(&format!("/v1/work-orders/{id2}")).await.1["status"],
+        "in_progress"
+    );
+    assert!(reason(&app, "x-4").await.contains("cannot be cancelled"));
+}
+on_both_backends!(a_clear_cancels_an_order_that_has_not_started);
+
+async fn shadow_rules_trace_but_never_act(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let rules = [
+        json!({"name": "candidate", "mode": "shadow", "position": 0, "when": {"types": ["tdl.alert"]},
+               "action": {"kind": "create", "connector": "sandbox", "priority": {"major": {"*": 1}}}}),
+        json!({"name": "current", "position": 1, "when": {"types": ["tdl.alert"]}, "action": {"kind": "ignore"}}),
+    ];
+    let app = app_with_rule(backend, clock, &rules).await;
+    let a = post(&app, &alert_at("s-1", 0)).await;
+    assert_eq!(a["outcome"], "ignored", "the live rule decides");
+    let (_, e) = app.get("/v1/events/s-1").await;
+    let shadow = &e["trace"]["shadow"][0];
+    assert_eq!(shadow["rule"], "candidate");
+    assert_eq!(shadow["would"]["action"], "create");
+    assert_eq!(shadow["would"]["priority"], 1);
+    assert_eq!(e["trace"]["rules"][0]["shadow"], true);
+    assert!(
+        app.orders().await.is_empty(),
+        "a shadow rule creates nothing"
+    );
+}
+on_both_backends!(shadow_rules_trace_but_never_act);
