@@ -18,10 +18,7 @@ use lapin::{Connection, ConnectionProperties};
 use serde_json::Value;
 
 fn routing_key(event: &Value) -> String {
-    let kind = event["type"]
-        .as_str()
-        .unwrap_or("unknown")
-        .trim_start_matches("tdl.");
+    let kind = event["type"].as_str().unwrap_or("unknown").trim_start_matches("tdl.");
     let site = event["data"]["asset"]["site"]
         .as_str()
         .or_else(|| event["subject"].as_str().and_then(|s| s.split('.').next()))
@@ -31,8 +28,8 @@ fn routing_key(event: &Value) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut url = std::env::var("WORKBRIDGE_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let mut url =
+        std::env::var("WORKBRIDGE_AMQP_URL").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let mut exchange = "tdl.events".to_owned();
     let mut file = None;
     let mut args = std::env::args().skip(1);
@@ -49,9 +46,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let conn = Connection::connect(&url, ConnectionProperties::default()).await?;
     let channel = conn.create_channel().await?;
-    channel
-        .confirm_select(ConfirmSelectOptions::default())
-        .await?;
+    channel.confirm_select(ConfirmSelectOptions::default()).await?;
     let (mut sent, mut skipped) = (0, 0);
     for line in reader.lines() {
         let line = line?;
@@ -59,9 +54,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             continue;
         }
         // Lines that are not JSON are sent as they are (to try the dead-letter path).
-        let key = serde_json::from_str::<Value>(&line)
-            .map(|e| routing_key(&e))
-            .unwrap_or_else(|_| "unknown.unknown".into());
+        let key =
+            serde_json::from_str::<Value>(&line).map(|e| routing_key(&e)).unwrap_or_else(|_| "unknown.unknown".into());
         let confirm = channel
             .basic_publish(
                 exchange.as_str().into(),

@@ -39,6 +39,26 @@ pub enum StartError {
     },
     #[error("cannot build the HTTP client")]
     HttpClient(#[source] reqwest::Error),
+    #[error("rules file {path}: {errors}")]
+    Rules { path: String, errors: String },
+    #[error("cannot apply the rules file")]
+    ApplyRules(#[source] StoreError),
+}
+
+/// Applies the configured rules file; a file with errors stops start-up.
+async fn apply_rules_file(
+    store: &Store,
+    path: &std::path::Path,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<(), StartError> {
+    let fail = |errors: String| StartError::Rules { path: path.display().to_string(), errors };
+    let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
+    let inputs = crate::rules::file::parse(&text).map_err(|e| fail(e.join("; ")))?;
+    let txn = store.begin().await.map_err(StartError::ApplyRules)?;
+    let applied = crate::store::rules::apply_by_name(&txn, &inputs, now).await.map_err(StartError::ApplyRules)?;
+    txn.commit().await.map_err(|e| StartError::ApplyRules(e.into()))?;
+    tracing::info!(file = %path.display(), created = applied.created, updated = applied.updated, unchanged = applied.unchanged, "rules file applied");
+    Ok(())
 }
 
 pub struct Application {
@@ -60,41 +80,27 @@ impl Application {
         Self::build_with_clock(settings, Arc::new(SystemClock)).await
     }
 
-    pub async fn build_with_clock(
-        settings: Settings,
-        clock: Arc<dyn Clock>,
-    ) -> Result<Self, StartError> {
+    pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         install_tls_provider();
         let store = Store::connect(&settings.database.url, settings.database.max_connections)
             .await
-            .map_err(|source| StartError::Database {
-                url: redact_url(&settings.database.url),
-                source,
-            })?;
+            .map_err(|source| StartError::Database { url: redact_url(&settings.database.url), source })?;
         if settings.database.migrate_on_start {
             store.migrate().await.map_err(StartError::Migrate)?;
+        }
+        if let Some(path) = &settings.rules.file {
+            apply_rules_file(&store, path, clock.now()).await?;
         }
         let cancel = CancellationToken::new();
         let mut workers = JoinSet::new();
         let wake = Arc::new(Notify::new());
-        let decider = Decider::new(
-            store.clone(),
-            clock.clone(),
-            wake.clone(),
-            settings.sla.clone(),
-        );
+        let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), settings.sla.clone());
         let http = reqwest::Client::builder()
             .user_agent(concat!("workbridge/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(StartError::HttpClient)?;
-        let dispatcher = Dispatcher::new(
-            store.clone(),
-            clock.clone(),
-            http,
-            settings.outbox.clone(),
-            wake,
-        );
+        let dispatcher = Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake);
         workers.spawn(dispatcher.clone().run(cancel.child_token()));
 
         let broker = Arc::new(BrokerStatus::default());
@@ -111,32 +117,20 @@ impl Application {
             broker,
             amqp_enabled: settings.amqp.enabled,
         };
-        let listener =
-            TcpListener::bind(&settings.http.addr).map_err(|source| StartError::Bind {
-                addr: settings.http.addr.clone(),
-                source,
-            })?;
+        let listener = TcpListener::bind(&settings.http.addr)
+            .map_err(|source| StartError::Bind { addr: settings.http.addr.clone(), source })?;
         let port = listener
             .local_addr()
-            .map_err(|source| StartError::Bind {
-                addr: settings.http.addr.clone(),
-                source,
-            })?
+            .map_err(|source| StartError::Bind { addr: settings.http.addr.clone(), source })?
             .port();
         let json_limit = settings.http.max_body_bytes;
         let server = HttpServer::new(move || {
             let (app, openapi) = App::new()
                 .app_data(web::Data::new(state.clone()))
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(json_limit)
-                        .error_handler(problem::json_error),
-                )
+                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(problem::json_error))
                 .app_data(web::QueryConfig::default().error_handler(problem::query_error))
                 .app_data(web::PathConfig::default().error_handler(problem::path_error))
-                .wrap(
-                    actix_web::middleware::Logger::new("%r %s %Dms").log_target("workbridge::http"),
-                )
+                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("workbridge::http"))
                 .into_utoipa_app()
                 .configure(api::routes)
                 .openapi(api::openapi())
@@ -146,21 +140,11 @@ impl Application {
                 .default_service(web::to(problem::not_found))
         })
         .listen(listener)
-        .map_err(|source| StartError::Bind {
-            addr: settings.http.addr.clone(),
-            source,
-        })?
+        .map_err(|source| StartError::Bind { addr: settings.http.addr.clone(), source })?
         .shutdown_timeout(30)
         .run();
         tracing::info!(port, database = %redact_url(&settings.database.url), amqp = settings.amqp.enabled, "workbridge started");
-        Ok(Self {
-            port,
-            server,
-            workers,
-            cancel,
-            store,
-            dispatcher,
-        })
+        Ok(Self { port, server, workers, cancel, store, dispatcher })
     }
 
     pub fn port(&self) -> u16 {
@@ -188,10 +172,9 @@ impl Application {
     pub async fn run_until_stopped(mut self) -> std::io::Result<()> {
         let result = self.server.await;
         self.cancel.cancel();
-        let drained = tokio::time::timeout(Duration::from_secs(30), async {
-            while self.workers.join_next().await.is_some() {}
-        })
-        .await;
+        let drained =
+            tokio::time::timeout(Duration::from_secs(30), async { while self.workers.join_next().await.is_some() {} })
+                .await;
         if drained.is_err() {
             tracing::warn!("workers did not stop within 30 s; exiting anyway");
         }

@@ -24,6 +24,15 @@ pub struct Settings {
     pub outbox: OutboxSettings,
     #[serde(default)]
     pub sla: SlaSettings,
+    #[serde(default)]
+    pub rules: RulesSettings,
+}
+
+/// Rules as code.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct RulesSettings {
+    /// A YAML rules file applied at start-up (by rule name).
+    pub file: Option<std::path::PathBuf>,
 }
 
 /// Due-by targets per priority.
@@ -37,9 +46,7 @@ impl Default for SlaSettings {
     fn default() -> Self {
         // Common maintenance practice: emergency within the shift, then a
         // day, three days, a week, two weeks.
-        Self {
-            due_hours: [4, 24, 72, 168, 336],
-        }
+        Self { due_hours: [4, 24, 72, 168, 336] }
     }
 }
 
@@ -60,6 +67,7 @@ impl std::fmt::Debug for Settings {
             .field("amqp", &self.amqp)
             .field("outbox", &self.outbox)
             .field("sla", &self.sla)
+            .field("rules", &self.rules)
             .finish()
     }
 }
@@ -168,12 +176,7 @@ pub fn redact_url(url: &str) -> String {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];
             match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
+                Some(colon) => format!("{}{}:***{}", &url[..scheme_end + 3], &userinfo[..colon], &url[at..]),
                 None => url.to_string(),
             }
         }
@@ -201,19 +204,14 @@ impl Settings {
         file: Option<&Path>,
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Self, ConfigError> {
-        let env: std::collections::HashMap<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("WORKBRIDGE_"))
-            .collect();
+        let env: std::collections::HashMap<String, String> =
+            env.into_iter().filter(|(k, _)| k.starts_with("WORKBRIDGE_")).collect();
         let mut builder = Self::defaults();
         if let Some(path) = file {
             builder = builder.add_source(config::File::from(path).required(true));
         }
-        let nested: std::collections::HashMap<String, String> = env
-            .iter()
-            .filter(|(k, _)| k.contains("__"))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let nested: std::collections::HashMap<String, String> =
+            env.iter().filter(|(k, _)| k.contains("__")).map(|(k, v)| (k.clone(), v.clone())).collect();
         builder = builder.add_source(
             config::Environment::with_prefix("WORKBRIDGE")
                 .prefix_separator("_")
@@ -272,10 +270,7 @@ mod tests {
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -317,17 +312,13 @@ mod tests {
 
     #[test]
     fn a_bad_value_is_refused() {
-        let err =
-            Settings::load_from(None, env(&[("WORKBRIDGE_AMQP__PREFETCH", "many")])).unwrap_err();
+        let err = Settings::load_from(None, env(&[("WORKBRIDGE_AMQP__PREFETCH", "many")])).unwrap_err();
         assert!(err.to_string().contains("prefetch"), "{err}");
     }
 
     #[test]
     fn redacts_passwords_in_urls() {
-        assert_eq!(
-            redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
+        assert_eq!(redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
         assert_eq!(redact_url("sqlite://wb.db"), "sqlite://wb.db");
     }
 }

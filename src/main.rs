@@ -32,10 +32,48 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document (JSON) and exit.
     Openapi,
+    /// Rules as code.
+    Rules {
+        #[command(subcommand)]
+        command: RulesCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RulesCommand {
+    /// Check a YAML rules file offline: syntax, fields, templates and
+    /// expressions. Exit status 1 and one line per error (with its line) if
+    /// anything is wrong.
+    Validate { file: PathBuf },
+}
+
+fn validate_rules(file: &std::path::Path) -> ExitCode {
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{}: {e}", file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    match workbridge::rules::file::parse(&text) {
+        Ok(rules) => {
+            println!("{}: {} rule(s), all valid", file.display(), rules.len());
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{}: {e}", file.display());
+            }
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Rules { command: RulesCommand::Validate { file } } = &cli.command {
+        return validate_rules(file);
+    }
     if let Command::Openapi = cli.command {
         match serde_json::to_string_pretty(&api::openapi()) {
             Ok(json) => {
@@ -58,10 +96,7 @@ fn main() -> ExitCode {
         }
     };
     telemetry::init(settings.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -75,14 +110,12 @@ fn main() -> ExitCode {
                 app.run_until_stopped().await.map_err(|e| report(&e))
             }
             Command::Migrate => {
-                let store = Store::connect(&settings.database.url, 1)
-                    .await
-                    .map_err(report)?;
+                let store = Store::connect(&settings.database.url, 1).await.map_err(report)?;
                 store.migrate().await.map_err(report)?;
                 tracing::info!("migrations applied");
                 Ok(())
             }
-            Command::Openapi => Ok(()),
+            Command::Openapi | Command::Rules { .. } => Ok(()),
         }
     });
     match result {

@@ -30,12 +30,7 @@ mod tests {
         Migrator::up(&db, None).await.unwrap();
         let manager = SchemaManager::new(&db);
         assert!(manager.has_table("work_orders").await.unwrap());
-        assert!(
-            manager
-                .has_index("work_orders", "ux_work_orders_open_key")
-                .await
-                .unwrap()
-        );
+        assert!(manager.has_index("work_orders", "ux_work_orders_open_key").await.unwrap());
         assert!(manager.has_column("work_orders", "due_by").await.unwrap());
         assert!(manager.has_table("suppressions").await.unwrap());
         assert!(manager.has_column("events", "dedup_key").await.unwrap());

@@ -13,53 +13,31 @@ impl MigrationName for Migration {
 }
 
 fn id(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .text()
-        .not_null()
-        .primary_key()
-        .to_owned()
+    ColumnDef::new(Alias::new(name)).text().not_null().primary_key().to_owned()
 }
 fn text(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .text()
-        .not_null()
-        .to_owned()
+    ColumnDef::new(Alias::new(name)).text().not_null().to_owned()
 }
 fn text_null(name: &str) -> ColumnDef {
     ColumnDef::new(Alias::new(name)).text().null().to_owned()
 }
 fn int(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .integer()
-        .not_null()
-        .to_owned()
+    ColumnDef::new(Alias::new(name)).integer().not_null().to_owned()
 }
 fn int_null(name: &str) -> ColumnDef {
     ColumnDef::new(Alias::new(name)).integer().null().to_owned()
 }
 fn boolean(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .boolean()
-        .not_null()
-        .to_owned()
+    ColumnDef::new(Alias::new(name)).boolean().not_null().to_owned()
 }
 fn ts(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .timestamp_with_time_zone()
-        .not_null()
-        .to_owned()
+    ColumnDef::new(Alias::new(name)).timestamp_with_time_zone().not_null().to_owned()
 }
 fn ts_null(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .timestamp_with_time_zone()
-        .null()
-        .to_owned()
+    ColumnDef::new(Alias::new(name)).timestamp_with_time_zone().null().to_owned()
 }
 fn json(name: &str) -> ColumnDef {
-    ColumnDef::new(Alias::new(name))
-        .json()
-        .not_null()
-        .to_owned()
+    ColumnDef::new(Alias::new(name)).json().not_null().to_owned()
 }
 
 fn table(name: &str, cols: Vec<ColumnDef>) -> TableCreateStatement {
@@ -127,38 +105,10 @@ impl MigrationTrait for Migration {
             ))
             .await?;
         // The idempotency guarantee: one row per (source, id), enforced here.
-        manager
-            .create_index(index(
-                "events",
-                "ux_events_source_ce_id",
-                &["source", "ce_id"],
-                true,
-            ))
-            .await?;
-        manager
-            .create_index(index(
-                "events",
-                "ix_events_received_at",
-                &["received_at"],
-                false,
-            ))
-            .await?;
-        manager
-            .create_index(index(
-                "events",
-                "ix_events_outcome",
-                &["outcome", "received_at"],
-                false,
-            ))
-            .await?;
-        manager
-            .create_index(index(
-                "events",
-                "ix_events_work_order",
-                &["work_order_id"],
-                false,
-            ))
-            .await?;
+        manager.create_index(index("events", "ux_events_source_ce_id", &["source", "ce_id"], true)).await?;
+        manager.create_index(index("events", "ix_events_received_at", &["received_at"], false)).await?;
+        manager.create_index(index("events", "ix_events_outcome", &["outcome", "received_at"], false)).await?;
+        manager.create_index(index("events", "ix_events_work_order", &["work_order_id"], false)).await?;
 
         manager
             .create_table(table(
@@ -176,9 +126,7 @@ impl MigrationTrait for Migration {
                 ],
             ))
             .await?;
-        manager
-            .create_index(index("assets", "ix_assets_site", &["site"], false))
-            .await?;
+        manager.create_index(index("assets", "ix_assets_site", &["site"], false)).await?;
         manager
             .create_table(
                 table("asset_tags", vec![id("tag"), text("asset_id")])
@@ -192,38 +140,18 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager
-            .create_index(index(
-                "asset_tags",
-                "ix_asset_tags_asset",
-                &["asset_id"],
-                false,
-            ))
-            .await?;
+        manager.create_index(index("asset_tags", "ix_asset_tags_asset", &["asset_id"], false)).await?;
         manager
             .create_table(table(
                 "tag_patterns",
-                vec![
-                    id("id"),
-                    text("pattern"),
-                    text("asset_template"),
-                    int("position"),
-                    ts("created_at"),
-                ],
+                vec![id("id"), text("pattern"), text("asset_template"), int("position"), ts("created_at")],
             ))
             .await?;
 
         manager
             .create_table(table(
                 "connectors",
-                vec![
-                    id("name"),
-                    text("kind"),
-                    json("config"),
-                    boolean("enabled"),
-                    ts("created_at"),
-                    ts("updated_at"),
-                ],
+                vec![id("name"), text("kind"), json("config"), boolean("enabled"), ts("created_at"), ts("updated_at")],
             ))
             .await?;
 
@@ -242,9 +170,7 @@ impl MigrationTrait for Migration {
                 ],
             ))
             .await?;
-        manager
-            .create_index(index("rules", "ux_rules_name", &["name"], true))
-            .await?;
+        manager.create_index(index("rules", "ux_rules_name", &["name"], true)).await?;
         manager
             .create_table(
                 table(
@@ -259,11 +185,7 @@ impl MigrationTrait for Migration {
                         ts("created_at"),
                     ],
                 )
-                .primary_key(
-                    Index::create()
-                        .col(Alias::new("rule_id"))
-                        .col(Alias::new("version")),
-                )
+                .primary_key(Index::create().col(Alias::new("rule_id")).col(Alias::new("version")))
                 .to_owned(),
             )
             .await?;
@@ -300,30 +222,9 @@ impl MigrationTrait for Migration {
             .await?;
         // Serialises dedup: at most one open order per key, across replicas.
         // `open_key` is NULL once the order is no longer open.
-        manager
-            .create_index(index(
-                "work_orders",
-                "ux_work_orders_open_key",
-                &["open_key"],
-                true,
-            ))
-            .await?;
-        manager
-            .create_index(index(
-                "work_orders",
-                "ix_work_orders_status",
-                &["status", "created_at"],
-                false,
-            ))
-            .await?;
-        manager
-            .create_index(index(
-                "work_orders",
-                "ix_work_orders_asset",
-                &["asset_id"],
-                false,
-            ))
-            .await?;
+        manager.create_index(index("work_orders", "ux_work_orders_open_key", &["open_key"], true)).await?;
+        manager.create_index(index("work_orders", "ix_work_orders_status", &["status", "created_at"], false)).await?;
+        manager.create_index(index("work_orders", "ix_work_orders_asset", &["asset_id"], false)).await?;
 
         manager
             .create_table(table(
@@ -342,14 +243,7 @@ impl MigrationTrait for Migration {
                 ],
             ))
             .await?;
-        manager
-            .create_index(index(
-                "outbox",
-                "ix_outbox_due",
-                &["status", "next_attempt_at"],
-                false,
-            ))
-            .await?;
+        manager.create_index(index("outbox", "ix_outbox_due", &["status", "next_attempt_at"], false)).await?;
 
         manager
             .create_table(table(
@@ -367,12 +261,7 @@ impl MigrationTrait for Migration {
             ))
             .await?;
         manager
-            .create_index(index(
-                "status_history",
-                "ix_status_history_order",
-                &["work_order_id", "at"],
-                false,
-            ))
+            .create_index(index("status_history", "ix_status_history_order", &["work_order_id", "at"], false))
             .await?;
 
         manager
@@ -394,22 +283,13 @@ impl MigrationTrait for Migration {
                 ],
             ))
             .await?;
-        manager
-            .create_index(index(
-                "sandbox_orders",
-                "ux_sandbox_orders_reference",
-                &["reference"],
-                true,
-            ))
-            .await?;
+        manager.create_index(index("sandbox_orders", "ux_sandbox_orders_reference", &["reference"], true)).await?;
         Ok(())
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for t in TABLES {
-            manager
-                .drop_table(Table::drop().table(Alias::new(*t)).if_exists().to_owned())
-                .await?;
+            manager.drop_table(Table::drop().table(Alias::new(*t)).if_exists().to_owned()).await?;
         }
         Ok(())
     }

@@ -17,11 +17,7 @@ impl MigrationTrait for Migration {
             .alter_table(
                 Table::alter()
                     .table(Alias::new("work_orders"))
-                    .add_column(
-                        ColumnDef::new(Alias::new("due_by"))
-                            .timestamp_with_time_zone()
-                            .null(),
-                    )
+                    .add_column(ColumnDef::new(Alias::new("due_by")).timestamp_with_time_zone().null())
                     .to_owned(),
             )
             .await
@@ -29,12 +25,7 @@ impl MigrationTrait for Migration {
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         manager
-            .alter_table(
-                Table::alter()
-                    .table(Alias::new("work_orders"))
-                    .drop_column(Alias::new("due_by"))
-                    .to_owned(),
-            )
+            .alter_table(Table::alter().table(Alias::new("work_orders")).drop_column(Alias::new("due_by")).to_owned())
             .await
     }
 }

@@ -19,31 +19,14 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(Alias::new("suppressions"))
                     .if_not_exists()
-                    .col(
-                        ColumnDef::new(Alias::new("id"))
-                            .text()
-                            .not_null()
-                            .primary_key(),
-                    )
+                    .col(ColumnDef::new(Alias::new("id")).text().not_null().primary_key())
                     .col(ColumnDef::new(Alias::new("scope")).text().not_null())
                     .col(ColumnDef::new(Alias::new("target")).text().not_null())
-                    .col(
-                        ColumnDef::new(Alias::new("starts_at"))
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
-                    .col(
-                        ColumnDef::new(Alias::new("ends_at"))
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Alias::new("starts_at")).timestamp_with_time_zone().not_null())
+                    .col(ColumnDef::new(Alias::new("ends_at")).timestamp_with_time_zone().not_null())
                     .col(ColumnDef::new(Alias::new("reason")).text().not_null())
                     .col(ColumnDef::new(Alias::new("author")).text().not_null())
-                    .col(
-                        ColumnDef::new(Alias::new("created_at"))
-                            .timestamp_with_time_zone()
-                            .not_null(),
-                    )
+                    .col(ColumnDef::new(Alias::new("created_at")).timestamp_with_time_zone().not_null())
                     .to_owned(),
             )
             .await?;
@@ -79,29 +62,10 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
+        manager.drop_index(Index::drop().name("ix_events_dedup_key").table(Alias::new("events")).to_owned()).await?;
         manager
-            .drop_index(
-                Index::drop()
-                    .name("ix_events_dedup_key")
-                    .table(Alias::new("events"))
-                    .to_owned(),
-            )
+            .alter_table(Table::alter().table(Alias::new("events")).drop_column(Alias::new("dedup_key")).to_owned())
             .await?;
-        manager
-            .alter_table(
-                Table::alter()
-                    .table(Alias::new("events"))
-                    .drop_column(Alias::new("dedup_key"))
-                    .to_owned(),
-            )
-            .await?;
-        manager
-            .drop_table(
-                Table::drop()
-                    .table(Alias::new("suppressions"))
-                    .if_exists()
-                    .to_owned(),
-            )
-            .await
+        manager.drop_table(Table::drop().table(Alias::new("suppressions")).if_exists().to_owned()).await
     }
 }

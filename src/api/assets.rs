@@ -19,9 +19,7 @@ pub async fn list_assets(
     filter: web::Query<AssetFilter>,
     page: web::Query<PageRequest>,
 ) -> Result<web::Json<Page<AssetView>>, ApiError> {
-    Ok(web::Json(
-        assets::list(state.store.conn(), &filter, *page).await?,
-    ))
+    Ok(web::Json(assets::list(state.store.conn(), &filter, *page).await?))
 }
 
 /// Register one asset (409 if the id exists; use PUT to replace).
@@ -31,28 +29,17 @@ pub async fn list_assets(
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/assets")]
-pub async fn create_asset(
-    state: web::Data<AppState>,
-    input: web::Json<AssetInput>,
-) -> Result<HttpResponse, ApiError> {
-    let valid = input
-        .into_inner()
-        .validate(None)
-        .map_err(ApiError::Validation)?;
+pub async fn create_asset(state: web::Data<AppState>, input: web::Json<AssetInput>) -> Result<HttpResponse, ApiError> {
+    let valid = input.into_inner().validate(None).map_err(ApiError::Validation)?;
     let conn = state.store.conn();
     if assets::get(conn, &valid.asset.id).await?.is_some() {
-        return Err(ApiError::Conflict(format!(
-            "asset {} already exists",
-            valid.asset.id
-        )));
+        return Err(ApiError::Conflict(format!("asset {} already exists", valid.asset.id)));
     }
     let txn = conn.begin().await.map_err(StoreError::from)?;
     assets::upsert(&txn, &valid, state.clock.now()).await?;
     txn.commit().await.map_err(StoreError::from)?;
     let view = assets::view(conn, &valid.asset.id).await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/v1/assets/{}", view.asset.id)))
-        .json(view))
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/assets/{}", view.asset.id))).json(view))
 }
 
 /// One asset with its tags.
@@ -61,10 +48,7 @@ pub async fn create_asset(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/v1/assets/{id}")]
-pub async fn get_asset(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<web::Json<AssetView>, ApiError> {
+pub async fn get_asset(state: web::Data<AppState>, id: web::Path<String>) -> Result<web::Json<AssetView>, ApiError> {
     Ok(web::Json(assets::view(state.store.conn(), &id).await?))
 }
 
@@ -80,10 +64,7 @@ pub async fn put_asset(
     id: web::Path<String>,
     input: web::Json<AssetInput>,
 ) -> Result<web::Json<AssetView>, ApiError> {
-    let valid = input
-        .into_inner()
-        .validate(Some(&id))
-        .map_err(ApiError::Validation)?;
+    let valid = input.into_inner().validate(Some(&id)).map_err(ApiError::Validation)?;
     let conn = state.store.conn();
     let txn = conn.begin().await.map_err(StoreError::from)?;
     assets::upsert(&txn, &valid, state.clock.now()).await?;
@@ -97,10 +78,7 @@ pub async fn put_asset(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/assets/{id}")]
-pub async fn delete_asset(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_asset(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
     assets::delete(&txn, &id).await?;
     txn.commit().await.map_err(StoreError::from)?;
@@ -151,22 +129,16 @@ pub async fn bulk_assets(
     let body = read_body(payload, state.http.max_body_bytes.saturating_mul(64)).await?;
     let rows: Vec<Result<AssetInput, String>> = match mime(&req).as_str() {
         "text/csv" | "application/csv" => {
-            let mut reader = csv::ReaderBuilder::new()
-                .trim(csv::Trim::All)
-                .from_reader(body.as_ref());
+            let mut reader = csv::ReaderBuilder::new().trim(csv::Trim::All).from_reader(body.as_ref());
             reader
                 .deserialize::<CsvAssetRow>()
                 .map(|r| r.map(AssetInput::from).map_err(|e| format!("CSV: {e}")))
                 .collect()
         }
         "application/json" | "" => {
-            let values: Vec<serde_json::Value> = serde_json::from_slice(&body).map_err(|e| {
-                ApiError::Malformed(format!("expected a JSON array of assets: {e}"))
-            })?;
-            values
-                .into_iter()
-                .map(|v| serde_json::from_value::<AssetInput>(v).map_err(|e| e.to_string()))
-                .collect()
+            let values: Vec<serde_json::Value> = serde_json::from_slice(&body)
+                .map_err(|e| ApiError::Malformed(format!("expected a JSON array of assets: {e}")))?;
+            values.into_iter().map(|v| serde_json::from_value::<AssetInput>(v).map_err(|e| e.to_string())).collect()
         }
         other => {
             return Err(ApiError::UnsupportedMediaType(format!(
@@ -175,28 +147,18 @@ pub async fn bulk_assets(
         }
     };
     if rows.len() > MAX_BULK_ROWS {
-        return Err(ApiError::BatchTooLarge {
-            count: rows.len(),
-            limit: MAX_BULK_ROWS,
-        });
+        return Err(ApiError::BatchTooLarge { count: rows.len(), limit: MAX_BULK_ROWS });
     }
-    let mut result = BulkResult {
-        created: 0,
-        updated: 0,
-        rejected: 0,
-        errors: vec![],
-    };
+    let mut result = BulkResult { created: 0, updated: 0, rejected: 0, errors: vec![] };
     let now = state.clock.now();
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
     for (i, row) in rows.into_iter().enumerate() {
         let id = row.as_ref().ok().and_then(|r| r.id.clone());
         let outcome = match row.and_then(|r| r.validate(None)) {
-            Ok(valid) => assets::upsert(&txn, &valid, now)
-                .await
-                .map_err(|e| match e {
-                    StoreError::Conflict(m) => Ok(m),
-                    other => Err(other),
-                }),
+            Ok(valid) => assets::upsert(&txn, &valid, now).await.map_err(|e| match e {
+                StoreError::Conflict(m) => Ok(m),
+                other => Err(other),
+            }),
             Err(e) => Err(Ok(e)),
         };
         match outcome {
@@ -204,11 +166,7 @@ pub async fn bulk_assets(
             Ok(Upserted::Updated) => result.updated += 1,
             Err(Ok(error)) => {
                 result.rejected += 1;
-                result.errors.push(BulkError {
-                    row: i + 1,
-                    id,
-                    error,
-                });
+                result.errors.push(BulkError { row: i + 1, id, error });
             }
             Err(Err(e)) => return Err(e.into()),
         }
@@ -228,9 +186,7 @@ pub async fn bulk_assets(
 /// Tag patterns, in the order they are tried.
 #[utoipa::path(tag = "assets", responses((status = 200, body = Vec<TagPattern>)))]
 #[get("/v1/tag-patterns")]
-pub async fn list_patterns(
-    state: web::Data<AppState>,
-) -> Result<web::Json<Vec<TagPattern>>, ApiError> {
+pub async fn list_patterns(state: web::Data<AppState>) -> Result<web::Json<Vec<TagPattern>>, ApiError> {
     Ok(web::Json(assets::list_patterns(state.store.conn()).await?))
 }
 
@@ -256,10 +212,7 @@ pub async fn create_pattern(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/tag-patterns/{id}")]
-pub async fn delete_pattern(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_pattern(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     assets::delete_pattern(state.store.conn(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

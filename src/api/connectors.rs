@@ -9,9 +9,7 @@ use crate::store::connectors;
 /// environment variables or files are shown, never their values.
 #[utoipa::path(tag = "connectors", responses((status = 200, body = Vec<ConnectorView>)))]
 #[get("/v1/connectors")]
-pub async fn list_connectors(
-    state: web::Data<AppState>,
-) -> Result<web::Json<Vec<ConnectorView>>, ApiError> {
+pub async fn list_connectors(state: web::Data<AppState>) -> Result<web::Json<Vec<ConnectorView>>, ApiError> {
     let all = connectors::list(state.store.conn()).await?;
     Ok(web::Json(all.iter().map(|c| c.view()).collect()))
 }
@@ -28,24 +26,12 @@ pub async fn create_connector(
     state: web::Data<AppState>,
     input: web::Json<ConnectorInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = input
-        .name
-        .clone()
-        .ok_or_else(|| ApiError::Validation("name is required".into()))?;
+    let name = input.name.clone().ok_or_else(|| ApiError::Validation("name is required".into()))?;
     validate_name(&name).map_err(ApiError::Validation)?;
     input.config.validate().map_err(ApiError::Validation)?;
-    let saved = connectors::save(
-        state.store.conn(),
-        &name,
-        input.enabled,
-        &input.config,
-        false,
-        state.clock.now(),
-    )
-    .await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/v1/connectors/{name}")))
-        .json(saved.view()))
+    let saved =
+        connectors::save(state.store.conn(), &name, input.enabled, &input.config, false, state.clock.now()).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/connectors/{name}"))).json(saved.view()))
 }
 
 #[utoipa::path(tag = "connectors", params(("name" = String, Path)), responses(
@@ -78,20 +64,11 @@ pub async fn put_connector(
     if let Some(body_name) = &input.name
         && body_name != name.as_str()
     {
-        return Err(ApiError::Validation(format!(
-            "name {body_name:?} in the body differs from {name:?} in the path"
-        )));
+        return Err(ApiError::Validation(format!("name {body_name:?} in the body differs from {name:?} in the path")));
     }
     input.config.validate().map_err(ApiError::Validation)?;
-    let saved = connectors::save(
-        state.store.conn(),
-        &name,
-        input.enabled,
-        &input.config,
-        true,
-        state.clock.now(),
-    )
-    .await?;
+    let saved =
+        connectors::save(state.store.conn(), &name, input.enabled, &input.config, true, state.clock.now()).await?;
     Ok(web::Json(saved.view()))
 }
 
@@ -100,10 +77,7 @@ pub async fn put_connector(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/connectors/{name}")]
-pub async fn delete_connector(
-    state: web::Data<AppState>,
-    name: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_connector(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
     connectors::delete(state.store.conn(), &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -102,14 +102,8 @@ pub async fn post_events(
         return batch(&state, &body).await;
     }
     if req.headers().contains_key("ce-specversion") {
-        let headers = req
-            .headers()
-            .iter()
-            .filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v.to_owned())));
-        let content_type = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
+        let headers = req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v.to_owned())));
+        let content_type = req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
         let event = parse::binary(headers, content_type, &body)?;
         return single(&state, &parse::with_traceparent(event, traceparent(&req))).await;
     }
@@ -126,38 +120,22 @@ pub async fn post_events(
 }
 
 fn traceparent(req: &HttpRequest) -> Option<&str> {
-    req.headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
+    req.headers().get("traceparent").and_then(|v| v.to_str().ok())
 }
 
 async fn single(state: &AppState, event: &InboundEvent) -> Result<HttpResponse, ApiError> {
     let accepted = state.decider.accept(event).await?;
-    let mut resp = if accepted.duplicate {
-        HttpResponse::Ok()
-    } else {
-        HttpResponse::Created()
-    };
-    Ok(resp
-        .insert_header(("Location", format!("/v1/events/{}", accepted.id)))
-        .json(accepted))
+    let mut resp = if accepted.duplicate { HttpResponse::Ok() } else { HttpResponse::Created() };
+    Ok(resp.insert_header(("Location", format!("/v1/events/{}", accepted.id))).json(accepted))
 }
 
 async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> {
     let parsed = parse::batch(body)?;
     let limit = state.http.max_batch_events;
     if parsed.len() > limit {
-        return Err(ApiError::BatchTooLarge {
-            count: parsed.len(),
-            limit,
-        });
+        return Err(ApiError::BatchTooLarge { count: parsed.len(), limit });
     }
-    let mut result = BatchResult {
-        accepted: 0,
-        duplicates: 0,
-        rejected: 0,
-        items: Vec::with_capacity(parsed.len()),
-    };
+    let mut result = BatchResult { accepted: 0, duplicates: 0, rejected: 0, items: Vec::with_capacity(parsed.len()) };
     for (index, item) in parsed.into_iter().enumerate() {
         let entry = match item {
             Ok(event) => {
@@ -169,22 +147,12 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
                     result.accepted += 1;
                     "accepted"
                 };
-                BatchItem {
-                    index,
-                    status: status.into(),
-                    result: Some(accepted),
-                    error: None,
-                }
+                BatchItem { index, status: status.into(), result: Some(accepted), error: None }
             }
             Err(e) => {
                 result.rejected += 1;
                 let e: IngestError = e;
-                BatchItem {
-                    index,
-                    status: "rejected".into(),
-                    result: None,
-                    error: Some(ApiError::from(e).problem()),
-                }
+                BatchItem { index, status: "rejected".into(), result: None, error: Some(ApiError::from(e).problem()) }
             }
         };
         result.items.push(entry);
@@ -205,9 +173,7 @@ pub async fn list_events(
     filter: web::Query<EventFilter>,
     page: web::Query<PageRequest>,
 ) -> Result<web::Json<Page<EventRecord>>, ApiError> {
-    Ok(web::Json(
-        events::list(state.store.conn(), &filter, *page).await?,
-    ))
+    Ok(web::Json(events::list(state.store.conn(), &filter, *page).await?))
 }
 
 /// One event with its decision trace. `id` is workbridge's id or the CloudEvents id.
@@ -216,9 +182,6 @@ pub async fn list_events(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/v1/events/{id}")]
-pub async fn get_event(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<web::Json<EventRecord>, ApiError> {
+pub async fn get_event(state: web::Data<AppState>, id: web::Path<String>) -> Result<web::Json<EventRecord>, ApiError> {
     Ok(web::Json(events::get(state.store.conn(), &id).await?))
 }

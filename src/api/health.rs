@@ -15,9 +15,7 @@ pub struct Health {
 #[utoipa::path(tag = "operations", responses((status = 200, body = Health)))]
 #[get("/healthz")]
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(Health {
-        status: "ok".into(),
-    })
+    HttpResponse::Ok().json(Health { status: "ok".into() })
 }
 
 #[derive(Serialize, ToSchema)]
@@ -50,12 +48,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let db = state.store.ping().await;
     let conn = state.store.conn();
     let (outbox_pending, unmapped_events) = if db.is_ok() {
-        (
-            outbox::pending_count(conn).await.ok(),
-            events::count_by_outcome(conn, EventOutcome::Unmapped)
-                .await
-                .ok(),
-        )
+        (outbox::pending_count(conn).await.ok(), events::count_by_outcome(conn, EventOutcome::Unmapped).await.ok())
     } else {
         (None, None)
     };
@@ -72,18 +65,10 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         broker: Dependency {
             ok: broker_ok,
             enabled: state.amqp_enabled,
-            error: if broker_ok {
-                None
-            } else {
-                Some(broker.last_error.unwrap_or_else(|| "connecting".into()))
-            },
+            error: if broker_ok { None } else { Some(broker.last_error.unwrap_or_else(|| "connecting".into())) },
         },
         outbox_pending,
         unmapped_events,
     };
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

@@ -96,11 +96,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// The OpenAPI document, as served at `/openapi.json` and committed at
 /// `openapi/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = actix_web::App::new()
-        .into_utoipa_app()
-        .openapi(ApiDoc::openapi())
-        .configure(routes)
-        .split_for_parts();
+    let (_, api) =
+        actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts();
     api
 }
 
@@ -110,10 +107,7 @@ async fn read_body(mut payload: web::Payload, limit: usize) -> Result<web::Bytes
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|e| ApiError::Malformed(format!("cannot read the body: {e}")))?;
         if body.len() + chunk.len() > limit {
-            return Err(ApiError::TooLarge {
-                size: body.len() + chunk.len(),
-                limit,
-            });
+            return Err(ApiError::TooLarge { size: body.len() + chunk.len(), limit });
         }
         body.extend_from_slice(&chunk);
     }
@@ -125,12 +119,6 @@ fn mime(req: &actix_web::HttpRequest) -> String {
     req.headers()
         .get(actix_web::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .unwrap_or_default()
 }

@@ -46,43 +46,17 @@ pub enum ApiError {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
-            Self::Malformed(_) => (
-                StatusCode::BAD_REQUEST,
-                "malformed-request",
-                "Malformed request",
-            ),
-            Self::InvalidEvent(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid-event",
-                "Invalid event",
-            ),
-            Self::Validation(_) => (
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "validation-failed",
-                "Validation failed",
-            ),
+            Self::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
+            Self::InvalidEvent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-event", "Invalid event"),
+            Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "Validation failed"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not-found", "Not found"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict", "Conflict"),
-            Self::TooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "payload-too-large",
-                "Payload too large",
-            ),
-            Self::BatchTooLarge { .. } => (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "batch-too-large",
-                "Batch too large",
-            ),
-            Self::UnsupportedMediaType(_) => (
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-            ),
-            Self::Internal(_) => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "internal",
-                "Internal error",
-            ),
+            Self::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload-too-large", "Payload too large"),
+            Self::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch-too-large", "Batch too large"),
+            Self::UnsupportedMediaType(_) => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
     }
 
@@ -108,9 +82,7 @@ impl ResponseError for ApiError {
         if let Self::Internal(e) = self {
             tracing::error!(error = %e, source = ?e.source(), "request failed");
         }
-        HttpResponse::build(self.status_code())
-            .content_type("application/problem+json")
-            .json(self.problem())
+        HttpResponse::build(self.status_code()).content_type("application/problem+json").json(self.problem())
     }
 }
 
@@ -135,23 +107,12 @@ impl From<IngestError> for ApiError {
 }
 
 /// Problem responses for actix's own extractor failures.
-pub fn json_error(
-    err: actix_web::error::JsonPayloadError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+pub fn json_error(err: actix_web::error::JsonPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     match err {
-        E::OverflowKnownLength { length, limit } => ApiError::TooLarge {
-            size: length,
-            limit,
-        },
-        E::Overflow { limit } => ApiError::TooLarge {
-            size: limit + 1,
-            limit,
-        },
-        E::ContentType => {
-            ApiError::UnsupportedMediaType("expected Content-Type: application/json".into())
-        }
+        E::OverflowKnownLength { length, limit } => ApiError::TooLarge { size: length, limit },
+        E::Overflow { limit } => ApiError::TooLarge { size: limit + 1, limit },
+        E::ContentType => ApiError::UnsupportedMediaType("expected Content-Type: application/json".into()),
         E::Deserialize(e) if e.is_data() => ApiError::Validation(e.to_string()),
         E::Deserialize(e) => ApiError::Malformed(format!("not valid JSON: {e}")),
         other => ApiError::Malformed(other.to_string()),
@@ -159,25 +120,15 @@ pub fn json_error(
     .into()
 }
 
-pub fn query_error(
-    err: actix_web::error::QueryPayloadError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+pub fn query_error(err: actix_web::error::QueryPayloadError, _: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::Validation(format!("query: {err}")).into()
 }
 
-pub fn path_error(
-    err: actix_web::error::PathError,
-    _: &actix_web::HttpRequest,
-) -> actix_web::Error {
+pub fn path_error(err: actix_web::error::PathError, _: &actix_web::HttpRequest) -> actix_web::Error {
     ApiError::NotFound(format!("path: {err}")).into()
 }
 
 /// For routes that do not exist.
 pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!(
-        "no route for {} {}",
-        req.method(),
-        req.path()
-    )))
+    Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
 }

@@ -14,14 +14,9 @@ use crate::store::{StoreError, TransactionTrait, connectors};
 async fn validate(state: &AppState, input: &RuleInput) -> Result<(), ApiError> {
     input.validate().map_err(ApiError::Validation)?;
     if let Action::Create(c) = &input.action
-        && connectors::get(state.store.conn(), &c.connector)
-            .await?
-            .is_none()
+        && connectors::get(state.store.conn(), &c.connector).await?.is_none()
     {
-        return Err(ApiError::Validation(format!(
-            "action.connector: connector {} does not exist",
-            c.connector
-        )));
+        return Err(ApiError::Validation(format!("action.connector: connector {} does not exist", c.connector)));
     }
     Ok(())
 }
@@ -41,17 +36,12 @@ pub async fn list_rules(state: web::Data<AppState>) -> Result<web::Json<Vec<Rule
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/rules")]
-pub async fn create_rule(
-    state: web::Data<AppState>,
-    input: web::Json<RuleInput>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn create_rule(state: web::Data<AppState>, input: web::Json<RuleInput>) -> Result<HttpResponse, ApiError> {
     validate(&state, &input).await?;
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
     let rule = rules::create(&txn, &input, state.clock.now()).await?;
     txn.commit().await.map_err(StoreError::from)?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/v1/rules/{}", rule.id)))
-        .json(rule))
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/rules/{}", rule.id))).json(rule))
 }
 
 #[utoipa::path(tag = "rules", params(("id" = String, Path)), responses(
@@ -59,10 +49,7 @@ pub async fn create_rule(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/v1/rules/{id}")]
-pub async fn get_rule(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<web::Json<Rule>, ApiError> {
+pub async fn get_rule(state: web::Data<AppState>, id: web::Path<String>) -> Result<web::Json<Rule>, ApiError> {
     Ok(web::Json(rules::get(state.store.conn(), &id).await?))
 }
 
@@ -92,10 +79,7 @@ pub async fn put_rule(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/rules/{id}")]
-pub async fn delete_rule(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_rule(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     rules::delete(state.store.conn(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }
@@ -135,10 +119,7 @@ pub struct RuleTest {
     (status = 422, description = "The event or a proposed rule is invalid", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/rules/test")]
-pub async fn test_rules(
-    state: web::Data<AppState>,
-    input: web::Json<RuleTest>,
-) -> Result<web::Json<DryRun>, ApiError> {
+pub async fn test_rules(state: web::Data<AppState>, input: web::Json<RuleTest>) -> Result<web::Json<DryRun>, ApiError> {
     let input = input.into_inner();
     let event = parse::from_value(input.event)?;
     let proposed = match input.rules {
@@ -147,8 +128,7 @@ pub async fn test_rules(
             let now = state.clock.now();
             let mut rules = Vec::with_capacity(inputs.len());
             for (i, r) in inputs.into_iter().enumerate() {
-                r.validate()
-                    .map_err(|e| ApiError::Validation(format!("rules[{i}]: {e}")))?;
+                r.validate().map_err(|e| ApiError::Validation(format!("rules[{i}]: {e}")))?;
                 rules.push(Rule {
                     id: format!("proposed-{i}"),
                     name: r.name.trim().to_owned(),

@@ -23,9 +23,7 @@ pub async fn list_sandbox_orders(
     filter: web::Query<SandboxFilter>,
     page: web::Query<PageRequest>,
 ) -> Result<web::Json<Page<SandboxOrder>>, ApiError> {
-    Ok(web::Json(
-        sandbox::list(state.store.conn(), filter.status.as_deref(), *page).await?,
-    ))
+    Ok(web::Json(sandbox::list(state.store.conn(), filter.status.as_deref(), *page).await?))
 }
 
 #[utoipa::path(tag = "sandbox", params(("id" = String, Path)), responses(
@@ -63,10 +61,7 @@ pub async fn set_sandbox_status(
     change: web::Json<SandboxStatusChange>,
 ) -> Result<web::Json<SandboxOrder>, ApiError> {
     use OrderStatus::*;
-    if !matches!(
-        change.status,
-        Acknowledged | InProgress | Completed | Closed | Cancelled | Rejected
-    ) {
+    if !matches!(change.status, Acknowledged | InProgress | Completed | Closed | Cancelled | Rejected) {
         return Err(ApiError::Validation(format!(
             "status {} cannot be set in the EAM; use acknowledged, in_progress, completed, closed, cancelled or rejected",
             change.status.as_str()

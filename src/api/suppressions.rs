@@ -39,27 +39,17 @@ pub async fn create_suppression(
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let starts = input.starts_at.unwrap_or(now);
-    for (field, value) in [
-        ("target", &input.target),
-        ("reason", &input.reason),
-        ("author", &input.author),
-    ] {
+    for (field, value) in [("target", &input.target), ("reason", &input.reason), ("author", &input.author)] {
         let v = value.trim();
         if v.is_empty() || v.len() > 512 {
-            return Err(ApiError::Validation(format!(
-                "{field} must be 1 to 512 characters"
-            )));
+            return Err(ApiError::Validation(format!("{field} must be 1 to 512 characters")));
         }
     }
     if input.ends_at <= starts {
-        return Err(ApiError::Validation(
-            "ends_at must be after starts_at".into(),
-        ));
+        return Err(ApiError::Validation("ends_at must be after starts_at".into()));
     }
     let s = suppressions::create(state.store.conn(), &input, now).await?;
-    Ok(HttpResponse::Created()
-        .insert_header(("Location", format!("/v1/suppressions/{}", s.id)))
-        .json(s))
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/suppressions/{}", s.id))).json(s))
 }
 
 /// End a suppression (delete it).
@@ -68,10 +58,7 @@ pub async fn create_suppression(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/suppressions/{id}")]
-pub async fn delete_suppression(
-    state: web::Data<AppState>,
-    id: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn delete_suppression(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
     suppressions::delete(state.store.conn(), &id).await?;
     Ok(HttpResponse::NoContent().finish())
 }

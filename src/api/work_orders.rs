@@ -19,9 +19,7 @@ pub async fn list_work_orders(
     filter: web::Query<OrderFilter>,
     page: web::Query<PageRequest>,
 ) -> Result<web::Json<Page<WorkOrder>>, ApiError> {
-    Ok(web::Json(
-        work_orders::list(state.store.conn(), &filter, *page).await?,
-    ))
+    Ok(web::Json(work_orders::list(state.store.conn(), &filter, *page).await?))
 }
 
 /// A work order with its events, decision trace and status history.
@@ -46,9 +44,5 @@ pub async fn get_work_order(
     let order = work_orders::get(conn, &id).await?;
     let events = events::of_order(conn, &id).await?;
     let history = work_orders::history(conn, &id).await?;
-    Ok(web::Json(WorkOrderDetail {
-        order,
-        events,
-        history,
-    }))
+    Ok(web::Json(WorkOrderDetail { order, events, history }))
 }

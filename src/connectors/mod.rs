@@ -46,10 +46,7 @@ pub struct CreatedOrder {
 pub enum ConnectorError {
     /// Worth retrying: 5xx, 429, connection refused.
     #[error("{message}")]
-    Transient {
-        message: String,
-        retry_after: Option<Duration>,
-    },
+    Transient { message: String, retry_after: Option<Duration> },
     /// Retrying will not help: 4xx other than 408/429, a reply without an id.
     #[error("{message}")]
     Permanent { message: String },
@@ -65,9 +62,7 @@ pub trait Connector: Send + Sync {
     /// Cancels an order created earlier. Only called for connectors whose
     /// configuration says they can (`ConnectorConfig::can_cancel`).
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
-        Err(ConnectorError::Permanent {
-            message: format!("this connector cannot cancel order {external_id}"),
-        })
+        Err(ConnectorError::Permanent { message: format!("this connector cannot cancel order {external_id}") })
     }
 }
 
@@ -81,31 +76,19 @@ pub enum HeaderValue {
     File { file: String },
 }
 
-const SENSITIVE_HEADERS: &[&str] = &[
-    "authorization",
-    "apikey",
-    "api-key",
-    "x-api-key",
-    "maxauth",
-    "cookie",
-    "proxy-authorization",
-];
+const SENSITIVE_HEADERS: &[&str] =
+    &["authorization", "apikey", "api-key", "x-api-key", "maxauth", "cookie", "proxy-authorization"];
 
 fn is_sensitive(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
-    SENSITIVE_HEADERS.contains(&n.as_str())
-        || n.contains("token")
-        || n.contains("secret")
-        || n.contains("password")
+    SENSITIVE_HEADERS.contains(&n.as_str()) || n.contains("token") || n.contains("secret") || n.contains("password")
 }
 
 impl HeaderValue {
     pub fn resolve(&self) -> Result<String, String> {
         match self {
             Self::Literal(v) => Ok(v.clone()),
-            Self::Env { env } => {
-                std::env::var(env).map_err(|_| format!("environment variable {env} is not set"))
-            }
+            Self::Env { env } => std::env::var(env).map_err(|_| format!("environment variable {env} is not set")),
             Self::File { file } => std::fs::read_to_string(file)
                 .map(|s| s.trim_end().to_owned())
                 .map_err(|e| format!("cannot read secret file {file}: {}", e.kind())),
@@ -195,14 +178,8 @@ fn enabled_default() -> bool {
 pub fn validate_name(name: &str) -> Result<(), String> {
     let ok = !name.is_empty()
         && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if ok {
-        Ok(())
-    } else {
-        Err("name must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into())
-    }
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok { Ok(()) } else { Err("name must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into()) }
 }
 
 /// Maps an EAM status word to the common lifecycle, for connectors whose
@@ -218,28 +195,12 @@ mod tests {
     #[test]
     fn credential_headers_are_masked_but_references_shown() {
         let mut headers = BTreeMap::new();
-        headers.insert(
-            "Authorization".into(),
-            HeaderValue::Literal("Bearer s3cr3t".into()),
-        );
-        headers.insert(
-            "apikey".into(),
-            HeaderValue::Env {
-                env: "MAXIMO_KEY".into(),
-            },
-        );
-        headers.insert(
-            "Accept".into(),
-            HeaderValue::Literal("application/json".into()),
-        );
+        headers.insert("Authorization".into(), HeaderValue::Literal("Bearer s3cr3t".into()));
+        headers.insert("apikey".into(), HeaderValue::Env { env: "MAXIMO_KEY".into() });
+        headers.insert("Accept".into(), HeaderValue::Literal("application/json".into()));
         let r = redact_headers(&headers);
         assert_eq!(r["Authorization"], HeaderValue::Literal("***".into()));
-        assert_eq!(
-            r["apikey"],
-            HeaderValue::Env {
-                env: "MAXIMO_KEY".into()
-            }
-        );
+        assert_eq!(r["apikey"], HeaderValue::Env { env: "MAXIMO_KEY".into() });
         assert_eq!(r["Accept"], HeaderValue::Literal("application/json".into()));
     }
 }

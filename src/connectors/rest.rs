@@ -97,11 +97,10 @@ pub fn lookup(v: &serde_json::Value, path: &str) -> Option<String> {
     let found = if path.starts_with('/') {
         v.pointer(path)
     } else {
-        path.split('.')
-            .try_fold(v, |cur, seg| match seg.parse::<usize>() {
-                Ok(i) if cur.is_array() => cur.get(i),
-                _ => cur.get(seg),
-            })
+        path.split('.').try_fold(v, |cur, seg| match seg.parse::<usize>() {
+            Ok(i) if cur.is_array() => cur.get(i),
+            _ => cur.get(seg),
+        })
     }?;
     match found {
         serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
@@ -113,14 +112,7 @@ pub fn lookup(v: &serde_json::Value, path: &str) -> Option<String> {
 /// `Retry-After` in seconds (the HTTP-date form is rare in EAM APIs and is
 /// treated as absent).
 pub fn retry_after(headers: &reqwest::header::HeaderMap) -> Option<Duration> {
-    headers
-        .get(reqwest::header::RETRY_AFTER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
+    headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Classifies an HTTP failure status.
@@ -128,14 +120,8 @@ pub fn classify(status: StatusCode, body: &str, retry: Option<Duration>) -> Conn
     // Keep bodies short in errors: they are stored and shown to planners.
     let snippet: String = body.chars().take(300).collect();
     let message = format!("EAM answered {status}: {snippet}");
-    if status.is_server_error()
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status == StatusCode::REQUEST_TIMEOUT
-    {
-        ConnectorError::Transient {
-            message,
-            retry_after: retry,
-        }
+    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
+        ConnectorError::Transient { message, retry_after: retry }
     } else {
         ConnectorError::Permanent { message }
     }
@@ -145,18 +131,11 @@ pub fn transport_error(e: &reqwest::Error) -> ConnectorError {
     // Without the URL: it may carry credentials in its query.
     let text = e.without_url_ref();
     if e.is_connect() {
-        ConnectorError::Transient {
-            message: format!("cannot connect: {text}"),
-            retry_after: None,
-        }
+        ConnectorError::Transient { message: format!("cannot connect: {text}"), retry_after: None }
     } else if e.is_timeout() {
-        ConnectorError::Unknown {
-            message: format!("no answer in time: {text}"),
-        }
+        ConnectorError::Unknown { message: format!("no answer in time: {text}") }
     } else {
-        ConnectorError::Unknown {
-            message: format!("request failed: {text}"),
-        }
+        ConnectorError::Unknown { message: format!("request failed: {text}") }
     }
 }
 
@@ -177,18 +156,11 @@ impl WithoutUrl for reqwest::Error {
 impl super::Connector for RestConnector {
     async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError> {
         let body = match &self.config.body {
-            Some(t) => {
-                template::render_json(t, &order.context).map_err(|e| ConnectorError::Permanent {
-                    message: format!("body template: {e}"),
-                })?
-            }
+            Some(t) => template::render_json(t, &order.context)
+                .map_err(|e| ConnectorError::Permanent { message: format!("body template: {e}") })?,
             None => serde_json::to_value(order).unwrap_or_default(),
         };
-        let method = if self.config.method == "PUT" {
-            reqwest::Method::PUT
-        } else {
-            reqwest::Method::POST
-        };
+        let method = if self.config.method == "PUT" { reqwest::Method::PUT } else { reqwest::Method::POST };
         let mut req = self
             .http
             .request(method, &self.config.url)
@@ -197,9 +169,7 @@ impl super::Connector for RestConnector {
             .header(reqwest::header::ACCEPT, "application/json")
             .json(&body);
         for (name, value) in &self.config.headers {
-            let value = value
-                .resolve()
-                .map_err(|message| ConnectorError::Permanent { message })?;
+            let value = value.resolve().map_err(|message| ConnectorError::Permanent { message })?;
             req = req.header(name.as_str(), value);
         }
         let resp = req.send().await.map_err(|e| transport_error(&e))?;
@@ -209,29 +179,16 @@ impl super::Connector for RestConnector {
         if !status.is_success() {
             return Err(classify(status, &text, retry));
         }
-        let reply: serde_json::Value =
-            serde_json::from_str(&text).map_err(|_| ConnectorError::Unknown {
-                message: format!("EAM answered {status} with a body that is not JSON"),
-            })?;
-        let external_id =
-            lookup(&reply, &self.config.id_path).ok_or_else(|| ConnectorError::Unknown {
-                message: format!(
-                    "EAM answered {status} without an id at {}",
-                    self.config.id_path
-                ),
-            })?;
+        let reply: serde_json::Value = serde_json::from_str(&text).map_err(|_| ConnectorError::Unknown {
+            message: format!("EAM answered {status} with a body that is not JSON"),
+        })?;
+        let external_id = lookup(&reply, &self.config.id_path).ok_or_else(|| ConnectorError::Unknown {
+            message: format!("EAM answered {status} without an id at {}", self.config.id_path),
+        })?;
         Ok(CreatedOrder {
             external_id,
-            external_url: self
-                .config
-                .url_path
-                .as_deref()
-                .and_then(|p| lookup(&reply, p)),
-            external_status: self
-                .config
-                .status_path
-                .as_deref()
-                .and_then(|p| lookup(&reply, p)),
+            external_url: self.config.url_path.as_deref().and_then(|p| lookup(&reply, p)),
+            external_status: self.config.status_path.as_deref().and_then(|p| lookup(&reply, p)),
         })
     }
 }
@@ -252,16 +209,10 @@ mod tests {
 
     #[test]
     fn classifies_statuses() {
-        assert!(matches!(
-            classify(StatusCode::SERVICE_UNAVAILABLE, "", None),
-            ConnectorError::Transient { .. }
-        ));
+        assert!(matches!(classify(StatusCode::SERVICE_UNAVAILABLE, "", None), ConnectorError::Transient { .. }));
         assert!(
             matches!(classify(StatusCode::TOO_MANY_REQUESTS, "", Some(Duration::from_secs(3))), ConnectorError::Transient { retry_after: Some(d), .. } if d.as_secs() == 3)
         );
-        assert!(matches!(
-            classify(StatusCode::BAD_REQUEST, "bad", None),
-            ConnectorError::Permanent { .. }
-        ));
+        assert!(matches!(classify(StatusCode::BAD_REQUEST, "bad", None), ConnectorError::Permanent { .. }));
     }
 }

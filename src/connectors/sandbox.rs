@@ -20,10 +20,7 @@ impl super::Connector for SandboxConnector {
     async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError> {
         let created = sandbox::create(self.store.conn(), order, chrono::Utc::now())
             .await
-            .map_err(|e| ConnectorError::Transient {
-                message: format!("sandbox: {e}"),
-                retry_after: None,
-            })?;
+            .map_err(|e| ConnectorError::Transient { message: format!("sandbox: {e}"), retry_after: None })?;
         Ok(CreatedOrder {
             external_url: Some(format!("/v1/sandbox/orders/{}", created.id)),
             external_id: created.id,
@@ -32,17 +29,9 @@ impl super::Connector for SandboxConnector {
     }
 
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
-        sandbox::set_status(
-            self.store.conn(),
-            external_id,
-            "cancelled",
-            chrono::Utc::now(),
-        )
-        .await
-        .map(drop)
-        .map_err(|e| ConnectorError::Transient {
-            message: format!("sandbox: {e}"),
-            retry_after: None,
-        })
+        sandbox::set_status(self.store.conn(), external_id, "cancelled", chrono::Utc::now())
+            .await
+            .map(drop)
+            .map_err(|e| ConnectorError::Transient { message: format!("sandbox: {e}"), retry_after: None })
     }
 }

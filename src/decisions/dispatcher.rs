@@ -12,8 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::connectors::{
-    Connector, ConnectorConfig, ConnectorError, OrderDocument, rest::RestConnector,
-    sandbox::SandboxConnector,
+    Connector, ConnectorConfig, ConnectorError, OrderDocument, rest::RestConnector, sandbox::SandboxConnector,
 };
 use crate::domain::OrderStatus;
 use crate::ingest::parse;
@@ -38,13 +37,7 @@ impl Dispatcher {
         settings: OutboxSettings,
         wake: Arc<Notify>,
     ) -> Self {
-        Self {
-            store,
-            clock,
-            http,
-            settings,
-            wake,
-        }
+        Self { store, clock, http, settings, wake }
     }
 
     /// Delivers until cancelled: at once when a decision wakes it, otherwise
@@ -70,8 +63,7 @@ impl Dispatcher {
     pub async fn dispatch_once(&self) -> Result<usize, StoreError> {
         let now = self.clock.now();
         let lease = now + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
-        let claimed =
-            outbox::claim(self.store.conn(), now, lease, self.settings.batch_size).await?;
+        let claimed = outbox::claim(self.store.conn(), now, lease, self.settings.batch_size).await?;
         let n = claimed.len();
         for c in claimed {
             if let Err(e) = self.deliver(&c).await {
@@ -91,14 +83,7 @@ impl Dispatcher {
         let order = work_orders::get(conn, &c.work_order_id).await?;
         if order.status != OrderStatus::Pending {
             // Delivered already (or cancelled meanwhile): nothing to send.
-            outbox::mark_done(
-                conn,
-                &c.id,
-                DeliveryStatus::Delivered,
-                None,
-                self.clock.now(),
-            )
-            .await?;
+            outbox::mark_done(conn, &c.id, DeliveryStatus::Delivered, None, self.clock.now()).await?;
             return Ok(());
         }
         let result = match self.connector_for(&order).await? {
@@ -128,8 +113,7 @@ impl Dispatcher {
             Err(err) => {
                 let attempts = c.attempts as u32 + 1;
                 let message = err.to_string();
-                let give_up = matches!(err, ConnectorError::Permanent { .. })
-                    || attempts >= self.settings.max_attempts;
+                let give_up = matches!(err, ConnectorError::Permanent { .. }) || attempts >= self.settings.max_attempts;
                 work_orders::set_last_error(&txn, &order.id, &message, now).await?;
                 if give_up {
                     work_orders::change_status(
@@ -140,20 +124,16 @@ impl Dispatcher {
                             external_status: None,
                             source: "workbridge",
                             at: now,
-                            note: Some(&format!(
-                                "delivery gave up after {attempts} attempt(s): {message}"
-                            )),
+                            note: Some(&format!("delivery gave up after {attempts} attempt(s): {message}")),
                         },
                         now,
                     )
                     .await?;
-                    outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now)
-                        .await?;
+                    outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now).await?;
                     tracing::warn!(attempts, error = %message, "delivery failed for good");
                 } else {
                     let delay = self.delay(attempts, &err);
-                    let next =
-                        now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+                    let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
                     outbox::reschedule(&txn, &c.id, next, &message, now).await?;
                     tracing::info!(attempts, retry_in_ms = delay.as_millis() as u64, error = %message, "delivery will be retried");
                 }
@@ -168,10 +148,7 @@ impl Dispatcher {
     async fn cancel(&self, c: &Claimed) -> Result<(), StoreError> {
         let conn = self.store.conn();
         let order = work_orders::get(conn, &c.work_order_id).await?;
-        let result = match (
-            self.connector_for(&order).await?,
-            order.external_id.as_deref(),
-        ) {
+        let result = match (self.connector_for(&order).await?, order.external_id.as_deref()) {
             (Ok(connector), Some(external_id)) => connector.cancel(external_id).await,
             (Ok(_), None) => Ok(()), // never reached the EAM: nothing to cancel there
             (Err(e), _) => Err(e),
@@ -187,16 +164,11 @@ impl Dispatcher {
                 let attempts = c.attempts as u32 + 1;
                 let message = format!("cancel: {err}");
                 work_orders::set_last_error(&txn, &order.id, &message, now).await?;
-                if matches!(err, ConnectorError::Permanent { .. })
-                    || attempts >= self.settings.max_attempts
-                {
-                    outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now)
-                        .await?;
+                if matches!(err, ConnectorError::Permanent { .. }) || attempts >= self.settings.max_attempts {
+                    outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now).await?;
                     tracing::warn!(order = %order.id, error = %message, "cancelling in the EAM failed for good");
                 } else {
-                    let next = now
-                        + chrono::Duration::from_std(self.delay(attempts, &err))
-                            .unwrap_or_default();
+                    let next = now + chrono::Duration::from_std(self.delay(attempts, &err)).unwrap_or_default();
                     outbox::reschedule(&txn, &c.id, next, &message, now).await?;
                 }
             }
@@ -218,18 +190,14 @@ impl Dispatcher {
             .nth(attempts.saturating_sub(1) as usize)
             .unwrap_or(max);
         match err {
-            ConnectorError::Transient {
-                retry_after: Some(ra),
-                ..
-            } => backoff.max((*ra).min(Duration::from_secs(3600))),
+            ConnectorError::Transient { retry_after: Some(ra), .. } => {
+                backoff.max((*ra).min(Duration::from_secs(3600)))
+            }
             _ => backoff,
         }
     }
 
-    async fn connector_for(
-        &self,
-        order: &WorkOrder,
-    ) -> Result<Result<Box<dyn Connector>, ConnectorError>, StoreError> {
+    async fn connector_for(&self, order: &WorkOrder) -> Result<Result<Box<dyn Connector>, ConnectorError>, StoreError> {
         let Some(stored) = connectors::get(self.store.conn(), &order.connector).await? else {
             return Ok(Err(ConnectorError::Permanent {
                 message: format!("connector {} does not exist", order.connector),

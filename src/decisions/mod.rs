@@ -22,9 +22,7 @@ use crate::rules::{self, Action, CreateAction, Debounce, OnClear, Rule, RuleSet,
 use crate::store::events::{self, Decided};
 use crate::store::suppressions::{self, Scope};
 use crate::store::work_orders::{self, NewOrder, StatusUpdate};
-use crate::store::{
-    self as store_mod, Store, StoreError, TransactionTrait, connectors, new_id, outbox,
-};
+use crate::store::{self as store_mod, Store, StoreError, TransactionTrait, connectors, new_id, outbox};
 
 /// What happened to one accepted event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -68,11 +66,7 @@ struct RuleCache {
 impl RuleCache {
     async fn get<C: sea_orm::ConnectionTrait>(&self, conn: &C) -> Result<Arc<RuleSet>, StoreError> {
         let stamp = store_mod::rules::stamp(conn).await?;
-        if let Some((s, set)) = self
-            .loaded
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
+        if let Some((s, set)) = self.loaded.lock().unwrap_or_else(|p| p.into_inner()).as_ref()
             && *s == stamp
         {
             return Ok(set.clone());
@@ -115,23 +109,13 @@ pub struct OrderPreview {
 
 impl Decider {
     pub fn new(store: Store, clock: Arc<dyn Clock>, wake: Arc<Notify>, sla: SlaSettings) -> Self {
-        Self {
-            store,
-            clock,
-            wake,
-            sla,
-            rules: Arc::default(),
-        }
+        Self { store, clock, wake, sla, rules: Arc::default() }
     }
 
     /// Decides `event` against the stored rules, or `proposed` ones, inside a
     /// transaction that is rolled back: the answer reflects the open orders
     /// as they are, and nothing is written.
-    pub async fn dry_run(
-        &self,
-        event: &InboundEvent,
-        proposed: Option<RuleSet>,
-    ) -> Result<DryRun, StoreError> {
+    pub async fn dry_run(&self, event: &InboundEvent, proposed: Option<RuleSet>) -> Result<DryRun, StoreError> {
         let txn = self.store.conn().begin().await?;
         let rules = match proposed {
             Some(set) => Arc::new(set),
@@ -296,18 +280,8 @@ async fn decide(
                 Action::Create(action) => {
                     let key = dedup_key(action, &ctx, event, &m.asset);
                     decided.dedup_key = Some(key.clone());
-                    let trace_so_far =
-                        json!({"mapping": mapping_trace(&mapping), "rules": eval.trace});
-                    let step = Step {
-                        txn,
-                        event,
-                        asset: &m.asset,
-                        rule,
-                        action,
-                        key,
-                        sla,
-                        now,
-                    };
+                    let trace_so_far = json!({"mapping": mapping_trace(&mapping), "rules": eval.trace});
+                    let step = Step { txn, event, asset: &m.asset, rule, action, key, sla, now };
                     let (outcome, order_id, detail, order) = step.run(&ctx, trace_so_far).await?;
                     decided.outcome = outcome;
                     decided.work_order_id = order_id;
@@ -393,15 +367,7 @@ impl Step<'_> {
             return self.clear().await;
         }
         // A maintenance window or shelving holds back new work and merges alike.
-        if let Some(s) = suppressions::in_force(
-            txn,
-            &self.asset.id,
-            &self.asset.site,
-            &self.rule.id,
-            self.now,
-        )
-        .await?
-        {
+        if let Some(s) = suppressions::in_force(txn, &self.asset.id, &self.asset.site, &self.rule.id, self.now).await? {
             let reason = format!(
                 "suppressed by {} {} ({:?} {} until {}): {}",
                 match s.scope {
@@ -421,15 +387,12 @@ impl Step<'_> {
         // key between our merge attempt and our insert, the insert yields and
         // the second merge finds that order.
         for _ in 0..2 {
-            if let Some(id) =
-                work_orders::merge_into_open(txn, &self.key, event_time, self.now).await?
-            {
+            if let Some(id) = work_orders::merge_into_open(txn, &self.key, event_time, self.now).await? {
                 let reason = format!("merged into open order {id} (same dedup key)");
                 return Ok(self.outcome(EventOutcome::Merged, Some(id), reason));
             }
             if let Some(minutes) = self.action.cooldown_minutes
-                && let Some((id, status, closed_at)) =
-                    work_orders::last_closed(txn, &self.key).await?
+                && let Some((id, status, closed_at)) = work_orders::last_closed(txn, &self.key).await?
                 && self.now < closed_at + Duration::minutes(i64::from(minutes))
             {
                 let reason = format!(
@@ -446,10 +409,7 @@ impl Step<'_> {
                 return Ok(result);
             }
         }
-        Err(StoreError::Conflict(format!(
-            "could not open or merge into an order for key {}",
-            self.key
-        )))
+        Err(StoreError::Conflict(format!("could not open or merge into an order for key {}", self.key)))
     }
 
     /// `Some(reason)` while the debounce is not yet satisfied.
@@ -459,33 +419,21 @@ impl Step<'_> {
         };
         let cleared = events::last_clear(self.txn, &self.key).await?;
         Ok(match debounce {
-            Debounce::Occurrences {
-                occurrences,
-                within_minutes,
-            } => {
+            Debounce::Occurrences { occurrences, within_minutes } => {
                 let window_start = event_time - Duration::minutes(i64::from(*within_minutes));
                 let since = cleared.map_or(window_start, |c| c.max(window_start));
                 let seen = events::debounced_since(self.txn, &self.key, Some(since)).await?;
-                let count = seen
-                    .iter()
-                    .filter(|t| **t > cleared.unwrap_or(DateTime::<Utc>::MIN_UTC))
-                    .count() as u32
-                    + 1;
-                (count < *occurrences).then(|| format!("debounced: {count} of {occurrences} occurrences within {within_minutes} min"))
+                let count =
+                    seen.iter().filter(|t| **t > cleared.unwrap_or(DateTime::<Utc>::MIN_UTC)).count() as u32 + 1;
+                (count < *occurrences)
+                    .then(|| format!("debounced: {count} of {occurrences} occurrences within {within_minutes} min"))
             }
             Debounce::HeldFor { held_for_minutes } => {
                 let seen = events::debounced_since(self.txn, &self.key, cleared).await?;
-                let first = seen
-                    .into_iter()
-                    .find(|t| cleared.is_none_or(|c| *t > c))
-                    .unwrap_or(event_time);
+                let first = seen.into_iter().find(|t| cleared.is_none_or(|c| *t > c)).unwrap_or(event_time);
                 let held = event_time - first;
-                (held < Duration::minutes(i64::from(*held_for_minutes))).then(|| {
-                    format!(
-                        "debounced: raised for {} of {held_for_minutes} min",
-                        held.num_minutes()
-                    )
-                })
+                (held < Duration::minutes(i64::from(*held_for_minutes)))
+                    .then(|| format!("debounced: raised for {} of {held_for_minutes} min", held.num_minutes()))
             }
         })
     }
@@ -505,23 +453,12 @@ impl Step<'_> {
                 fallback
             })
         };
-        let title = render(
-            "title",
-            &action.title,
-            format!("{} on {}", event.code, asset.id),
-        );
-        let description = render(
-            "description",
-            &action.description,
-            event.message.clone().unwrap_or_else(|| event.code.clone()),
-        );
-        let priority = action
-            .priority
-            .resolve(event.severity, asset.criticality.as_deref());
-        let reason = format!(
-            "rule {} v{} creates an order via connector {}",
-            rule.name, rule.version, action.connector
-        );
+        let title = render("title", &action.title, format!("{} on {}", event.code, asset.id));
+        let description =
+            render("description", &action.description, event.message.clone().unwrap_or_else(|| event.code.clone()));
+        let priority = action.priority.resolve(event.severity, asset.criticality.as_deref());
+        let reason =
+            format!("rule {} v{} creates an order via connector {}", rule.name, rule.version, action.connector);
         let id = new_id();
         let order = NewOrder {
             id: id.clone(),
@@ -555,11 +492,7 @@ impl Step<'_> {
     async fn clear(&self) -> Result<StepResult, StoreError> {
         let open = work_orders::find_open(self.txn, &self.key).await?;
         let Some(id) = open else {
-            return Ok(self.outcome(
-                EventOutcome::Cleared,
-                None,
-                "alert cleared; no open order for this key".into(),
-            ));
+            return Ok(self.outcome(EventOutcome::Cleared, None, "alert cleared; no open order for this key".into()));
         };
         match self.action.on_clear {
             OnClear::Nothing => Ok(self.outcome(
@@ -579,9 +512,7 @@ impl Step<'_> {
                     // Delivered: the EAM must cancel it too, which the
                     // dispatcher does for connectors that can.
                     OrderStatus::Created | OrderStatus::Acknowledged => {
-                        connectors::get(self.txn, &order.connector)
-                            .await?
-                            .is_some_and(|c| c.config.can_cancel())
+                        connectors::get(self.txn, &order.connector).await?.is_some_and(|c| c.config.can_cancel())
                     }
                     _ => false,
                 };

@@ -56,9 +56,7 @@ impl AlertState {
 }
 
 /// Ordered from least to most severe, so `>=` means "at least".
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     Info,
@@ -69,13 +67,7 @@ pub enum Severity {
 }
 
 impl Severity {
-    pub const ALL: [Severity; 5] = [
-        Self::Info,
-        Self::Warning,
-        Self::Minor,
-        Self::Major,
-        Self::Critical,
-    ];
+    pub const ALL: [Severity; 5] = [Self::Info, Self::Warning, Self::Minor, Self::Major, Self::Critical];
 
     pub fn as_str(self) -> &'static str {
         match self {

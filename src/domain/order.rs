@@ -53,10 +53,7 @@ impl OrderStatus {
     /// Open orders absorb further events with the same dedup key. Once the
     /// work is done (or will never be done) a new event opens a new order.
     pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            Self::Pending | Self::Created | Self::Acknowledged | Self::InProgress
-        )
+        matches!(self, Self::Pending | Self::Created | Self::Acknowledged | Self::InProgress)
     }
 }
 
@@ -108,18 +105,10 @@ mod tests {
         for s in OrderStatus::ALL {
             assert_eq!(OrderStatus::parse(s.as_str()), Some(s));
         }
-        let open: Vec<_> = OrderStatus::ALL
-            .into_iter()
-            .filter(|s| s.is_open())
-            .collect();
+        let open: Vec<_> = OrderStatus::ALL.into_iter().filter(|s| s.is_open()).collect();
         assert_eq!(
             open,
-            [
-                OrderStatus::Pending,
-                OrderStatus::Created,
-                OrderStatus::Acknowledged,
-                OrderStatus::InProgress
-            ]
+            [OrderStatus::Pending, OrderStatus::Created, OrderStatus::Acknowledged, OrderStatus::InProgress]
         );
     }
 

@@ -12,8 +12,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -58,11 +58,7 @@ pub struct Consumer {
 
 impl Consumer {
     pub fn new(settings: AmqpSettings, decider: Decider, status: Arc<BrokerStatus>) -> Self {
-        Self {
-            settings,
-            decider,
-            status,
-        }
+        Self { settings, decider, status }
     }
 
     /// Consumes until cancelled, reconnecting with exponential backoff.
@@ -82,8 +78,7 @@ impl Consumer {
                     tracing::warn!(error = %msg, retry_in_ms = backoff.as_millis() as u64, "RabbitMQ unavailable; reconnecting");
                 }
             }
-            let jitter =
-                Duration::from_millis(rand::random_range(0..=backoff.as_millis() as u64 / 4));
+            let jitter = Duration::from_millis(rand::random_range(0..=backoff.as_millis() as u64 / 4));
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = tokio::time::sleep(backoff + jitter) => {}
@@ -94,32 +89,18 @@ impl Consumer {
         tracing::info!("consumer stopped");
     }
 
-    async fn consume(
-        &self,
-        cancel: &CancellationToken,
-        connected: &mut bool,
-    ) -> Result<(), lapin::Error> {
+    async fn consume(&self, cancel: &CancellationToken, connected: &mut bool) -> Result<(), lapin::Error> {
         let s = &self.settings;
         // Named, so that operators (and tests) can tell it apart in the broker.
-        let props = ConnectionProperties::default()
-            .with_connection_name(format!("workbridge {}", s.queue).into());
+        let props = ConnectionProperties::default().with_connection_name(format!("workbridge {}", s.queue).into());
         let conn = Connection::connect(&s.url, props).await?;
         let channel = conn.create_channel().await?;
         declare_topology(&channel, s).await?;
-        channel
-            .basic_qos(s.prefetch, BasicQosOptions::default())
-            .await?;
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await?;
+        channel.basic_qos(s.prefetch, BasicQosOptions::default()).await?;
+        channel.confirm_select(ConfirmSelectOptions::default()).await?;
         let tag = format!("workbridge-{}", uuid::Uuid::new_v4().simple());
         let mut deliveries = channel
-            .basic_consume(
-                s.queue.as_str().into(),
-                tag.into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+            .basic_consume(s.queue.as_str().into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
             .await?;
         *connected = true;
         self.status.set(true, None);
@@ -147,12 +128,7 @@ impl Consumer {
         }
     }
 
-    async fn handle(
-        &self,
-        channel: &Channel,
-        d: Delivery,
-        cancel: &CancellationToken,
-    ) -> Result<(), lapin::Error> {
+    async fn handle(&self, channel: &Channel, d: Delivery, cancel: &CancellationToken) -> Result<(), lapin::Error> {
         let event = match self.parse(&d) {
             Ok(e) => e,
             Err(e) => {
@@ -175,13 +151,7 @@ impl Consumer {
                     let transient = is_connection_error(&e);
                     tracing::warn!(error = %e, source = ?std::error::Error::source(&e), transient, failures, "storing an event failed");
                     if (!transient && failures >= 3) || cancel.is_cancelled() {
-                        return d
-                            .nack(BasicNackOptions {
-                                requeue: true,
-                                multiple: false,
-                            })
-                            .await
-                            .map(drop);
+                        return d.nack(BasicNackOptions { requeue: true, multiple: false }).await.map(drop);
                     }
                     tokio::select! {
                         _ = cancel.cancelled() => {}
@@ -196,27 +166,15 @@ impl Consumer {
     fn parse(&self, d: &Delivery) -> Result<InboundEvent, IngestError> {
         let limit = self.settings.max_message_bytes;
         if d.data.len() > limit {
-            return Err(IngestError::TooLarge {
-                size: d.data.len(),
-                limit,
-            });
+            return Err(IngestError::TooLarge { size: d.data.len(), limit });
         }
         let headers: Vec<(String, String)> = d
             .properties
             .headers()
             .as_ref()
-            .map(|h| {
-                h.inner()
-                    .iter()
-                    .filter_map(|(k, v)| amqp_text(v).map(|v| (k.as_str().to_owned(), v)))
-                    .collect()
-            })
+            .map(|h| h.inner().iter().filter_map(|(k, v)| amqp_text(v).map(|v| (k.as_str().to_owned(), v))).collect())
             .unwrap_or_default();
-        let content_type = d
-            .properties
-            .content_type()
-            .as_ref()
-            .map(|c| c.as_str().to_owned());
+        let content_type = d.properties.content_type().as_ref().map(|c| c.as_str().to_owned());
         let binary = headers.iter().any(|(k, _)| {
             let k = k.to_ascii_lowercase();
             k == "ce-specversion"
@@ -225,18 +183,11 @@ impl Consumer {
                 || k == "cloudevents_specversion"
         });
         let event = if binary {
-            parse::binary(
-                headers.iter().map(|(k, v)| (k.as_str(), v.clone())),
-                content_type.as_deref(),
-                &d.data,
-            )?
+            parse::binary(headers.iter().map(|(k, v)| (k.as_str(), v.clone())), content_type.as_deref(), &d.data)?
         } else {
             parse::structured(&d.data)?
         };
-        let traceparent = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("traceparent"))
-            .map(|(_, v)| v.as_str());
+        let traceparent = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("traceparent")).map(|(_, v)| v.as_str());
         Ok(parse::with_traceparent(event, traceparent))
     }
 }
@@ -245,9 +196,7 @@ fn is_connection_error(e: &StoreError) -> bool {
     use sea_orm::{DbErr, RuntimeErr};
     match e {
         StoreError::Db(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => true,
-        StoreError::Db(
-            DbErr::Exec(RuntimeErr::SqlxError(se)) | DbErr::Query(RuntimeErr::SqlxError(se)),
-        ) => {
+        StoreError::Db(DbErr::Exec(RuntimeErr::SqlxError(se)) | DbErr::Query(RuntimeErr::SqlxError(se))) => {
             matches!(
                 se.as_ref(),
                 sea_orm::sqlx::Error::Io(_)
@@ -256,8 +205,7 @@ fn is_connection_error(e: &StoreError) -> bool {
                     | sea_orm::sqlx::Error::WorkerCrashed
             ) || se.as_database_error().is_some_and(|d| {
                 // 57P01 admin shutdown, 08xxx connection exceptions.
-                d.code()
-                    .is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03")
+                d.code().is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03")
             })
         }
         _ => false,
@@ -271,9 +219,7 @@ fn amqp_text(v: &AMQPValue) -> Option<String> {
         AMQPValue::Boolean(b) => Some(b.to_string()),
         AMQPValue::LongInt(i) => Some(i.to_string()),
         AMQPValue::LongLongInt(i) => Some(i.to_string()),
-        AMQPValue::Timestamp(t) => {
-            chrono::DateTime::from_timestamp(*t as i64, 0).map(|t| t.to_rfc3339())
-        }
+        AMQPValue::Timestamp(t) => chrono::DateTime::from_timestamp(*t as i64, 0).map(|t| t.to_rfc3339()),
         _ => None,
     }
 }
@@ -281,41 +227,18 @@ fn amqp_text(v: &AMQPValue) -> Option<String> {
 /// The exchange, the quorum queue with its dead-lettering, and the dead-letter
 /// queue. Idempotent: the same declarations as `docker/rabbitmq/definitions.json`.
 pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(), lapin::Error> {
-    let durable = ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
+    let durable = ExchangeDeclareOptions { durable: true, ..Default::default() };
+    channel.exchange_declare(s.exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default()).await?;
     channel
-        .exchange_declare(
-            s.exchange.as_str().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
+        .exchange_declare(s.dead_letter_exchange.as_str().into(), ExchangeKind::Topic, durable, FieldTable::default())
         .await?;
-    channel
-        .exchange_declare(
-            s.dead_letter_exchange.as_str().into(),
-            ExchangeKind::Topic,
-            durable,
-            FieldTable::default(),
-        )
-        .await?;
-    let queue_opts = QueueDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
+    let queue_opts = QueueDeclareOptions { durable: true, ..Default::default() };
     let mut dead_args = FieldTable::default();
-    dead_args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
+    dead_args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
     if let Some(ms) = s.queue_expires_ms {
         dead_args.insert("x-expires".into(), AMQPValue::LongInt(ms as i32));
     }
-    channel
-        .queue_declare(s.dead_letter_queue.as_str().into(), queue_opts, dead_args)
-        .await?;
+    channel.queue_declare(s.dead_letter_queue.as_str().into(), queue_opts, dead_args).await?;
     channel
         .queue_bind(
             s.dead_letter_queue.as_str().into(),
@@ -326,32 +249,15 @@ pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(),
         )
         .await?;
     let mut args = FieldTable::default();
-    args.insert(
-        "x-queue-type".into(),
-        AMQPValue::LongString("quorum".into()),
-    );
-    args.insert(
-        "x-dead-letter-exchange".into(),
-        AMQPValue::LongString(s.dead_letter_exchange.as_str().into()),
-    );
-    args.insert(
-        "x-delivery-limit".into(),
-        AMQPValue::LongInt(s.delivery_limit as i32),
-    );
-    args.insert(
-        "x-dead-letter-strategy".into(),
-        AMQPValue::LongString("at-least-once".into()),
-    );
-    args.insert(
-        "x-overflow".into(),
-        AMQPValue::LongString("reject-publish".into()),
-    );
+    args.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(s.dead_letter_exchange.as_str().into()));
+    args.insert("x-delivery-limit".into(), AMQPValue::LongInt(s.delivery_limit as i32));
+    args.insert("x-dead-letter-strategy".into(), AMQPValue::LongString("at-least-once".into()));
+    args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
     if let Some(ms) = s.queue_expires_ms {
         args.insert("x-expires".into(), AMQPValue::LongInt(ms as i32));
     }
-    channel
-        .queue_declare(s.queue.as_str().into(), queue_opts, args)
-        .await?;
+    channel.queue_declare(s.queue.as_str().into(), queue_opts, args).await?;
     channel
         .queue_bind(
             s.queue.as_str().into(),
@@ -366,35 +272,14 @@ pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(),
 
 /// Republishes `d` to the dead-letter exchange with the reason, and waits
 /// for the broker's confirm so that the original can be acked safely.
-async fn dead_letter(
-    channel: &Channel,
-    s: &AmqpSettings,
-    d: &Delivery,
-    e: &IngestError,
-) -> Result<(), lapin::Error> {
+async fn dead_letter(channel: &Channel, s: &AmqpSettings, d: &Delivery, e: &IngestError) -> Result<(), lapin::Error> {
     let mut headers = d.properties.headers().clone().unwrap_or_default();
     let reason: String = e.to_string().chars().take(1000).collect();
-    headers.insert(
-        "x-workbridge-error".into(),
-        AMQPValue::LongString(LongString::from(reason)),
-    );
-    headers.insert(
-        "x-workbridge-error-kind".into(),
-        AMQPValue::LongString(e.kind().into()),
-    );
-    headers.insert(
-        "x-original-exchange".into(),
-        AMQPValue::LongString(d.exchange.as_str().into()),
-    );
-    headers.insert(
-        "x-original-routing-key".into(),
-        AMQPValue::LongString(d.routing_key.as_str().into()),
-    );
-    let properties = d
-        .properties
-        .clone()
-        .with_headers(headers)
-        .with_delivery_mode(2);
+    headers.insert("x-workbridge-error".into(), AMQPValue::LongString(LongString::from(reason)));
+    headers.insert("x-workbridge-error-kind".into(), AMQPValue::LongString(e.kind().into()));
+    headers.insert("x-original-exchange".into(), AMQPValue::LongString(d.exchange.as_str().into()));
+    headers.insert("x-original-routing-key".into(), AMQPValue::LongString(d.routing_key.as_str().into()));
+    let properties = d.properties.clone().with_headers(headers).with_delivery_mode(2);
     let routing_key: ShortString = d.routing_key.clone();
     let confirm = channel
         .basic_publish(
@@ -417,7 +302,5 @@ async fn dead_letter(
 
 /// For tests and tools: properties of a structured-mode CloudEvent message.
 pub fn structured_properties() -> BasicProperties {
-    BasicProperties::default()
-        .with_content_type("application/cloudevents+json".into())
-        .with_delivery_mode(2)
+    BasicProperties::default().with_content_type("application/cloudevents+json".into()).with_delivery_mode(2)
 }

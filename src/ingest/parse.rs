@@ -48,7 +48,8 @@ pub fn json(body: &[u8]) -> Result<Value, IngestError> {
 pub fn structured(body: &[u8]) -> Result<InboundEvent, IngestError> {
     match json(body)? {
         Value::Array(_) => Err(IngestError::Malformed(
-            "a JSON array where one event is expected (send batches over HTTP with application/cloudevents-batch+json)".into(),
+            "a JSON array where one event is expected (send batches over HTTP with application/cloudevents-batch+json)"
+                .into(),
         )),
         v => from_value(v),
     }
@@ -59,9 +60,7 @@ pub fn structured(body: &[u8]) -> Result<InboundEvent, IngestError> {
 pub fn batch(body: &[u8]) -> Result<Vec<Result<InboundEvent, IngestError>>, IngestError> {
     match json(body)? {
         Value::Array(items) => Ok(items.into_iter().map(from_value).collect()),
-        _ => Err(IngestError::Malformed(
-            "a batch must be a JSON array of events".into(),
-        )),
+        _ => Err(IngestError::Malformed("a batch must be a JSON array of events".into())),
     }
 }
 
@@ -79,21 +78,13 @@ pub fn binary<'a>(
         }
     }
     if !obj.contains_key("specversion") {
-        return Err(IngestError::Malformed(
-            "binary mode needs a ce-specversion header".into(),
-        ));
+        return Err(IngestError::Malformed("binary mode needs a ce-specversion header".into()));
     }
     let content_type = content_type.unwrap_or("application/json");
-    obj.insert(
-        "datacontenttype".into(),
-        Value::String(content_type.to_owned()),
-    );
+    obj.insert("datacontenttype".into(), Value::String(content_type.to_owned()));
     if !body.is_empty() {
-        let data = if is_json(content_type) {
-            json(body)?
-        } else {
-            Value::String(String::from_utf8_lossy(body).into_owned())
-        };
+        let data =
+            if is_json(content_type) { json(body)? } else { Value::String(String::from_utf8_lossy(body).into_owned()) };
         obj.insert("data".into(), data);
     }
     from_value(Value::Object(obj))
@@ -118,20 +109,15 @@ pub fn is_json(content_type: &str) -> bool {
 /// Validates one event given as a JSON value.
 pub fn from_value(value: Value) -> Result<InboundEvent, IngestError> {
     if !value.is_object() {
-        return Err(IngestError::Malformed(
-            "an event must be a JSON object".into(),
-        ));
+        return Err(IngestError::Malformed("an event must be a JSON object".into()));
     }
-    let event: Event = serde_json::from_value(value)
-        .map_err(|e| IngestError::Invalid(format!("not a valid CloudEvent: {e}")))?;
+    let event: Event =
+        serde_json::from_value(value).map_err(|e| IngestError::Invalid(format!("not a valid CloudEvent: {e}")))?;
     // The SDK checks presence; the spec also requires non-empty values.
     let id = bounded("id", event.id(), MAX_ID)?;
     let source = bounded("source", event.source(), MAX_SOURCE)?;
     let kind = EventKind::parse(event.ty()).ok_or_else(|| {
-        IngestError::Invalid(format!(
-            "type {:?} is not one of tdl.alert, tdl.anomaly, tdl.data_quality",
-            event.ty()
-        ))
+        IngestError::Invalid(format!("type {:?} is not one of tdl.alert, tdl.anomaly, tdl.data_quality", event.ty()))
     })?;
     let subject = match event.subject() {
         Some(s) => Some(bounded("subject", s, MAX_SUBJECT)?),
@@ -143,44 +129,29 @@ pub fn from_value(value: Value) -> Result<InboundEvent, IngestError> {
             return Err(IngestError::Invalid("data must be a JSON object".into()));
         }
         Some(Data::Binary(_)) => {
-            return Err(IngestError::Invalid(
-                "data must be JSON, not data_base64".into(),
-            ));
+            return Err(IngestError::Invalid("data must be JSON, not data_base64".into()));
         }
         None => return Err(IngestError::Invalid("data is required".into())),
     };
     let field = |name: &str| data.get(name).and_then(Value::as_str);
-    let state_raw =
-        field("state").ok_or_else(|| IngestError::Invalid("data.state is required".into()))?;
-    let state = AlertState::parse(state_raw).ok_or_else(|| {
-        IngestError::Invalid(format!(
-            "data.state {state_raw:?} is neither raised nor cleared"
-        ))
-    })?;
+    let state_raw = field("state").ok_or_else(|| IngestError::Invalid("data.state is required".into()))?;
+    let state = AlertState::parse(state_raw)
+        .ok_or_else(|| IngestError::Invalid(format!("data.state {state_raw:?} is neither raised nor cleared")))?;
     let code = bounded(
         "data.code",
         field("code").ok_or_else(|| IngestError::Invalid("data.code is required".into()))?,
         MAX_CODE,
     )?;
-    let sev_raw = field("severity")
-        .ok_or_else(|| IngestError::Invalid("data.severity is required".into()))?;
+    let sev_raw = field("severity").ok_or_else(|| IngestError::Invalid("data.severity is required".into()))?;
     let severity = Severity::parse(sev_raw).ok_or_else(|| {
-        IngestError::Invalid(format!(
-            "data.severity {sev_raw:?} is not one of critical, major, minor, warning, info"
-        ))
+        IngestError::Invalid(format!("data.severity {sev_raw:?} is not one of critical, major, minor, warning, info"))
     })?;
     let asset_hint = match data.get("asset") {
         None | Some(Value::Null) => None,
         Some(Value::Object(a)) => {
-            let id = a
-                .get("id")
-                .and_then(Value::as_str)
-                .map(str::trim)
-                .unwrap_or("");
+            let id = a.get("id").and_then(Value::as_str).map(str::trim).unwrap_or("");
             if id.is_empty() {
-                return Err(IngestError::Invalid(
-                    "data.asset.id must be a non-empty string".into(),
-                ));
+                return Err(IngestError::Invalid("data.asset.id must be a non-empty string".into()));
             }
             Some(AssetHint {
                 id: bounded("data.asset.id", id, MAX_ID)?,
@@ -190,28 +161,13 @@ pub fn from_value(value: Value) -> Result<InboundEvent, IngestError> {
         Some(_) => return Err(IngestError::Invalid("data.asset must be an object".into())),
     };
     if subject.is_none() && asset_hint.is_none() {
-        return Err(IngestError::Invalid(
-            "subject (the historian tag) is required unless data.asset is given".into(),
-        ));
+        return Err(IngestError::Invalid("subject (the historian tag) is required unless data.asset is given".into()));
     }
     let message = field("message").map(str::to_owned);
     let time = event.time().copied();
-    let cloudevent = serde_json::to_value(&event)
-        .map_err(|e| IngestError::Invalid(format!("cannot re-encode event: {e}")))?;
-    Ok(InboundEvent {
-        id,
-        source,
-        kind,
-        time,
-        subject,
-        state,
-        code,
-        severity,
-        message,
-        asset_hint,
-        data,
-        cloudevent,
-    })
+    let cloudevent =
+        serde_json::to_value(&event).map_err(|e| IngestError::Invalid(format!("cannot re-encode event: {e}")))?;
+    Ok(InboundEvent { id, source, kind, time, subject, state, code, severity, message, asset_hint, data, cloudevent })
 }
 
 /// Keeps the W3C `traceparent` of the transport (an HTTP or AMQP header) as
@@ -221,8 +177,7 @@ pub fn with_traceparent(mut event: InboundEvent, traceparent: Option<&str>) -> I
         && is_traceparent(tp)
         && let Some(obj) = event.cloudevent.as_object_mut()
     {
-        obj.entry("traceparent")
-            .or_insert_with(|| Value::String(tp.to_owned()));
+        obj.entry("traceparent").or_insert_with(|| Value::String(tp.to_owned()));
     }
     event
 }
@@ -231,11 +186,10 @@ pub fn with_traceparent(mut event: InboundEvent, traceparent: Option<&str>) -> I
 fn is_traceparent(s: &str) -> bool {
     let parts: Vec<&str> = s.split('-').collect();
     parts.len() >= 4
-        && [2, 32, 16, 2].iter().zip(&parts).all(|(len, p)| {
-            p.len() == *len
-                && p.bytes()
-                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        })
+        && [2, 32, 16, 2]
+            .iter()
+            .zip(&parts)
+            .all(|(len, p)| p.len() == *len && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
 fn bounded(name: &str, v: &str, max: usize) -> Result<String, IngestError> {
@@ -243,9 +197,7 @@ fn bounded(name: &str, v: &str, max: usize) -> Result<String, IngestError> {
         return Err(IngestError::Invalid(format!("{name} must not be empty")));
     }
     if v.len() > max {
-        return Err(IngestError::Invalid(format!(
-            "{name} is longer than {max} characters"
-        )));
+        return Err(IngestError::Invalid(format!("{name} is longer than {max} characters")));
     }
     Ok(v.to_owned())
 }
@@ -272,10 +224,7 @@ mod tests {
         assert_eq!(e.severity, Severity::Major);
         assert_eq!(e.asset_hint.as_ref().unwrap().id, "P-101");
         assert_eq!(e.data["extra"], serde_json::json!([1, 2]));
-        assert_eq!(
-            e.cloudevent["traceparent"],
-            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
-        );
+        assert_eq!(e.cloudevent["traceparent"], "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
         assert_eq!(e.time.unwrap().to_rfc3339(), "2026-11-24T10:15:00+00:00");
     }
 
@@ -284,24 +233,11 @@ mod tests {
         let s = structured(SPEC_EXAMPLE.as_bytes()).unwrap();
         let v: Value = serde_json::from_str(SPEC_EXAMPLE).unwrap();
         let mut headers = vec![];
-        for k in [
-            "specversion",
-            "id",
-            "source",
-            "type",
-            "time",
-            "subject",
-            "traceparent",
-        ] {
+        for k in ["specversion", "id", "source", "type", "time", "subject", "traceparent"] {
             headers.push((format!("ce-{k}"), v[k].as_str().unwrap().to_owned()));
         }
         let body = serde_json::to_vec(&v["data"]).unwrap();
-        let b = binary(
-            headers.iter().map(|(k, v)| (k.as_str(), v.clone())),
-            Some("application/json"),
-            &body,
-        )
-        .unwrap();
+        let b = binary(headers.iter().map(|(k, v)| (k.as_str(), v.clone())), Some("application/json"), &body).unwrap();
         assert_eq!(s, b);
     }
 
@@ -332,46 +268,21 @@ mod tests {
     fn a_transport_traceparent_is_kept_unless_the_event_has_one() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let e = structured(br#"{"specversion":"1.0","id":"1","source":"tdl://x","type":"tdl.alert","subject":"A.B","data":{"state":"raised","code":"X","severity":"minor"}}"#).unwrap();
-        assert_eq!(
-            with_traceparent(e.clone(), Some(tp)).cloudevent["traceparent"],
-            tp
-        );
-        assert!(
-            with_traceparent(e.clone(), Some("garbage"))
-                .cloudevent
-                .get("traceparent")
-                .is_none()
-        );
+        assert_eq!(with_traceparent(e.clone(), Some(tp)).cloudevent["traceparent"], tp);
+        assert!(with_traceparent(e.clone(), Some("garbage")).cloudevent.get("traceparent").is_none());
         let own = structured(SPEC_EXAMPLE.as_bytes()).unwrap();
         let kept = with_traceparent(own.clone(), Some(tp));
-        assert_eq!(
-            kept.cloudevent["traceparent"],
-            own.cloudevent["traceparent"]
-        );
+        assert_eq!(kept.cloudevent["traceparent"], own.cloudevent["traceparent"]);
     }
 
     #[test]
     fn specific_reasons() {
         let missing_id = br#"{"specversion":"1.0","source":"tdl://x","type":"tdl.alert","subject":"A.B","data":{"state":"raised","code":"X","severity":"minor"}}"#;
         let err = structured(missing_id).unwrap_err();
-        assert!(
-            matches!(err, IngestError::Invalid(ref m) if m.contains("id")),
-            "{err}"
-        );
+        assert!(matches!(err, IngestError::Invalid(ref m) if m.contains("id")), "{err}");
         let sev = br#"{"specversion":"1.0","id":"1","source":"tdl://x","type":"tdl.alert","subject":"A.B","data":{"state":"raised","code":"X","severity":"apocalyptic"}}"#;
-        assert!(
-            structured(sev)
-                .unwrap_err()
-                .to_string()
-                .contains("apocalyptic")
-        );
-        assert!(matches!(
-            structured(b"{\"a\":"),
-            Err(IngestError::Malformed(_))
-        ));
-        assert!(matches!(
-            structured(b"[1,2]"),
-            Err(IngestError::Malformed(_))
-        ));
+        assert!(structured(sev).unwrap_err().to_string().contains("apocalyptic"));
+        assert!(matches!(structured(b"{\"a\":"), Err(IngestError::Malformed(_))));
+        assert!(matches!(structured(b"[1,2]"), Err(IngestError::Malformed(_))));
     }
 }

@@ -68,28 +68,17 @@ impl CompiledPattern {
 }
 
 /// Finds the asset of `event`, or `None` when nothing maps it.
-pub async fn map_event<C: ConnectionTrait>(
-    conn: &C,
-    event: &InboundEvent,
-) -> Result<Option<Mapping>, StoreError> {
+pub async fn map_event<C: ConnectionTrait>(conn: &C, event: &InboundEvent) -> Result<Option<Mapping>, StoreError> {
     if let Some(hint) = &event.asset_hint
         && let Some(asset) = store::get(conn, &hint.id).await?
     {
-        return Ok(Some(Mapping {
-            asset,
-            by: MappedBy::Hint,
-            detail: None,
-        }));
+        return Ok(Some(Mapping { asset, by: MappedBy::Hint, detail: None }));
     }
     let Some(tag) = event.subject.as_deref() else {
         return Ok(None);
     };
     if let Some(asset) = store::by_tag(conn, tag).await? {
-        return Ok(Some(Mapping {
-            asset,
-            by: MappedBy::Tag,
-            detail: None,
-        }));
+        return Ok(Some(Mapping { asset, by: MappedBy::Tag, detail: None }));
     }
     for pattern in store::list_patterns(conn).await? {
         // Patterns were validated when stored; one that no longer compiles
@@ -124,10 +113,7 @@ mod tests {
             position: 0,
         })
         .unwrap();
-        assert_eq!(
-            p.asset_id_for("PLANT_A.P101.VIB_X").as_deref(),
-            Some("P-P101")
-        );
+        assert_eq!(p.asset_id_for("PLANT_A.P101.VIB_X").as_deref(), Some("P-P101"));
         assert_eq!(p.asset_id_for("PLANT_B.P101.VIB_X"), None);
         // anchored: a pattern must match the whole tag
         assert_eq!(p.asset_id_for("X.PLANT_A.P101.VIB_X"), None);
@@ -142,9 +128,6 @@ mod tests {
             position: 0,
         })
         .unwrap();
-        assert_eq!(
-            p.asset_id_for("BEDFORD.PUMPING.P101.FLOW").as_deref(),
-            Some("P-101")
-        );
+        assert_eq!(p.asset_id_for("BEDFORD.PUMPING.P101.FLOW").as_deref(), Some("P-101"));
     }
 }

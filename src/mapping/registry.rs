@@ -87,9 +87,7 @@ impl AssetInput {
     pub fn validate(self, path_id: Option<&str>) -> Result<ValidAsset, String> {
         let id = match (path_id, self.id.as_deref()) {
             (Some(p), Some(b)) if p != b.trim() => {
-                return Err(format!(
-                    "id {b:?} in the body differs from {p:?} in the path"
-                ));
+                return Err(format!("id {b:?} in the body differs from {p:?} in the path"));
             }
             (Some(p), _) => p,
             (None, Some(b)) => b,
@@ -207,9 +205,7 @@ impl TagPatternInput {
                 Err(_) => names.contains(&name),
             };
             if !known {
-                return Err(format!(
-                    "asset_template refers to {{{name}}}, which the pattern does not capture"
-                ));
+                return Err(format!("asset_template refers to {{{name}}}, which the pattern does not capture"));
             }
             rest = &rest[open + close + 1..];
         }
@@ -221,13 +217,9 @@ impl TagPatternInput {
 /// come from users.
 pub fn compile_pattern(pattern: &str) -> Result<Regex, regex::Error> {
     if pattern.len() > MAX_TEXT_LEN {
-        return Err(regex::Error::Syntax(format!(
-            "longer than {MAX_TEXT_LEN} characters"
-        )));
+        return Err(regex::Error::Syntax(format!("longer than {MAX_TEXT_LEN} characters")));
     }
-    RegexBuilder::new(&format!("^(?:{pattern})$"))
-        .size_limit(1 << 20)
-        .build()
+    RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(1 << 20).build()
 }
 
 #[cfg(test)]
@@ -256,12 +248,7 @@ mod tests {
         let mut dup = input();
         dup.tags.push("BEDFORD.PUMPING.P101.VIB_X".into());
         assert!(dup.validate(None).unwrap_err().contains("twice"));
-        assert!(
-            input()
-                .validate(Some("P-999"))
-                .unwrap_err()
-                .contains("differs")
-        );
+        assert!(input().validate(Some("P-999")).unwrap_err().contains("differs"));
         let mut empty = input();
         empty.site = " ".into();
         assert!(empty.validate(None).unwrap_err().contains("site"));
@@ -275,15 +262,9 @@ mod tests {
             position: 0,
         };
         assert!(ok.validate().is_ok());
-        let unknown = TagPatternInput {
-            asset_template: "P-{nope}".into(),
-            ..ok.clone()
-        };
+        let unknown = TagPatternInput { asset_template: "P-{nope}".into(), ..ok.clone() };
         assert!(unknown.validate().unwrap_err().contains("nope"));
-        let bad = TagPatternInput {
-            pattern: "(".into(),
-            ..ok
-        };
+        let bad = TagPatternInput { pattern: "(".into(), ..ok };
         assert!(bad.validate().unwrap_err().starts_with("pattern"));
     }
 }

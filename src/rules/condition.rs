@@ -40,11 +40,7 @@ impl Condition {
                 .join("; ")
         })?;
         let references = program.references();
-        let mut unknown: Vec<&str> = references
-            .variables()
-            .into_iter()
-            .filter(|v| !VARIABLES.contains(v))
-            .collect();
+        let mut unknown: Vec<&str> = references.variables().into_iter().filter(|v| !VARIABLES.contains(v)).collect();
         unknown.sort_unstable();
         unknown.dedup();
         if !unknown.is_empty() {
@@ -53,10 +49,7 @@ impl Condition {
                 unknown.join(", ")
             ));
         }
-        Ok(Self {
-            source: source.to_owned(),
-            program,
-        })
+        Ok(Self { source: source.to_owned(), program })
     }
 
     pub fn source(&self) -> &str {
@@ -82,15 +75,10 @@ impl Input {
     pub fn new(event: &InboundEvent, asset: &Asset) -> Self {
         let mut context = Context::with_env(env());
         let ev = crate::decisions::event_context(event);
-        let ctx = ev
-            .get("context")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
-        for (name, value) in [
-            ("event", ev),
-            ("asset", serde_json::to_value(asset).unwrap_or_default()),
-            ("context", ctx),
-        ] {
+        let ctx = ev.get("context").cloned().unwrap_or(serde_json::Value::Null);
+        for (name, value) in
+            [("event", ev), ("asset", serde_json::to_value(asset).unwrap_or_default()), ("context", ctx)]
+        {
             // JSON always converts; a failure would leave the variable unset,
             // which the condition then reports as an error.
             let _ = context.add_variable(name, value);

@@ -4,6 +4,7 @@
 //! ascending `position`, decides; later rules are not consulted.
 
 mod condition;
+pub mod file;
 mod set;
 pub mod template;
 
@@ -96,10 +97,7 @@ pub struct CreateAction {
 #[serde(untagged)]
 pub enum Debounce {
     /// At least `occurrences` raised events within `within_minutes`.
-    Occurrences {
-        occurrences: u32,
-        within_minutes: u32,
-    },
+    Occurrences { occurrences: u32, within_minutes: u32 },
     /// Raised for at least `held_for_minutes` without a clear; decided when
     /// a later event for the same key arrives.
     HeldFor { held_for_minutes: u32 },
@@ -152,11 +150,7 @@ impl PrioritySpec {
             Self::Fixed(p) => *p,
             Self::Matrix(m) => m
                 .get(&severity)
-                .and_then(|row| {
-                    criticality
-                        .and_then(|c| row.get(c))
-                        .or_else(|| row.get("*"))
-                })
+                .and_then(|row| criticality.and_then(|c| row.get(c)).or_else(|| row.get("*")))
                 .copied()
                 .unwrap_or_else(|| Priority::new(3).expect("3 is a valid priority")),
         }
@@ -236,24 +230,19 @@ impl RuleInput {
                 return Err("action.connector must not be empty".into());
             }
             match c.debounce {
-                Some(Debounce::Occurrences {
-                    occurrences,
-                    within_minutes,
-                }) if occurrences < 2 || within_minutes == 0 => {
+                Some(Debounce::Occurrences { occurrences, within_minutes })
+                    if occurrences < 2 || within_minutes == 0 =>
+                {
                     return Err("action.debounce: occurrences must be at least 2 and within_minutes at least 1".into());
                 }
-                Some(Debounce::HeldFor {
-                    held_for_minutes: 0,
-                }) => {
+                Some(Debounce::HeldFor { held_for_minutes: 0 }) => {
                     return Err("action.debounce: held_for_minutes must be at least 1".into());
                 }
                 _ => {}
             }
-            for (field, src) in [
-                ("action.title", &c.title),
-                ("action.description", &c.description),
-                ("action.dedup_key", &c.dedup_key),
-            ] {
+            for (field, src) in
+                [("action.title", &c.title), ("action.description", &c.description), ("action.dedup_key", &c.dedup_key)]
+            {
                 template::check(src).map_err(|e| format!("{field}: {e}"))?;
             }
         }
@@ -308,20 +297,10 @@ pub fn evaluate<'r>(event: &InboundEvent, asset: &Asset, rules: &'r RuleSet) -> 
                 shadow.push(&rule.rule);
                 continue;
             }
-            return Evaluation {
-                acting: Some(&rule.rule),
-                trace,
-                skipped,
-                shadow,
-            };
+            return Evaluation { acting: Some(&rule.rule), trace, skipped, shadow };
         }
     }
-    Evaluation {
-        acting: None,
-        trace,
-        skipped,
-        shadow,
-    }
+    Evaluation { acting: None, trace, skipped, shadow }
 }
 
 /// `None` when every matcher holds, else why not.
@@ -348,27 +327,15 @@ fn mismatch(
         && event.state == AlertState::Raised
         && event.severity < min
     {
-        return Some(format!(
-            "severity {} below {}",
-            event.severity.as_str(),
-            min.as_str()
-        ));
+        return Some(format!("severity {} below {}", event.severity.as_str(), min.as_str()));
     }
     if !m.sites.is_empty() && !m.sites.iter().any(|s| s == &asset.site) {
         return Some(format!("site {} not in {:?}", asset.site, m.sites));
     }
     if !m.asset_classes.is_empty() && !m.asset_classes.iter().any(|c| c == &asset.class) {
-        return Some(format!(
-            "asset class {} not in {:?}",
-            asset.class, m.asset_classes
-        ));
+        return Some(format!("asset class {} not in {:?}", asset.class, m.asset_classes));
     }
-    if !m.criticality.is_empty()
-        && !asset
-            .criticality
-            .as_ref()
-            .is_some_and(|c| m.criticality.contains(c))
-    {
+    if !m.criticality.is_empty() && !asset.criticality.as_ref().is_some_and(|c| m.criticality.contains(c)) {
         return Some(format!(
             "criticality {} not in {:?}",
             asset.criticality.as_deref().unwrap_or("(none)"),
@@ -376,16 +343,9 @@ fn mismatch(
         ));
     }
     if let Some(globs) = &r.tags
-        && !event
-            .subject
-            .as_deref()
-            .is_some_and(|s| set::tag_matches(globs, s))
+        && !event.subject.as_deref().is_some_and(|s| set::tag_matches(globs, s))
     {
-        return Some(format!(
-            "tag {} matches none of {:?}",
-            event.subject.as_deref().unwrap_or("(none)"),
-            m.tags
-        ));
+        return Some(format!("tag {} matches none of {:?}", event.subject.as_deref().unwrap_or("(none)"), m.tags));
     }
     if let Some(cond) = &r.condition {
         let input = cel_input.get_or_insert_with(|| condition::Input::new(event, asset));
@@ -393,10 +353,7 @@ fn mismatch(
             Ok(true) => {}
             Ok(false) => return Some(format!("condition is false: {}", cond.source())),
             Err(e) => {
-                return Some(format!(
-                    "condition could not be evaluated ({e}): {}",
-                    cond.source()
-                ));
+                return Some(format!("condition could not be evaluated ({e}): {}", cond.source()));
             }
         }
     }
@@ -464,14 +421,7 @@ mod tests {
                     ..Default::default()
                 },
             ),
-            rule(
-                "vibration",
-                2,
-                Matchers {
-                    codes: vec!["HIGH_VIBRATION".into()],
-                    ..Default::default()
-                },
-            ),
+            rule("vibration", 2, Matchers { codes: vec!["HIGH_VIBRATION".into()], ..Default::default() }),
             rule("catch-all", 3, Matchers::default()),
         ];
         let rules = RuleSet::compile(rules).unwrap();
@@ -479,11 +429,7 @@ mod tests {
         assert_eq!(ev.acting.unwrap().name, "vibration");
         assert_eq!(ev.trace.len(), 2);
         assert!(ev.trace[0].reason.contains("severity minor below major"));
-        let ev = evaluate(
-            &event("HIGH_VIBRATION", Severity::Critical),
-            &asset(),
-            &rules,
-        );
+        let ev = evaluate(&event("HIGH_VIBRATION", Severity::Critical), &asset(), &rules);
         assert_eq!(ev.acting.unwrap().name, "pumps-major");
     }
 
@@ -491,14 +437,7 @@ mod tests {
     fn disabled_rules_and_other_sites_do_not_match() {
         let mut off = rule("off", 1, Matchers::default());
         off.enabled = false;
-        let texas = rule(
-            "texas",
-            2,
-            Matchers {
-                sites: vec!["TEXAS".into()],
-                ..Default::default()
-            },
-        );
+        let texas = rule("texas", 2, Matchers { sites: vec!["TEXAS".into()], ..Default::default() });
         let rules = RuleSet::compile(vec![off, texas]).unwrap();
         let ev = evaluate(&event("X", Severity::Info), &asset(), &rules);
         assert!(ev.acting.is_none());
@@ -510,64 +449,28 @@ mod tests {
     fn cel_conditions_see_event_asset_and_context() {
         let mut e = event("HIGH_VIBRATION", Severity::Major);
         e.data = serde_json::json!({"value": 25.0, "threshold": 11.0, "context": {"line": "2"}});
-        let when = |c: &str| Matchers {
-            condition: Some(c.into()),
-            ..Default::default()
-        };
+        let when = |c: &str| Matchers { condition: Some(c.into()), ..Default::default() };
         let rules = RuleSet::compile(vec![
-            rule(
-                "twice-over",
-                1,
-                when("event.value > 2.0 * event.threshold && asset.criticality == 'A'"),
-            ),
+            rule("twice-over", 1, when("event.value > 2.0 * event.threshold && asset.criticality == 'A'")),
             rule("line-3", 0, when("context.line == '3'")),
         ])
         .unwrap();
         let ev = evaluate(&e, &asset(), &rules);
         assert_eq!(ev.acting.unwrap().name, "twice-over");
-        assert!(
-            ev.trace[0].reason.contains("condition is false"),
-            "{:?}",
-            ev.trace
-        );
+        assert!(ev.trace[0].reason.contains("condition is false"), "{:?}", ev.trace);
         // A condition that cannot be evaluated does not match, and says why.
         let broken = RuleSet::compile(vec![rule("no-field", 0, when("event.nope > 1"))]).unwrap();
         let ev = evaluate(&e, &asset(), &broken);
         assert!(ev.acting.is_none());
-        assert!(
-            ev.trace[0].reason.contains("could not be evaluated"),
-            "{:?}",
-            ev.trace
-        );
+        assert!(ev.trace[0].reason.contains("could not be evaluated"), "{:?}", ev.trace);
     }
 
     #[test]
     fn criticality_and_tag_globs() {
         let rules = RuleSet::compile(vec![
-            rule(
-                "crit-b",
-                0,
-                Matchers {
-                    criticality: vec!["B".into()],
-                    ..Default::default()
-                },
-            ),
-            rule(
-                "cooling",
-                1,
-                Matchers {
-                    tags: vec!["BEDFORD.COOLING.*".into()],
-                    ..Default::default()
-                },
-            ),
-            rule(
-                "pumping-vib",
-                2,
-                Matchers {
-                    tags: vec!["BEDFORD.PUMPING.*.VIB_*".into()],
-                    ..Default::default()
-                },
-            ),
+            rule("crit-b", 0, Matchers { criticality: vec!["B".into()], ..Default::default() }),
+            rule("cooling", 1, Matchers { tags: vec!["BEDFORD.COOLING.*".into()], ..Default::default() }),
+            rule("pumping-vib", 2, Matchers { tags: vec!["BEDFORD.PUMPING.*.VIB_*".into()], ..Default::default() }),
         ])
         .unwrap();
         let ev = evaluate(&event("X", Severity::Minor), &asset(), &rules);
@@ -578,56 +481,28 @@ mod tests {
         let deep = RuleSet::compile(vec![rule(
             "one-level",
             0,
-            Matchers {
-                tags: vec!["BEDFORD.*".into()],
-                ..Default::default()
-            },
+            Matchers { tags: vec!["BEDFORD.*".into()], ..Default::default() },
         )])
         .unwrap();
-        assert!(
-            evaluate(&event("X", Severity::Minor), &asset(), &deep)
-                .acting
-                .is_none()
-        );
+        assert!(evaluate(&event("X", Severity::Minor), &asset(), &deep).acting.is_none());
     }
 
     #[test]
     fn the_index_only_offers_rules_that_can_match_in_order() {
         let mut rules = vec![];
         for i in 0..100 {
-            rules.push(rule(
-                &format!("code-{i}"),
-                i,
-                Matchers {
-                    codes: vec![format!("C{i}")],
-                    ..Default::default()
-                },
-            ));
+            rules.push(rule(&format!("code-{i}"), i, Matchers { codes: vec![format!("C{i}")], ..Default::default() }));
         }
-        rules.push(rule(
-            "anomalies",
-            100,
-            Matchers {
-                types: vec![EventKind::Anomaly],
-                ..Default::default()
-            },
-        ));
+        rules.push(rule("anomalies", 100, Matchers { types: vec![EventKind::Anomaly], ..Default::default() }));
         rules.push(rule("catch-all", 101, Matchers::default()));
         let set = RuleSet::compile(rules).unwrap();
         let ev = evaluate(&event("C42", Severity::Minor), &asset(), &set);
         assert_eq!(ev.acting.unwrap().name, "code-42");
         assert_eq!(ev.trace.len(), 1);
-        assert_eq!(
-            ev.skipped, 100,
-            "only code-42 and the catch-all are candidates"
-        );
+        assert_eq!(ev.skipped, 100, "only code-42 and the catch-all are candidates");
         let ev = evaluate(&event("OTHER", Severity::Minor), &asset(), &set);
         assert_eq!(ev.acting.unwrap().name, "catch-all");
-        assert_eq!(
-            ev.trace.len(),
-            1,
-            "the anomaly rule is not a candidate for an alert"
-        );
+        assert_eq!(ev.trace.len(), 1, "the anomaly rule is not a candidate for an alert");
     }
 
     #[test]
@@ -644,8 +519,6 @@ mod tests {
         assert_eq!(p(Severity::Minor, Some("A")), 3, "no row: the default");
         let fixed: PrioritySpec = serde_json::from_value(serde_json::json!(1)).unwrap();
         assert_eq!(fixed.resolve(Severity::Info, None).get(), 1);
-        assert!(
-            serde_json::from_value::<PrioritySpec>(serde_json::json!({"major": {"A": 9}})).is_err()
-        );
+        assert!(serde_json::from_value::<PrioritySpec>(serde_json::json!({"major": {"A": 9}})).is_err());
     }
 }

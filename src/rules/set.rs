@@ -65,13 +65,7 @@ impl RuleSet {
         let mut set = RuleSet::default();
         let mut errors = vec![];
         for rule in rules.into_iter().filter(|r| r.enabled) {
-            let condition = match rule
-                .when
-                .condition
-                .as_deref()
-                .map(Condition::compile)
-                .transpose()
-            {
+            let condition = match rule.when.condition.as_deref().map(Condition::compile).transpose() {
                 Ok(c) => c,
                 Err(e) => {
                     errors.push(format!("rule {}: when.condition: {e}", rule.name));
@@ -101,11 +95,7 @@ impl RuleSet {
                     set.index.entry((*k, c.clone())).or_default().push(pos);
                 }
             }
-            set.rules.push(CompiledRule {
-                rule,
-                condition,
-                tags,
-            });
+            set.rules.push(CompiledRule { rule, condition, tags });
         }
         (set, errors)
     }
@@ -121,17 +111,13 @@ impl RuleSet {
     /// The rules that can match `event`, in evaluation order.
     pub fn candidates(&self, event: &InboundEvent, _site: &str) -> Vec<&CompiledRule> {
         let code = Some(event.code.clone());
-        let mut positions: Vec<usize> = [
-            (Some(event.kind), code.clone()),
-            (Some(event.kind), None),
-            (None, code),
-            (None, None),
-        ]
-        .iter()
-        .filter_map(|k| self.index.get(k))
-        .flatten()
-        .copied()
-        .collect();
+        let mut positions: Vec<usize> =
+            [(Some(event.kind), code.clone()), (Some(event.kind), None), (None, code), (None, None)]
+                .iter()
+                .filter_map(|k| self.index.get(k))
+                .flatten()
+                .copied()
+                .collect();
         positions.sort_unstable();
         positions.dedup();
         positions.into_iter().map(|p| &self.rules[p]).collect()

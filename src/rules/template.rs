@@ -22,40 +22,25 @@ pub fn check(src: &str) -> Result<(), String> {
     if src.len() > 16 * 1024 {
         return Err("template longer than 16 KiB".into());
     }
-    env()
-        .template_from_str(src)
-        .map(|_| ())
-        .map_err(|e| e.to_string())
+    env().template_from_str(src).map(|_| ()).map_err(|e| e.to_string())
 }
 
 pub fn render(src: &str, ctx: impl Serialize) -> Result<String, String> {
-    env()
-        .render_str(src, minijinja::Value::from(minijinja::value::Serde(ctx)))
-        .map_err(|e| e.to_string())
+    env().render_str(src, minijinja::Value::from(minijinja::value::Serde(ctx))).map_err(|e| e.to_string())
 }
 
 /// Renders every string leaf of a JSON template. A leaf that is one
 /// expression alone (`"{{ order.priority }}"`) keeps the expression's type,
 /// so numbers stay numbers and objects stay objects.
-pub fn render_json(
-    template: &serde_json::Value,
-    ctx: &serde_json::Value,
-) -> Result<serde_json::Value, String> {
+pub fn render_json(template: &serde_json::Value, ctx: &serde_json::Value) -> Result<serde_json::Value, String> {
     use serde_json::Value;
     Ok(match template {
         Value::String(s) => {
             let t = s.trim();
-            let single = t.starts_with("{{")
-                && t.ends_with("}}")
-                && t.matches("{{").count() == 1
-                && !t.contains("{%");
+            let single = t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1 && !t.contains("{%");
             if single {
-                let expr = env()
-                    .compile_expression(&t[2..t.len() - 2])
-                    .map_err(|e| e.to_string())?;
-                let v = expr
-                    .eval(minijinja::Value::from(minijinja::value::Serde(ctx)))
-                    .map_err(|e| e.to_string())?;
+                let expr = env().compile_expression(&t[2..t.len() - 2]).map_err(|e| e.to_string())?;
+                let v = expr.eval(minijinja::Value::from(minijinja::value::Serde(ctx))).map_err(|e| e.to_string())?;
                 if v.is_undefined() || v.is_none() {
                     Value::Null
                 } else {
@@ -65,16 +50,9 @@ pub fn render_json(
                 Value::String(render(s, ctx)?)
             }
         }
-        Value::Array(items) => Value::Array(
-            items
-                .iter()
-                .map(|i| render_json(i, ctx))
-                .collect::<Result<_, _>>()?,
-        ),
+        Value::Array(items) => Value::Array(items.iter().map(|i| render_json(i, ctx)).collect::<Result<_, _>>()?),
         Value::Object(map) => Value::Object(
-            map.iter()
-                .map(|(k, v)| Ok((k.clone(), render_json(v, ctx)?)))
-                .collect::<Result<_, String>>()?,
+            map.iter().map(|(k, v)| Ok((k.clone(), render_json(v, ctx)?))).collect::<Result<_, String>>()?,
         ),
         other => other.clone(),
     })
@@ -87,17 +65,13 @@ mod tests {
 
     #[test]
     fn json_templates_keep_types_and_render_strings() {
-        let ctx =
-            json!({"order": {"priority": 2, "title": "Pump \"P-101\""}, "asset": {"id": "P-101"}});
+        let ctx = json!({"order": {"priority": 2, "title": "Pump \"P-101\""}, "asset": {"id": "P-101"}});
         let out = render_json(
             &json!({"p": "{{ order.priority }}", "t": "{{ order.title }}", "s": "WO for {{ asset.id }}", "n": 5, "missing": "{{ order.nope }}"}),
             &ctx,
         )
         .unwrap();
-        assert_eq!(
-            out,
-            json!({"p": 2, "t": "Pump \"P-101\"", "s": "WO for P-101", "n": 5, "missing": null})
-        );
+        assert_eq!(out, json!({"p": 2, "t": "Pump \"P-101\"", "s": "WO for P-101", "n": 5, "missing": null}));
     }
 
     #[test]

@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde::Deserialize;
 use utoipa::IntoParams;
@@ -25,17 +24,11 @@ fn to_asset(m: assets::Model) -> Asset {
 }
 
 pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Asset>, StoreError> {
-    Ok(assets::Entity::find_by_id(id.to_owned())
-        .one(conn)
-        .await?
-        .map(to_asset))
+    Ok(assets::Entity::find_by_id(id.to_owned()).one(conn).await?.map(to_asset))
 }
 
 pub async fn by_tag<C: ConnectionTrait>(conn: &C, tag: &str) -> Result<Option<Asset>, StoreError> {
-    let Some(t) = asset_tags::Entity::find_by_id(tag.to_owned())
-        .one(conn)
-        .await?
-    else {
+    let Some(t) = asset_tags::Entity::find_by_id(tag.to_owned()).one(conn).await? else {
         return Ok(None);
     };
     get(conn, &t.asset_id).await
@@ -59,12 +52,7 @@ pub async fn view<C: ConnectionTrait>(conn: &C, id: &str) -> Result<AssetView, S
         .ok_or_else(|| StoreError::NotFound(format!("asset {id}")))?;
     let tags = tags_of(conn, id).await?;
     let (created_at, updated_at) = (m.created_at, m.updated_at);
-    Ok(AssetView {
-        asset: to_asset(m),
-        tags,
-        created_at,
-        updated_at,
-    })
+    Ok(AssetView { asset: to_asset(m), tags, created_at, updated_at })
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -89,18 +77,11 @@ pub async fn list<C: ConnectionTrait>(
         q = q.filter(assets::Column::Class.eq(class.as_str()));
     }
     if let Some(tag) = &filter.tag {
-        let owner = asset_tags::Entity::find_by_id(tag.clone())
-            .one(conn)
-            .await?;
+        let owner = asset_tags::Entity::find_by_id(tag.clone()).one(conn).await?;
         q = q.filter(assets::Column::Id.eq(owner.map(|o| o.asset_id).unwrap_or_default()));
     }
     let total = q.clone().count(conn).await?;
-    let models = q
-        .order_by_asc(assets::Column::Id)
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(conn)
-        .await?;
+    let models = q.order_by_asc(assets::Column::Id).limit(page.limit()).offset(page.offset()).all(conn).await?;
     let ids: Vec<String> = models.iter().map(|m| m.id.clone()).collect();
     let mut tags = asset_tags::Entity::find()
         .filter(asset_tags::Column::AssetId.is_in(ids))
@@ -110,25 +91,14 @@ pub async fn list<C: ConnectionTrait>(
     let items = models
         .into_iter()
         .map(|m| {
-            let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut tags)
-                .into_iter()
-                .partition(|t| t.asset_id == m.id);
+            let (mine, rest): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut tags).into_iter().partition(|t| t.asset_id == m.id);
             tags = rest;
             let (created_at, updated_at) = (m.created_at, m.updated_at);
-            AssetView {
-                asset: to_asset(m),
-                tags: mine.into_iter().map(|t| t.tag).collect(),
-                created_at,
-                updated_at,
-            }
+            AssetView { asset: to_asset(m), tags: mine.into_iter().map(|t| t.tag).collect(), created_at, updated_at }
         })
         .collect();
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit(),
-        offset: page.offset(),
-    })
+    Ok(Page { items, total, limit: page.limit(), offset: page.offset() })
 }
 
 /// Whether an upsert created or replaced the asset.
@@ -153,10 +123,7 @@ pub async fn upsert<C: ConnectionTrait>(
             .one(conn)
             .await?;
         if let Some(t) = taken {
-            return Err(StoreError::Conflict(format!(
-                "tag {} already belongs to asset {}",
-                t.tag, t.asset_id
-            )));
+            return Err(StoreError::Conflict(format!("tag {} already belongs to asset {}", t.tag, t.asset_id)));
         }
     }
     let existing = assets::Entity::find_by_id(a.id.clone()).one(conn).await?;
@@ -173,22 +140,16 @@ pub async fn upsert<C: ConnectionTrait>(
     };
     let outcome = if existing.is_some() {
         assets::Entity::update(model).exec(conn).await?;
-        asset_tags::Entity::delete_many()
-            .filter(asset_tags::Column::AssetId.eq(a.id.as_str()))
-            .exec(conn)
-            .await?;
+        asset_tags::Entity::delete_many().filter(asset_tags::Column::AssetId.eq(a.id.as_str())).exec(conn).await?;
         Upserted::Updated
     } else {
-        assets::Entity::insert(model)
-            .exec_without_returning(conn)
-            .await?;
+        assets::Entity::insert(model).exec_without_returning(conn).await?;
         Upserted::Created
     };
     if !input.tags.is_empty() {
-        asset_tags::Entity::insert_many(input.tags.iter().map(|t| asset_tags::ActiveModel {
-            tag: Set(t.clone()),
-            asset_id: Set(a.id.clone()),
-        }))
+        asset_tags::Entity::insert_many(
+            input.tags.iter().map(|t| asset_tags::ActiveModel { tag: Set(t.clone()), asset_id: Set(a.id.clone()) }),
+        )
         .exec_without_returning(conn)
         .await?;
     }
@@ -196,13 +157,8 @@ pub async fn upsert<C: ConnectionTrait>(
 }
 
 pub async fn delete<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), StoreError> {
-    asset_tags::Entity::delete_many()
-        .filter(asset_tags::Column::AssetId.eq(id))
-        .exec(conn)
-        .await?;
-    let res = assets::Entity::delete_by_id(id.to_owned())
-        .exec(conn)
-        .await?;
+    asset_tags::Entity::delete_many().filter(asset_tags::Column::AssetId.eq(id)).exec(conn).await?;
+    let res = assets::Entity::delete_by_id(id.to_owned()).exec(conn).await?;
     if res.rows_affected == 0 {
         return Err(StoreError::NotFound(format!("asset {id}")));
     }
@@ -216,12 +172,7 @@ pub async fn list_patterns<C: ConnectionTrait>(conn: &C) -> Result<Vec<TagPatter
         .all(conn)
         .await?
         .into_iter()
-        .map(|m| TagPattern {
-            id: m.id,
-            pattern: m.pattern,
-            asset_template: m.asset_template,
-            position: m.position,
-        })
+        .map(|m| TagPattern { id: m.id, pattern: m.pattern, asset_template: m.asset_template, position: m.position })
         .collect())
 }
 
@@ -249,9 +200,7 @@ pub async fn create_pattern<C: ConnectionTrait>(
 }
 
 pub async fn delete_pattern<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), StoreError> {
-    let res = tag_patterns::Entity::delete_by_id(id.to_owned())
-        .exec(conn)
-        .await?;
+    let res = tag_patterns::Entity::delete_by_id(id.to_owned()).exec(conn).await?;
     if res.rows_affected == 0 {
         return Err(StoreError::NotFound(format!("tag pattern {id}")));
     }

@@ -32,24 +32,11 @@ impl StoredConnector {
 fn from_model(m: connectors::Model) -> Result<StoredConnector, StoreError> {
     let config: ConnectorConfig =
         serde_json::from_value(m.config).map_err(|_| corrupt("connector config of", &m.name))?;
-    Ok(StoredConnector {
-        name: m.name,
-        enabled: m.enabled,
-        config,
-        created_at: m.created_at,
-        updated_at: m.updated_at,
-    })
+    Ok(StoredConnector { name: m.name, enabled: m.enabled, config, created_at: m.created_at, updated_at: m.updated_at })
 }
 
-pub async fn get<C: ConnectionTrait>(
-    conn: &C,
-    name: &str,
-) -> Result<Option<StoredConnector>, StoreError> {
-    connectors::Entity::find_by_id(name.to_owned())
-        .one(conn)
-        .await?
-        .map(from_model)
-        .transpose()
+pub async fn get<C: ConnectionTrait>(conn: &C, name: &str) -> Result<Option<StoredConnector>, StoreError> {
+    connectors::Entity::find_by_id(name.to_owned()).one(conn).await?.map(from_model).transpose()
 }
 
 pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<StoredConnector>, StoreError> {
@@ -72,9 +59,7 @@ pub async fn save<C: ConnectionTrait>(
     must_exist: bool,
     now: DateTime<Utc>,
 ) -> Result<StoredConnector, StoreError> {
-    let existing = connectors::Entity::find_by_id(name.to_owned())
-        .one(conn)
-        .await?;
+    let existing = connectors::Entity::find_by_id(name.to_owned()).one(conn).await?;
     let model = connectors::ActiveModel {
         name: Set(name.to_owned()),
         kind: Set(config.kind().to_owned()),
@@ -85,29 +70,21 @@ pub async fn save<C: ConnectionTrait>(
     };
     match (existing.is_some(), must_exist) {
         (true, false) => {
-            return Err(StoreError::Conflict(format!(
-                "connector {name} already exists"
-            )));
+            return Err(StoreError::Conflict(format!("connector {name} already exists")));
         }
         (false, true) => return Err(StoreError::NotFound(format!("connector {name}"))),
         (true, true) => {
             connectors::Entity::update(model).exec(conn).await?;
         }
         (false, false) => {
-            connectors::Entity::insert(model)
-                .exec_without_returning(conn)
-                .await?;
+            connectors::Entity::insert(model).exec_without_returning(conn).await?;
         }
     }
-    get(conn, name)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("connector {name}")))
+    get(conn, name).await?.ok_or_else(|| StoreError::NotFound(format!("connector {name}")))
 }
 
 pub async fn delete<C: ConnectionTrait>(conn: &C, name: &str) -> Result<(), StoreError> {
-    let res = connectors::Entity::delete_by_id(name.to_owned())
-        .exec(conn)
-        .await?;
+    let res = connectors::Entity::delete_by_id(name.to_owned()).exec(conn).await?;
     if res.rows_affected == 0 {
         return Err(StoreError::NotFound(format!("connector {name}")));
     }

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, sea_query::OnConflict,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -45,8 +45,7 @@ pub struct EventRecord {
 }
 
 fn record(m: events::Model) -> Result<EventRecord, StoreError> {
-    let outcome =
-        EventOutcome::parse(&m.outcome).ok_or_else(|| corrupt("event outcome", &m.outcome))?;
+    let outcome = EventOutcome::parse(&m.outcome).ok_or_else(|| corrupt("event outcome", &m.outcome))?;
     Ok(EventRecord {
         id: m.id,
         source: m.source,
@@ -115,22 +114,14 @@ pub async fn insert_if_new<C: ConnectionTrait>(
         payload: Set(event.cloudevent.clone()),
         dedup_key: Set(decided.dedup_key),
     })
-    .on_conflict(
-        OnConflict::columns([events::Column::Source, events::Column::CeId])
-            .do_nothing()
-            .to_owned(),
-    )
+    .on_conflict(OnConflict::columns([events::Column::Source, events::Column::CeId]).do_nothing().to_owned())
     .exec_without_returning(conn)
     .await?;
     Ok(rows == 1)
 }
 
 /// The stored event with this (source, id), if any.
-pub async fn find<C: ConnectionTrait>(
-    conn: &C,
-    source: &str,
-    ce_id: &str,
-) -> Result<Option<EventRecord>, StoreError> {
+pub async fn find<C: ConnectionTrait>(conn: &C, source: &str, ce_id: &str) -> Result<Option<EventRecord>, StoreError> {
     events::Entity::find()
         .filter(events::Column::Source.eq(source))
         .filter(events::Column::CeId.eq(ce_id))
@@ -196,21 +187,11 @@ pub async fn list<C: ConnectionTrait>(
         f.since,
         f.until,
     );
-    paged(
-        conn,
-        q,
-        &[events::Column::ReceivedAt, events::Column::Id],
-        page,
-        record,
-    )
-    .await
+    paged(conn, q, &[events::Column::ReceivedAt, events::Column::Id], page, record).await
 }
 
 /// Events of one work order, oldest first.
-pub async fn of_order<C: ConnectionTrait>(
-    conn: &C,
-    order_id: &str,
-) -> Result<Vec<EventRecord>, StoreError> {
+pub async fn of_order<C: ConnectionTrait>(conn: &C, order_id: &str) -> Result<Vec<EventRecord>, StoreError> {
     events::Entity::find()
         .filter(events::Column::WorkOrderId.eq(order_id))
         .order_by_asc(events::Column::ReceivedAt)
@@ -236,21 +217,12 @@ pub async fn first_of_order<C: ConnectionTrait>(
 }
 
 /// Count of events by outcome (for `/readyz` details and the walkthrough).
-pub async fn count_by_outcome<C: ConnectionTrait>(
-    conn: &C,
-    outcome: EventOutcome,
-) -> Result<u64, StoreError> {
-    Ok(events::Entity::find()
-        .filter(events::Column::Outcome.eq(outcome.as_str()))
-        .count(conn)
-        .await?)
+pub async fn count_by_outcome<C: ConnectionTrait>(conn: &C, outcome: EventOutcome) -> Result<u64, StoreError> {
+    Ok(events::Entity::find().filter(events::Column::Outcome.eq(outcome.as_str())).count(conn).await?)
 }
 
 /// The latest `cleared` event for a dedup key: debounce counts from there.
-pub async fn last_clear<C: ConnectionTrait>(
-    conn: &C,
-    key: &str,
-) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub async fn last_clear<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     Ok(events::Entity::find()
         .filter(events::Column::DedupKey.eq(key))
         .filter(events::Column::State.eq("cleared"))
@@ -272,10 +244,5 @@ pub async fn debounced_since<C: ConnectionTrait>(
     if let Some(since) = since {
         q = q.filter(events::Column::EventTime.gte(since));
     }
-    Ok(q.order_by_asc(events::Column::EventTime)
-        .all(conn)
-        .await?
-        .into_iter()
-        .filter_map(|m| m.event_time)
-        .collect())
+    Ok(q.order_by_asc(events::Column::EventTime).all(conn).await?.into_iter().filter_map(|m| m.event_time).collect())
 }

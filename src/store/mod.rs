@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr,
-    EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
+    ColumnTrait, ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, EntityTrait,
+    PaginatorTrait, QueryFilter, QueryOrder, QuerySelect, Select,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -170,20 +170,9 @@ where
     for col in order {
         q = q.order_by_desc(*col);
     }
-    let items = q
-        .limit(page.limit())
-        .offset(page.offset())
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(view)
-        .collect::<Result<_, _>>()?;
-    Ok(Page {
-        items,
-        total,
-        limit: page.limit(),
-        offset: page.offset(),
-    })
+    let items =
+        q.limit(page.limit()).offset(page.offset()).all(conn).await?.into_iter().map(view).collect::<Result<_, _>>()?;
+    Ok(Page { items, total, limit: page.limit(), offset: page.offset() })
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {

@@ -4,8 +4,7 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait,
-    QueryFilter, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Statement,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -91,11 +90,7 @@ pub async fn claim<C: ConnectionTrait>(
              RETURNING id, work_order_id, kind, attempts"
         }
     };
-    let stmt = Statement::from_sql_and_values(
-        backend,
-        sql,
-        [lease_until.into(), now.into(), (limit as i64).into()],
-    );
+    let stmt = Statement::from_sql_and_values(backend, sql, [lease_until.into(), now.into(), (limit as i64).into()]);
     Ok(Claimed::find_by_statement(stmt).all(conn).await?)
 }
 
@@ -108,18 +103,9 @@ pub async fn mark_done<C: ConnectionTrait>(
 ) -> Result<(), StoreError> {
     outbox::Entity::update_many()
         .col_expr(outbox::Column::Status, status.as_str().into())
-        .col_expr(
-            outbox::Column::Attempts,
-            Expr::col(outbox::Column::Attempts).add(1),
-        )
-        .col_expr(
-            outbox::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            outbox::Column::LastError,
-            Expr::value(error.map(str::to_owned)),
-        )
+        .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+        .col_expr(outbox::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(outbox::Column::LastError, Expr::value(error.map(str::to_owned)))
         .col_expr(outbox::Column::UpdatedAt, now.into())
         .filter(outbox::Column::Id.eq(id))
         .exec(conn)
@@ -136,19 +122,10 @@ pub async fn reschedule<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     outbox::Entity::update_many()
-        .col_expr(
-            outbox::Column::Attempts,
-            Expr::col(outbox::Column::Attempts).add(1),
-        )
+        .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
         .col_expr(outbox::Column::NextAttemptAt, next.into())
-        .col_expr(
-            outbox::Column::LockedUntil,
-            Expr::value(Option::<DateTime<Utc>>::None),
-        )
-        .col_expr(
-            outbox::Column::LastError,
-            Expr::value(Some(error.to_owned())),
-        )
+        .col_expr(outbox::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(outbox::Column::LastError, Expr::value(Some(error.to_owned())))
         .col_expr(outbox::Column::UpdatedAt, now.into())
         .filter(outbox::Column::Id.eq(id))
         .exec(conn)
@@ -158,8 +135,5 @@ pub async fn reschedule<C: ConnectionTrait>(
 
 /// Deliveries still to make (the outbox depth).
 pub async fn pending_count<C: ConnectionTrait>(conn: &C) -> Result<u64, StoreError> {
-    Ok(outbox::Entity::find()
-        .filter(outbox::Column::Status.eq(DeliveryStatus::Pending.as_str()))
-        .count(conn)
-        .await?)
+    Ok(outbox::Entity::find().filter(outbox::Column::Status.eq(DeliveryStatus::Pending.as_str())).count(conn).await?)
 }

@@ -1,9 +1,7 @@
 //! Rules and their versions.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -12,8 +10,7 @@ use super::{StoreError, corrupt, new_id};
 use crate::rules::{Action, Matchers, Rule, RuleDefinition, RuleInput, RuleMode};
 
 fn from_model(m: rules::Model) -> Result<Rule, StoreError> {
-    let def: RuleDefinition =
-        serde_json::from_value(m.definition).map_err(|_| corrupt("rule definition of", &m.id))?;
+    let def: RuleDefinition = serde_json::from_value(m.definition).map_err(|_| corrupt("rule definition of", &m.id))?;
     Ok(Rule {
         id: m.id,
         name: m.name,
@@ -64,12 +61,8 @@ pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Rule, StoreEr
 }
 
 fn definition(input: &RuleInput) -> serde_json::Value {
-    serde_json::to_value(RuleDefinition {
-        mode: input.mode,
-        when: input.when.clone(),
-        action: input.action.clone(),
-    })
-    .unwrap_or_default()
+    serde_json::to_value(RuleDefinition { mode: input.mode, when: input.when.clone(), action: input.action.clone() })
+        .unwrap_or_default()
 }
 
 async fn record_version<C: ConnectionTrait>(
@@ -94,18 +87,10 @@ async fn record_version<C: ConnectionTrait>(
 }
 
 fn name_conflict(e: StoreError, name: &str) -> StoreError {
-    if e.is_unique_violation() {
-        StoreError::Conflict(format!("a rule named {name:?} already exists"))
-    } else {
-        e
-    }
+    if e.is_unique_violation() { StoreError::Conflict(format!("a rule named {name:?} already exists")) } else { e }
 }
 
-pub async fn create<C: ConnectionTrait>(
-    conn: &C,
-    input: &RuleInput,
-    now: DateTime<Utc>,
-) -> Result<Rule, StoreError> {
+pub async fn create<C: ConnectionTrait>(conn: &C, input: &RuleInput, now: DateTime<Utc>) -> Result<Rule, StoreError> {
     let id = new_id();
     let name = input.name.trim();
     rules::Entity::insert(rules::ActiveModel {
@@ -154,9 +139,7 @@ pub async fn update<C: ConnectionTrait>(
 
 /// Deletes the rule; its versions stay, since orders refer to them.
 pub async fn delete<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), StoreError> {
-    let res = rules::Entity::delete_by_id(id.to_owned())
-        .exec(conn)
-        .await?;
+    let res = rules::Entity::delete_by_id(id.to_owned()).exec(conn).await?;
     if res.rows_affected == 0 {
         return Err(StoreError::NotFound(format!("rule {id}")));
     }
@@ -177,10 +160,7 @@ pub struct RuleVersion {
     pub created_at: DateTime<Utc>,
 }
 
-pub async fn versions<C: ConnectionTrait>(
-    conn: &C,
-    id: &str,
-) -> Result<Vec<RuleVersion>, StoreError> {
+pub async fn versions<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Vec<RuleVersion>, StoreError> {
     let rows = rule_versions::Entity::find()
         .filter(rule_versions::Column::RuleId.eq(id))
         .order_by_desc(rule_versions::Column::Version)
@@ -191,8 +171,8 @@ pub async fn versions<C: ConnectionTrait>(
     }
     rows.into_iter()
         .map(|m| {
-            let def: RuleDefinition = serde_json::from_value(m.definition)
-                .map_err(|_| corrupt("rule version of", &m.rule_id))?;
+            let def: RuleDefinition =
+                serde_json::from_value(m.definition).map_err(|_| corrupt("rule version of", &m.rule_id))?;
             Ok(RuleVersion {
                 rule_id: m.rule_id,
                 version: m.version,
@@ -206,4 +186,41 @@ pub async fn versions<C: ConnectionTrait>(
             })
         })
         .collect()
+}
+
+/// What applying a rules file did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub created: usize,
+    pub updated: usize,
+    pub unchanged: usize,
+}
+
+/// Creates or updates rules by name (a changed rule gets a new version);
+/// rules not in `inputs` are left as they are.
+pub async fn apply_by_name<C: ConnectionTrait>(
+    conn: &C,
+    inputs: &[RuleInput],
+    now: DateTime<Utc>,
+) -> Result<Applied, StoreError> {
+    let mut applied = Applied::default();
+    for input in inputs {
+        let existing = rules::Entity::find().filter(rules::Column::Name.eq(input.name.trim())).one(conn).await?;
+        match existing {
+            None => {
+                create(conn, input, now).await?;
+                applied.created += 1;
+            }
+            Some(m)
+                if m.definition == definition(input) && m.enabled == input.enabled && m.position == input.position =>
+            {
+                applied.unchanged += 1;
+            }
+            Some(m) => {
+                update(conn, &m.id, input, now).await?;
+                applied.updated += 1;
+            }
+        }
+    }
+    Ok(applied)
 }

@@ -1,9 +1,7 @@
 //! The sandbox EAM's own table.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::OnConflict,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, sea_query::OnConflict};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -66,11 +64,7 @@ pub async fn create<C: ConnectionTrait>(
         created_at: Set(now),
         updated_at: Set(now),
     })
-    .on_conflict(
-        OnConflict::column(sandbox_orders::Column::Reference)
-            .do_nothing()
-            .to_owned(),
-    )
+    .on_conflict(OnConflict::column(sandbox_orders::Column::Reference).do_nothing().to_owned())
     .exec_without_returning(conn)
     .await?;
     sandbox_orders::Entity::find()
@@ -98,10 +92,7 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(s) = status {
         q = q.filter(sandbox_orders::Column::Status.eq(s));
     }
-    paged(conn, q, &[sandbox_orders::Column::CreatedAt], page, |m| {
-        Ok(view(m))
-    })
-    .await
+    paged(conn, q, &[sandbox_orders::Column::CreatedAt], page, |m| Ok(view(m))).await
 }
 
 pub async fn set_status<C: ConnectionTrait>(

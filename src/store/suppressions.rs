@@ -2,9 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::ExprTrait;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -28,9 +26,7 @@ impl Scope {
         }
     }
     fn parse(s: &str) -> Option<Self> {
-        [Self::Asset, Self::Site, Self::Rule]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+        [Self::Asset, Self::Site, Self::Rule].into_iter().find(|v| v.as_str() == s)
     }
 }
 
@@ -109,22 +105,13 @@ pub async fn list<C: ConnectionTrait>(
 ) -> Result<Vec<Suppression>, StoreError> {
     let mut q = suppressions::Entity::find();
     if let Some(t) = active_at {
-        q = q
-            .filter(suppressions::Column::StartsAt.lte(t))
-            .filter(suppressions::Column::EndsAt.gt(t));
+        q = q.filter(suppressions::Column::StartsAt.lte(t)).filter(suppressions::Column::EndsAt.gt(t));
     }
-    q.order_by_desc(suppressions::Column::StartsAt)
-        .all(conn)
-        .await?
-        .into_iter()
-        .map(view)
-        .collect()
+    q.order_by_desc(suppressions::Column::StartsAt).all(conn).await?.into_iter().map(view).collect()
 }
 
 pub async fn delete<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), StoreError> {
-    let res = suppressions::Entity::delete_by_id(id.to_owned())
-        .exec(conn)
-        .await?;
+    let res = suppressions::Entity::delete_by_id(id.to_owned()).exec(conn).await?;
     if res.rows_affected == 0 {
         return Err(StoreError::NotFound(format!("suppression {id}")));
     }
@@ -140,21 +127,9 @@ pub async fn in_force<C: ConnectionTrait>(
     at: DateTime<Utc>,
 ) -> Result<Option<Suppression>, StoreError> {
     let targets = Condition::any()
-        .add(
-            suppressions::Column::Scope
-                .eq("asset")
-                .and(suppressions::Column::Target.eq(asset)),
-        )
-        .add(
-            suppressions::Column::Scope
-                .eq("site")
-                .and(suppressions::Column::Target.eq(site)),
-        )
-        .add(
-            suppressions::Column::Scope
-                .eq("rule")
-                .and(suppressions::Column::Target.eq(rule)),
-        );
+        .add(suppressions::Column::Scope.eq("asset").and(suppressions::Column::Target.eq(asset)))
+        .add(suppressions::Column::Scope.eq("site").and(suppressions::Column::Target.eq(site)))
+        .add(suppressions::Column::Scope.eq("rule").and(suppressions::Column::Target.eq(rule)));
     suppressions::Entity::find()
         .filter(targets)
         .filter(suppressions::Column::StartsAt.lte(at))

@@ -97,11 +97,7 @@ pub struct NewOrder {
 /// Inserts an open order unless another open order holds the dedup key
 /// (then `false`, nothing written): the unique index on `open_key`
 /// serialises concurrent decisions, across replicas too.
-pub async fn insert_open<C: ConnectionTrait>(
-    conn: &C,
-    o: &NewOrder,
-    now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
+pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTime<Utc>) -> Result<bool, StoreError> {
     let rows = work_orders::Entity::insert(work_orders::ActiveModel {
         id: Set(o.id.clone()),
         connector: Set(o.connector.clone()),
@@ -128,25 +124,11 @@ pub async fn insert_open<C: ConnectionTrait>(
         last_error: Set(None),
         due_by: Set(o.due_by),
     })
-    .on_conflict(
-        OnConflict::column(work_orders::Column::OpenKey)
-            .do_nothing()
-            .to_owned(),
-    )
+    .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
     .exec_without_returning(conn)
     .await?;
     if rows == 1 {
-        add_history(
-            conn,
-            &o.id,
-            OrderStatus::Pending,
-            None,
-            "workbridge",
-            now,
-            now,
-            Some("decided"),
-        )
-        .await?;
+        add_history(conn, &o.id, OrderStatus::Pending, None, "workbridge", now, now, Some("decided")).await?;
     }
     Ok(rows == 1)
 }
@@ -160,10 +142,7 @@ pub async fn merge_into_open<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<Option<String>, StoreError> {
     let res = work_orders::Entity::update_many()
-        .col_expr(
-            work_orders::Column::EventCount,
-            Expr::col(work_orders::Column::EventCount).add(1),
-        )
+        .col_expr(work_orders::Column::EventCount, Expr::col(work_orders::Column::EventCount).add(1))
         .col_expr(work_orders::Column::LastEventTime, event_time.into())
         .col_expr(work_orders::Column::UpdatedAt, now.into())
         .filter(work_orders::Column::OpenKey.eq(key))
@@ -175,10 +154,7 @@ pub async fn merge_into_open<C: ConnectionTrait>(
     find_open(conn, key).await
 }
 
-pub async fn find_open<C: ConnectionTrait>(
-    conn: &C,
-    key: &str,
-) -> Result<Option<String>, StoreError> {
+pub async fn find_open<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Option<String>, StoreError> {
     Ok(work_orders::Entity::find()
         .select_only()
         .column(work_orders::Column::Id)
@@ -231,14 +207,7 @@ pub async fn list<C: ConnectionTrait>(
         f.since,
         f.until,
     );
-    paged(
-        conn,
-        q,
-        &[work_orders::Column::CreatedAt, work_orders::Column::Id],
-        page,
-        view,
-    )
-    .await
+    paged(conn, q, &[work_orders::Column::CreatedAt, work_orders::Column::Id], page, view).await
 }
 
 /// One entry of an order's status history.
@@ -281,10 +250,7 @@ async fn add_history<C: ConnectionTrait>(
     Ok(())
 }
 
-pub async fn history<C: ConnectionTrait>(
-    conn: &C,
-    order_id: &str,
-) -> Result<Vec<StatusChange>, StoreError> {
+pub async fn history<C: ConnectionTrait>(conn: &C, order_id: &str) -> Result<Vec<StatusChange>, StoreError> {
     status_history::Entity::find()
         .filter(status_history::Column::WorkOrderId.eq(order_id))
         .order_by_asc(status_history::Column::At)
@@ -294,8 +260,7 @@ pub async fn history<C: ConnectionTrait>(
         .into_iter()
         .map(|m| {
             Ok(StatusChange {
-                status: OrderStatus::parse(&m.status)
-                    .ok_or_else(|| corrupt("history status", &m.status))?,
+                status: OrderStatus::parse(&m.status).ok_or_else(|| corrupt("history status", &m.status))?,
                 external_status: m.external_status,
                 source: m.source,
                 at: m.at,
@@ -331,10 +296,7 @@ pub async fn change_status<C: ConnectionTrait>(
         .filter(work_orders::Column::Id.eq(id))
         .filter(work_orders::Column::Status.ne(u.status.as_str()));
     if !u.status.is_open() {
-        q = q.col_expr(
-            work_orders::Column::OpenKey,
-            Expr::value(Option::<String>::None),
-        );
+        q = q.col_expr(work_orders::Column::OpenKey, Expr::value(Option::<String>::None));
     }
     let res = q.exec(conn).await?;
     if res.rows_affected == 0 {
@@ -342,17 +304,7 @@ pub async fn change_status<C: ConnectionTrait>(
         get(conn, id).await?;
         return Ok(false);
     }
-    add_history(
-        conn,
-        id,
-        u.status,
-        u.external_status,
-        u.source,
-        u.at,
-        now,
-        u.note,
-    )
-    .await?;
+    add_history(conn, id, u.status, u.external_status, u.source, u.at, now, u.note).await?;
     Ok(true)
 }
 
@@ -368,15 +320,9 @@ pub async fn mark_delivered<C: ConnectionTrait>(
 ) -> Result<(), StoreError> {
     work_orders::Entity::update_many()
         .col_expr(work_orders::Column::ExternalId, external_id.into())
-        .col_expr(
-            work_orders::Column::ExternalUrl,
-            Expr::value(external_url.map(str::to_owned)),
-        )
+        .col_expr(work_orders::Column::ExternalUrl, Expr::value(external_url.map(str::to_owned)))
         .col_expr(work_orders::Column::DeliveredAt, Expr::value(Some(now)))
-        .col_expr(
-            work_orders::Column::LastError,
-            Expr::value(Option::<String>::None),
-        )
+        .col_expr(work_orders::Column::LastError, Expr::value(Option::<String>::None))
         .filter(work_orders::Column::Id.eq(id))
         .exec(conn)
         .await?;
@@ -403,10 +349,7 @@ pub async fn set_last_error<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     work_orders::Entity::update_many()
-        .col_expr(
-            work_orders::Column::LastError,
-            Expr::value(Some(error.to_owned())),
-        )
+        .col_expr(work_orders::Column::LastError, Expr::value(Some(error.to_owned())))
         .col_expr(work_orders::Column::UpdatedAt, now.into())
         .filter(work_orders::Column::Id.eq(id))
         .exec(conn)

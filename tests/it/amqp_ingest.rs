@@ -4,32 +4,18 @@ use wiremock::{Mock, MockServer};
 
 use crate::delivery::{created_reply, expected_body, rest_connector, wait_delivered};
 use crate::helpers::{
-    AmqpNames, Backend, Broker, FIXTURES, Options, alert, amqp_url, sandbox_connector, settings,
-    spawn_app, spawn_app_prepared,
+    AmqpNames, Backend, Broker, FIXTURES, Options, alert, amqp_url, sandbox_connector, settings, spawn_app,
+    spawn_app_prepared,
 };
 use crate::on_both_backends;
 
 async fn an_event_from_rabbitmq_becomes_one_order_in_the_eam(backend: Backend) {
     let eam = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/workorders"))
-        .respond_with(created_reply())
-        .mount(&eam)
-        .await;
+    Mock::given(method("POST")).and(path("/api/v1/workorders")).respond_with(created_reply()).mount(&eam).await;
     let names = AmqpNames::new();
-    let app = spawn_app(
-        backend,
-        Options {
-            amqp: Some(names.clone()),
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = spawn_app(backend, Options { amqp: Some(names.clone()), ..Default::default() }).await;
     app.setup_flow(rest_connector(&eam)).await;
-    app.eventually("the consumer is up", || async {
-        app.get("/readyz").await.0 == 200
-    })
-    .await;
+    app.eventually("the consumer is up", || async { app.get("/readyz").await.0 == 200 }).await;
 
     let broker = Broker::connect(&names).await;
     broker.publish_structured(&alert("q-1")).await;
@@ -37,23 +23,14 @@ async fn an_event_from_rabbitmq_becomes_one_order_in_the_eam(backend: Backend) {
     let b = alert("q-2");
     let mut headers = lapin::types::FieldTable::default();
     for attr in ["specversion", "id", "source", "type", "time", "subject"] {
-        headers.insert(
-            format!("ce-{attr}").into(),
-            lapin::types::AMQPValue::LongString(b[attr].as_str().unwrap().into()),
-        );
+        headers
+            .insert(format!("ce-{attr}").into(), lapin::types::AMQPValue::LongString(b[attr].as_str().unwrap().into()));
     }
-    let props = lapin::BasicProperties::default()
-        .with_content_type("application/json".into())
-        .with_headers(headers);
-    broker
-        .publish("alert.BEDFORD", b["data"].to_string().as_bytes(), props)
-        .await;
+    let props = lapin::BasicProperties::default().with_content_type("application/json".into()).with_headers(headers);
+    broker.publish("alert.BEDFORD", b["data"].to_string().as_bytes(), props).await;
 
     let order = wait_delivered(&app).await;
-    app.eventually("both events are decided", || async {
-        app.get("/v1/events").await.1["total"] == 2
-    })
-    .await;
+    app.eventually("both events are decided", || async { app.get("/v1/events").await.1["total"] == 2 }).await;
     let (_, q2) = app.get("/v1/events/q-2").await;
     assert_eq!(q2["outcome"], "merged");
     let requests = eam.received_requests().await.unwrap();
@@ -63,11 +40,7 @@ async fn an_event_from_rabbitmq_becomes_one_order_in_the_eam(backend: Backend) {
     let (_, listed) = app.get("/v1/work-orders?site=BEDFORD&asset=MX-101").await;
     assert_eq!(listed["total"], 1);
     assert_eq!(listed["items"][0]["external_id"], "WO-1001");
-    assert_eq!(
-        broker.queue_depth(&names.queue).await,
-        0,
-        "everything acknowledged"
-    );
+    assert_eq!(broker.queue_depth(&names.queue).await, 0, "everything acknowledged");
     drop(app);
     broker.cleanup().await;
 }
@@ -78,22 +51,15 @@ on_both_backends!(an_event_from_rabbitmq_becomes_one_order_in_the_eam);
 async fn duplicates_and_redeliveries_make_one_order(backend: Backend) {
     let names = AmqpNames::new();
     // Declare the topology as the service would, before it runs.
-    let opts = Options {
-        amqp: Some(names.clone()),
-        ..Default::default()
-    };
+    let opts = Options { amqp: Some(names.clone()), ..Default::default() };
     let s = settings("sqlite::memory:", &opts);
     let broker = Broker::connect(&names).await;
-    workbridge::ingest::amqp::declare_topology(&broker.channel, &s.amqp)
-        .await
-        .unwrap();
+    workbridge::ingest::amqp::declare_topology(&broker.channel, &s.amqp).await.unwrap();
     broker.publish_structured(&alert("d-1")).await;
 
     // A consumer takes it and dies before acking.
     {
-        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default())
-            .await
-            .unwrap();
+        let conn = lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await.unwrap();
         let ch = conn.create_channel().await.unwrap();
         let mut consumer = ch
             .basic_consume(
@@ -113,10 +79,7 @@ async fn duplicates_and_redeliveries_make_one_order(backend: Backend) {
 
     // The service starts (after a restart, with its rules in place) and
     // finds both copies; then the producer sends the event once more.
-    let app = spawn_app_prepared(backend, opts, async |app| {
-        app.setup_flow(sandbox_connector()).await
-    })
-    .await;
+    let app = spawn_app_prepared(backend, opts, async |app| app.setup_flow(sandbox_connector()).await).await;
     wait_delivered(&app).await;
     // The producer sends d-1 once more, then d-2 twice; an unmapped marker
     // last tells us (the consumer works in order) that all were handled.
@@ -126,29 +89,17 @@ async fn duplicates_and_redeliveries_make_one_order(backend: Backend) {
     let mut marker = alert("marker");
     marker["subject"] = json!("NOT.A.KNOWN.TAG");
     broker.publish_structured(&marker).await;
-    app.eventually("the marker is stored", || async {
-        app.get("/v1/events/marker").await.0 == 200
-    })
-    .await;
+    app.eventually("the marker is stored", || async { app.get("/v1/events/marker").await.0 == 200 }).await;
 
     let (_, events) = app.get("/v1/events?limit=10").await;
-    assert_eq!(
-        events["total"], 3,
-        "d-1, d-2 and the marker, each once: {events}"
-    );
+    assert_eq!(events["total"], 3, "d-1, d-2 and the marker, each once: {events}");
     let (_, d1) = app.get("/v1/events/d-1").await;
     assert_eq!(d1["outcome"], "created");
     let (_, d2) = app.get("/v1/events/d-2").await;
-    assert_eq!(
-        d2["outcome"], "merged",
-        "same asset and code: merged into the open order"
-    );
+    assert_eq!(d2["outcome"], "merged", "same asset and code: merged into the open order");
     let orders = app.orders().await;
     assert_eq!(orders.len(), 1);
-    assert_eq!(
-        orders[0]["event_count"], 2,
-        "d-1 and d-2, each counted once"
-    );
+    assert_eq!(orders[0]["event_count"], 2, "d-1 and d-2, each counted once");
     let (_, sandbox) = app.get("/v1/sandbox/orders").await;
     assert_eq!(sandbox["total"], 1, "one order in the EAM");
     assert_eq!(broker.queue_depth(&names.queue).await, 0);
@@ -159,19 +110,9 @@ on_both_backends!(duplicates_and_redeliveries_make_one_order);
 
 async fn bad_messages_are_dead_lettered_with_the_reason(backend: Backend) {
     let names = AmqpNames::new();
-    let app = spawn_app(
-        backend,
-        Options {
-            amqp: Some(names.clone()),
-            max_message_bytes: 4096,
-            ..Default::default()
-        },
-    )
-    .await;
-    app.eventually("the consumer is up", || async {
-        app.get("/readyz").await.0 == 200
-    })
-    .await;
+    let app =
+        spawn_app(backend, Options { amqp: Some(names.clone()), max_message_bytes: 4096, ..Default::default() }).await;
+    app.eventually("the consumer is up", || async { app.get("/readyz").await.0 == 200 }).await;
     let broker = Broker::connect(&names).await;
 
     let fixtures = std::fs::read_to_string(format!("{FIXTURES}/events-invalid.jsonl")).unwrap();
@@ -180,23 +121,14 @@ async fn bad_messages_are_dead_lettered_with_the_reason(backend: Backend) {
         .filter(|l| !l.is_empty())
         .map(|l| {
             let c: Value = serde_json::from_str(l).unwrap();
-            (
-                c["reason"].as_str().unwrap().to_owned(),
-                c["body"].as_str().unwrap().as_bytes().to_vec(),
-            )
+            (c["reason"].as_str().unwrap().to_owned(), c["body"].as_str().unwrap().as_bytes().to_vec())
         })
         .collect();
     let mut big = alert("big");
     big["data"]["blob"] = json!("x".repeat(5000));
     bodies.push(("oversize".into(), big.to_string().into_bytes()));
     for (_, body) in &bodies {
-        broker
-            .publish(
-                "alert.BEDFORD",
-                body,
-                workbridge::ingest::amqp::structured_properties(),
-            )
-            .await;
+        broker.publish("alert.BEDFORD", body, workbridge::ingest::amqp::structured_properties()).await;
     }
     // and one valid event, which must not be lost among them
     broker.publish_structured(&alert("ok-1")).await;
@@ -207,9 +139,7 @@ async fn bad_messages_are_dead_lettered_with_the_reason(backend: Backend) {
         assert_eq!(&d.data, body, "the original body is kept");
         let headers = d.properties.headers().as_ref().unwrap();
         let err = match headers.inner().get("x-workbridge-error") {
-            Some(lapin::types::AMQPValue::LongString(s)) => {
-                String::from_utf8_lossy(s.as_bytes()).into_owned()
-            }
+            Some(lapin::types::AMQPValue::LongString(s)) => String::from_utf8_lossy(s.as_bytes()).into_owned(),
             other => panic!("{reason}: no x-workbridge-error header: {other:?}"),
         };
         assert!(!err.is_empty(), "{reason}");
@@ -220,10 +150,7 @@ async fn bad_messages_are_dead_lettered_with_the_reason(backend: Backend) {
             assert!(err.contains("id"), "{err}");
         }
     }
-    app.eventually("the valid event is stored", || async {
-        app.get("/v1/events").await.1["total"] == 1
-    })
-    .await;
+    app.eventually("the valid event is stored", || async { app.get("/v1/events").await.1["total"] == 1 }).await;
     assert_eq!(broker.queue_depth(&names.queue).await, 0);
     drop(app);
     broker.cleanup().await;
@@ -249,36 +176,18 @@ fn service_connection(queue: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumer_reconnects_after_the_broker_drops_it() {
     let names = AmqpNames::new();
-    let opts = Options {
-        amqp: Some(names.clone()),
-        ..Default::default()
-    };
-    let app = spawn_app_prepared(Backend::Sqlite, opts, async |app| {
-        app.setup_flow(sandbox_connector()).await
-    })
-    .await;
-    app.eventually("the consumer is up", || async {
-        app.get("/readyz").await.0 == 200
-    })
-    .await;
+    let opts = Options { amqp: Some(names.clone()), ..Default::default() };
+    let app = spawn_app_prepared(Backend::Sqlite, opts, async |app| app.setup_flow(sandbox_connector()).await).await;
+    app.eventually("the consumer is up", || async { app.get("/readyz").await.0 == 200 }).await;
     let first = service_connection(&names.queue).expect("the service is connected");
     let closed = std::process::Command::new("rabbitmqctl")
         .args(["close_connection", &first, "test: forced close"])
         .output()
         .unwrap();
-    assert!(
-        closed.status.success(),
-        "{}",
-        String::from_utf8_lossy(&closed.stderr)
-    );
-    app.eventually("a new connection", || async {
-        service_connection(&names.queue).is_some_and(|pid| pid != first)
-    })
-    .await;
-    app.eventually("ready again", || async {
-        app.get("/readyz").await.0 == 200
-    })
-    .await;
+    assert!(closed.status.success(), "{}", String::from_utf8_lossy(&closed.stderr));
+    app.eventually("a new connection", || async { service_connection(&names.queue).is_some_and(|pid| pid != first) })
+        .await;
+    app.eventually("ready again", || async { app.get("/readyz").await.0 == 200 }).await;
     let broker = Broker::connect(&names).await;
     broker.publish_structured(&alert("after-reconnect")).await;
     let order = wait_delivered(&app).await;

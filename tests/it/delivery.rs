@@ -52,10 +52,7 @@ pub fn created_reply() -> ResponseTemplate {
 
 pub async fn wait_delivered(app: &TestApp) -> Value {
     app.eventually("the order is delivered", || async {
-        app.orders()
-            .await
-            .first()
-            .is_some_and(|o| o["external_id"].is_string())
+        app.orders().await.first().is_some_and(|o| o["external_id"].is_string())
     })
     .await;
     app.orders().await.remove(0)
@@ -65,11 +62,7 @@ async fn eam_unavailable_twice_then_created(backend: Backend) {
     let eam = MockServer::start().await;
     Mock::given(method("POST"))
         .and(path("/api/v1/workorders"))
-        .respond_with(
-            ResponseTemplate::new(503)
-                .insert_header("Retry-After", "0")
-                .set_body_string("maintenance"),
-        )
+        .respond_with(ResponseTemplate::new(503).insert_header("Retry-After", "0").set_body_string("maintenance"))
         .up_to_n_times(2)
         .with_priority(1)
         .mount(&eam)
@@ -96,20 +89,13 @@ async fn eam_unavailable_twice_then_created(backend: Backend) {
     let requests = eam.received_requests().await.unwrap();
     assert_eq!(requests.len(), 3, "two refusals, one create");
     for r in &requests {
-        assert_eq!(
-            r.headers["idempotency-key"], order_id,
-            "the same reference on every attempt"
-        );
+        assert_eq!(r.headers["idempotency-key"], order_id, "the same reference on every attempt");
         let body: Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(body, expected_body(order_id));
     }
     let (_, detail) = app.get(&format!("/v1/work-orders/{order_id}")).await;
-    let history: Vec<&str> = detail["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
+    let history: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["pending", "created"]);
     assert_eq!(detail["history"][1]["external_status"], "OPEN");
     assert_eq!(detail["events"][0]["event_id"], "r-1");
@@ -132,23 +118,11 @@ async fn permanent_rejection_fails_the_order(backend: Backend) {
     let app = spawn_app(backend, Options::default()).await;
     app.setup_flow(rest_connector(&eam)).await;
     app.post_json("/v1/events", &alert("f-1")).await;
-    app.eventually("the order fails", || async {
-        app.orders()
-            .await
-            .first()
-            .is_some_and(|o| o["status"] == "failed")
-    })
-    .await;
+    app.eventually("the order fails", || async { app.orders().await.first().is_some_and(|o| o["status"] == "failed") })
+        .await;
     let order = app.orders().await.remove(0);
-    assert!(
-        order["last_error"].as_str().unwrap().contains("400"),
-        "{order}"
-    );
-    assert_eq!(
-        eam.received_requests().await.unwrap().len(),
-        1,
-        "a 400 is not retried"
-    );
+    assert!(order["last_error"].as_str().unwrap().contains("400"), "{order}");
+    assert_eq!(eam.received_requests().await.unwrap().len(), 1, "a 400 is not retried");
     // A failed order no longer holds its dedup key: the next event opens a new one.
     let (_, a) = app.post_json("/v1/events", &alert("f-2")).await;
     assert_eq!(a["outcome"], "created");
@@ -182,38 +156,21 @@ async fn merges_while_open_and_opens_anew_after_completion(backend: Backend) {
     clear["data"]["state"] = json!("cleared");
     let (_, cleared) = app.post_json("/v1/events", &clear).await;
     assert_eq!(
-        (
-            cleared["outcome"].as_str(),
-            cleared["work_order_id"].as_str()
-        ),
+        (cleared["outcome"].as_str(), cleared["work_order_id"].as_str()),
         (Some("cleared"), Some(order_id.as_str()))
     );
 
     // The planner works the order in the (sandbox) EAM.
     for status in ["in_progress", "completed"] {
-        let (s, body) = app
-            .post_json(
-                &format!("/v1/sandbox/orders/{sbx}/status"),
-                &json!({"status": status}),
-            )
-            .await;
+        let (s, body) = app.post_json(&format!("/v1/sandbox/orders/{sbx}/status"), &json!({"status": status})).await;
         assert_eq!(s, 200, "{body}");
     }
-    let (s, p) = app
-        .post_json(
-            &format!("/v1/sandbox/orders/{sbx}/status"),
-            &json!({"status": "pending"}),
-        )
-        .await;
+    let (s, p) = app.post_json(&format!("/v1/sandbox/orders/{sbx}/status"), &json!({"status": "pending"})).await;
     assert_eq!(s, 422, "{p}");
     let (_, detail) = app.get(&format!("/v1/work-orders/{order_id}")).await;
     assert_eq!(detail["status"], "completed");
-    let history: Vec<&str> = detail["history"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["status"].as_str().unwrap())
-        .collect();
+    let history: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
     assert_eq!(history, ["pending", "created", "in_progress", "completed"]);
     assert_eq!(detail["events"].as_array().unwrap().len(), 3);
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions,
-    QueueDeleteOptions,
+    BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions, ExchangeDeleteOptions, QueueDeleteOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -45,13 +44,11 @@ macro_rules! on_both_backends {
 }
 
 pub fn pg_admin_url() -> String {
-    std::env::var("WORKBRIDGE_TEST_PG")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+    std::env::var("WORKBRIDGE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
 pub fn amqp_url() -> String {
-    std::env::var("WORKBRIDGE_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    std::env::var("WORKBRIDGE_TEST_AMQP").unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
 fn short_id() -> String {
@@ -62,10 +59,7 @@ fn short_id() -> String {
 fn template_name() -> String {
     use std::hash::{Hash, Hasher};
     let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/src");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut files: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     files.sort();
     let mut h = std::collections::hash_map::DefaultHasher::new();
     for f in files {
@@ -79,15 +73,10 @@ fn template_name() -> String {
 /// test process) comes first.
 async fn fresh_pg_database() -> (String, String) {
     let admin_url = pg_admin_url();
-    let admin = Database::connect(&admin_url)
-        .await
-        .expect("PostgreSQL is reachable");
+    let admin = Database::connect(&admin_url).await.expect("PostgreSQL is reachable");
     let template = template_name();
     let name = format!("wb_test_{}", short_id());
-    admin
-        .execute_unprepared("SELECT pg_advisory_lock(7423001)")
-        .await
-        .unwrap();
+    admin.execute_unprepared("SELECT pg_advisory_lock(7423001)").await.unwrap();
     let exists = admin
         .query_one_raw(sea_orm::Statement::from_string(
             sea_orm::DbBackend::Postgres,
@@ -107,36 +96,22 @@ async fn fresh_pg_database() -> (String, String) {
             .unwrap();
         for row in stale {
             let old: String = row.try_get("", "datname").unwrap();
-            let _ = admin
-                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {old}"))
-                .await;
+            let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {old}")).await;
         }
-        admin
-            .execute_unprepared(&format!("CREATE DATABASE {template}"))
-            .await
-            .unwrap();
+        admin.execute_unprepared(&format!("CREATE DATABASE {template}")).await.unwrap();
         let url = db_url(&admin_url, &template);
         let store = Store::connect(&url, 1).await.unwrap();
         store.migrate().await.unwrap();
         store.close().await;
     }
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}"))
-        .await
-        .unwrap();
-    admin
-        .execute_unprepared("SELECT pg_advisory_unlock(7423001)")
-        .await
-        .unwrap();
+    admin.execute_unprepared(&format!("CREATE DATABASE {name} TEMPLATE {template}")).await.unwrap();
+    admin.execute_unprepared("SELECT pg_advisory_unlock(7423001)").await.unwrap();
     let _ = admin.close().await;
     (db_url(&admin_url, &name), name)
 }
 
 fn db_url(admin_url: &str, db: &str) -> String {
-    let base = admin_url
-        .rsplit_once('/')
-        .map(|(b, _)| b)
-        .unwrap_or(admin_url);
+    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
     format!("{base}/{db}")
 }
 
@@ -166,6 +141,7 @@ pub struct Options {
     pub clock: Arc<dyn Clock>,
     pub max_message_bytes: usize,
     pub max_attempts: u32,
+    pub rules_file: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -175,6 +151,7 @@ impl Default for Options {
             clock: Arc::new(SystemClock),
             max_message_bytes: 256 * 1024,
             max_attempts: 5,
+            rules_file: None,
         }
     }
 }
@@ -200,33 +177,21 @@ pub fn settings(backend_url: &str, opts: &Options) -> Settings {
         ("WORKBRIDGE_OUTBOX__POLL_INTERVAL_MS".into(), "50".into()),
         ("WORKBRIDGE_OUTBOX__BACKOFF_MIN_MS".into(), "20".into()),
         ("WORKBRIDGE_OUTBOX__BACKOFF_MAX_MS".into(), "200".into()),
-        (
-            "WORKBRIDGE_OUTBOX__MAX_ATTEMPTS".into(),
-            opts.max_attempts.to_string(),
-        ),
+        ("WORKBRIDGE_OUTBOX__MAX_ATTEMPTS".into(), opts.max_attempts.to_string()),
         ("WORKBRIDGE_AMQP__RECONNECT_MIN_MS".into(), "100".into()),
         ("WORKBRIDGE_AMQP__RECONNECT_MAX_MS".into(), "1000".into()),
-        (
-            "WORKBRIDGE_AMQP__MAX_MESSAGE_BYTES".into(),
-            opts.max_message_bytes.to_string(),
-        ),
-        (
-            "WORKBRIDGE_AMQP__ENABLED".into(),
-            opts.amqp.is_some().to_string(),
-        ),
+        ("WORKBRIDGE_AMQP__MAX_MESSAGE_BYTES".into(), opts.max_message_bytes.to_string()),
+        ("WORKBRIDGE_AMQP__ENABLED".into(), opts.amqp.is_some().to_string()),
     ];
+    if let Some(f) = &opts.rules_file {
+        env.push(("WORKBRIDGE_RULES__FILE".into(), f.display().to_string()));
+    }
     if let Some(n) = &opts.amqp {
         env.extend([
             ("WORKBRIDGE_AMQP__EXCHANGE".into(), n.exchange.clone()),
             ("WORKBRIDGE_AMQP__QUEUE".into(), n.queue.clone()),
-            (
-                "WORKBRIDGE_AMQP__DEAD_LETTER_EXCHANGE".into(),
-                n.dlx.clone(),
-            ),
-            (
-                "WORKBRIDGE_AMQP__DEAD_LETTER_QUEUE".into(),
-                n.dead_queue.clone(),
-            ),
+            ("WORKBRIDGE_AMQP__DEAD_LETTER_EXCHANGE".into(), n.dlx.clone()),
+            ("WORKBRIDGE_AMQP__DEAD_LETTER_QUEUE".into(), n.dead_queue.clone()),
             ("WORKBRIDGE_AMQP__QUEUE_EXPIRES_MS".into(), "600000".into()),
         ]);
     }
@@ -236,10 +201,7 @@ pub fn settings(backend_url: &str, opts: &Options) -> Settings {
 pub async fn spawn_app(backend: Backend, opts: Options) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let (url, pg_database) = match backend {
-        Backend::Sqlite => (
-            format!("sqlite://{}?mode=rwc", dir.path().join("wb.db").display()),
-            None,
-        ),
+        Backend::Sqlite => (format!("sqlite://{}?mode=rwc", dir.path().join("wb.db").display()), None),
         Backend::Postgres => {
             let (url, name) = fresh_pg_database().await;
             (url, Some(name))
@@ -251,40 +213,30 @@ pub async fn spawn_app(backend: Backend, opts: Options) -> TestApp {
 /// Runs `setup` against the app with RabbitMQ switched off, stops it, and
 /// starts it again on the same database with `opts`: so that the consumer
 /// finds assets, connector and rules in place (as after a restart).
-pub async fn spawn_app_prepared(
-    backend: Backend,
-    opts: Options,
-    setup: impl AsyncFnOnce(&TestApp),
-) -> TestApp {
-    let mut first = spawn_app(
-        backend,
-        Options {
-            amqp: None,
-            ..Default::default()
-        },
-    )
-    .await;
+pub async fn spawn_app_prepared(backend: Backend, opts: Options, setup: impl AsyncFnOnce(&TestApp)) -> TestApp {
+    let first = spawn_app(backend, Options { amqp: None, ..Default::default() }).await;
     setup(&first).await;
-    first.handle.stop(true).await;
-    if let Some(stopped) = first.stopped.take() {
-        let _ = stopped.await;
-    }
-    let url = first.settings.database.url.clone();
-    let dir = std::mem::replace(&mut first._dir, tempfile::tempdir().unwrap());
-    let pg_database = first.pg_database.take();
-    start(url, dir, pg_database, opts).await
+    first.restart(opts).await
 }
 
-async fn start(
-    url: String,
-    dir: tempfile::TempDir,
-    pg_database: Option<String>,
-    opts: Options,
-) -> TestApp {
+impl TestApp {
+    /// Stops the service and starts it again on the same database.
+    pub async fn restart(mut self, opts: Options) -> TestApp {
+        self.handle.stop(true).await;
+        if let Some(stopped) = self.stopped.take() {
+            let _ = stopped.await;
+        }
+        let url = self.settings.database.url.clone();
+        let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
+        let pg_database = self.pg_database.take();
+        start(url, dir, pg_database, opts).await
+    }
+}
+
+async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>, opts: Options) -> TestApp {
     let settings = settings(&url, &opts);
-    let app = Application::build_with_clock(settings.clone(), opts.clock.clone())
-        .await
-        .expect("the application starts");
+    let app =
+        Application::build_with_clock(settings.clone(), opts.clock.clone()).await.expect("the application starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
     let handle = app.server_handle();
@@ -312,15 +264,10 @@ impl Drop for TestApp {
         // Async clean-up from a sync Drop: a thread with its own runtime,
         // independent of the test's (FORCE ends the app's connections).
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
                 if let Ok(admin) = Database::connect(&pg_admin_url()).await {
-                    let _ = admin
-                        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
-                        .await;
+                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)")).await;
                     let _ = admin.close().await;
                 }
             });
@@ -341,13 +288,7 @@ impl TestApp {
     }
 
     pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .client
-            .post(self.url(path))
-            .json(body)
-            .send()
-            .await
-            .unwrap();
+        let r = self.client.post(self.url(path)).json(body).send().await.unwrap();
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
@@ -389,10 +330,7 @@ impl TestApp {
     {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
         while !check().await {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for: {what}"
-            );
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -435,19 +373,11 @@ pub struct Broker {
 
 impl Broker {
     pub async fn connect(names: &AmqpNames) -> Self {
-        let conn = Connection::connect(&amqp_url(), ConnectionProperties::default())
-            .await
-            .expect("RabbitMQ is reachable");
+        let conn =
+            Connection::connect(&amqp_url(), ConnectionProperties::default()).await.expect("RabbitMQ is reachable");
         let channel = conn.create_channel().await.unwrap();
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .unwrap();
-        Self {
-            conn,
-            channel,
-            names: names.clone(),
-        }
+        channel.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        Self { conn, channel, names: names.clone() }
     }
 
     /// Publishes to the test's exchange and waits for the broker's confirm.
@@ -484,10 +414,7 @@ impl Broker {
             .basic_consume(
                 queue.into(),
                 format!("test-{}", short_id()).into(),
-                BasicConsumeOptions {
-                    no_ack: true,
-                    ..Default::default()
-                },
+                BasicConsumeOptions { no_ack: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await
@@ -509,10 +436,7 @@ impl Broker {
         let q = ch
             .queue_declare(
                 queue.into(),
-                lapin::options::QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
+                lapin::options::QueueDeclareOptions { passive: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await
@@ -524,16 +448,10 @@ impl Broker {
     pub async fn cleanup(self) {
         let n = &self.names;
         for q in [&n.queue, &n.dead_queue] {
-            let _ = self
-                .channel
-                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                .await;
+            let _ = self.channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
         }
         for e in [&n.exchange, &n.dlx] {
-            let _ = self
-                .channel
-                .exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
+            let _ = self.channel.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await;
         }
         let _ = self.conn.close(200, "done".into()).await;
     }

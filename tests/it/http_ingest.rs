@@ -17,19 +17,11 @@ async fn same_event_in_every_mode_is_stored_identically(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 201);
-    assert!(
-        r.headers()["location"]
-            .to_str()
-            .unwrap()
-            .starts_with("/v1/events/")
-    );
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/v1/events/"));
 
     // binary: attributes in ce-* headers, data as the body
     let b = alert("b-1");
-    let mut req = app
-        .client
-        .post(app.url("/v1/events"))
-        .header("content-type", "application/json");
+    let mut req = app.client.post(app.url("/v1/events")).header("content-type", "application/json");
     for attr in ["specversion", "id", "source", "type", "time", "subject"] {
         req = req.header(format!("ce-{attr}"), b[attr].as_str().unwrap());
     }
@@ -47,10 +39,7 @@ async fn same_event_in_every_mode_is_stored_identically(backend: Backend) {
         .unwrap();
     assert_eq!(r.status(), 200);
     let batch: Value = r.json().await.unwrap();
-    assert_eq!(
-        (batch["accepted"].as_u64(), batch["rejected"].as_u64()),
-        (Some(1), Some(1))
-    );
+    assert_eq!((batch["accepted"].as_u64(), batch["rejected"].as_u64()), (Some(1), Some(1)));
     assert_eq!(batch["items"][1]["status"], "rejected");
     assert_eq!(batch["items"][1]["error"]["status"], 422);
 
@@ -67,10 +56,7 @@ async fn same_event_in_every_mode_is_stored_identically(backend: Backend) {
         stored.push(e);
     }
     for e in &stored[1..] {
-        assert_eq!(
-            e["cloudevent"], stored[0]["cloudevent"],
-            "same CloudEvent whatever the mode"
-        );
+        assert_eq!(e["cloudevent"], stored[0]["cloudevent"], "same CloudEvent whatever the mode");
         assert_eq!(e["asset_id"], "MX-101");
         assert_eq!(e["work_order_id"], stored[0]["work_order_id"]);
     }
@@ -78,10 +64,7 @@ async fn same_event_in_every_mode_is_stored_identically(backend: Backend) {
     assert!(stored[1..].iter().all(|e| e["outcome"] == "merged"));
 
     // The same (source, id) again, in another mode: no second effect.
-    let mut req = app
-        .client
-        .post(app.url("/v1/events"))
-        .header("content-type", "application/json");
+    let mut req = app.client.post(app.url("/v1/events")).header("content-type", "application/json");
     let s1 = alert("s-1");
     for attr in ["specversion", "id", "source", "type", "time", "subject"] {
         req = req.header(format!("ce-{attr}"), s1[attr].as_str().unwrap());
@@ -101,11 +84,7 @@ on_both_backends!(same_event_in_every_mode_is_stored_identically);
 async fn bad_input_gets_a_problem_and_stores_nothing(backend: Backend) {
     let app = spawn_app(backend, Options::default()).await;
     let post = |body: Vec<u8>, ct: &'static str| {
-        let req = app
-            .client
-            .post(app.url("/v1/events"))
-            .header("content-type", ct)
-            .body(body);
+        let req = app.client.post(app.url("/v1/events")).header("content-type", ct).body(body);
         async move {
             let r = req.send().await.unwrap();
             let status = r.status().as_u16();
@@ -119,30 +98,10 @@ async fn bad_input_gets_a_problem_and_stores_nothing(backend: Backend) {
     let mut big = alert("big");
     big["data"]["blob"] = json!("x".repeat(300 * 1024));
     for (body, ct, status, code) in [
-        (
-            b"{\"specversion\": \"1.0\", \"id\": ".to_vec(),
-            "application/cloudevents+json",
-            400,
-            "malformed-request",
-        ),
-        (
-            missing_id.to_string().into_bytes(),
-            "application/cloudevents+json",
-            422,
-            "invalid-event",
-        ),
-        (
-            big.to_string().into_bytes(),
-            "application/cloudevents+json",
-            413,
-            "payload-too-large",
-        ),
-        (
-            b"hello".to_vec(),
-            "text/plain",
-            415,
-            "unsupported-media-type",
-        ),
+        (b"{\"specversion\": \"1.0\", \"id\": ".to_vec(), "application/cloudevents+json", 400, "malformed-request"),
+        (missing_id.to_string().into_bytes(), "application/cloudevents+json", 422, "invalid-event"),
+        (big.to_string().into_bytes(), "application/cloudevents+json", 413, "payload-too-large"),
+        (b"hello".to_vec(), "text/plain", 415, "unsupported-media-type"),
     ] {
         let (s, content_type, problem) = post(body, ct).await;
         assert_eq!(s, status, "{problem}");
@@ -152,12 +111,7 @@ async fn bad_input_gets_a_problem_and_stores_nothing(backend: Backend) {
         assert!(!problem["detail"].as_str().unwrap().is_empty());
     }
     assert!(
-        post(
-            missing_id.to_string().into_bytes(),
-            "application/cloudevents+json"
-        )
-        .await
-        .2["detail"]
+        post(missing_id.to_string().into_bytes(), "application/cloudevents+json").await.2["detail"]
             .as_str()
             .unwrap()
             .contains("id")
@@ -167,11 +121,8 @@ async fn bad_input_gets_a_problem_and_stores_nothing(backend: Backend) {
     let fixtures = std::fs::read_to_string(format!("{FIXTURES}/events-invalid.jsonl")).unwrap();
     for line in fixtures.lines().filter(|l| !l.is_empty()) {
         let case: Value = serde_json::from_str(line).unwrap();
-        let (s, _, body) = post(
-            case["body"].as_str().unwrap().as_bytes().to_vec(),
-            "application/cloudevents+json",
-        )
-        .await;
+        let (s, _, body) =
+            post(case["body"].as_str().unwrap().as_bytes().to_vec(), "application/cloudevents+json").await;
         if case["body"].as_str().unwrap().starts_with('[') {
             // A JSON array over HTTP is a batch: each element is refused on its own.
             assert_eq!(s, 200);
@@ -197,12 +148,7 @@ async fn unmapped_events_are_kept_counted_and_listed(backend: Backend) {
     let (_, page) = app.get("/v1/events?outcome=unmapped").await;
     assert_eq!(page["total"], 1);
     assert_eq!(page["items"][0]["subject"], "LEGACY.DCS.5419.PV");
-    assert!(
-        page["items"][0]["trace"]["decision"]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("no asset")
-    );
+    assert!(page["items"][0]["trace"]["decision"]["reason"].as_str().unwrap().contains("no asset"));
     let (s, ready) = app.get("/readyz").await;
     assert_eq!(s, 200);
     assert_eq!(ready["unmapped_events"], 1);

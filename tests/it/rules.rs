@@ -21,12 +21,7 @@ async fn conditions_matrix_and_sla_shape_the_order(backend: Backend) {
         .await;
     assert_eq!(s, 201);
     let (_, a) = app.post_json("/v1/events", &alert("hot-1")).await;
-    let (_, order) = app
-        .get(&format!(
-            "/v1/work-orders/{}",
-            a["work_order_id"].as_str().unwrap()
-        ))
-        .await;
+    let (_, order) = app.get(&format!("/v1/work-orders/{}", a["work_order_id"].as_str().unwrap())).await;
     assert_eq!(order["title"], "Hot bearing MX-101 at 92.1 degC");
     assert_eq!(order["work_type"], "emergency");
     assert_eq!(order["priority"], 1, "major on a criticality-B asset");
@@ -41,17 +36,9 @@ async fn conditions_matrix_and_sla_shape_the_order(backend: Backend) {
     cool["data"]["value"] = json!(80.0);
     let (s, e) = app.post_json("/v1/events", &cool).await;
     assert_eq!(s, 201, "{e}");
-    let (_, ev) = app
-        .get(&format!("/v1/events/{}", e["id"].as_str().unwrap()))
-        .await;
+    let (_, ev) = app.get(&format!("/v1/events/{}", e["id"].as_str().unwrap())).await;
     let trace = &ev["trace"]["rules"];
-    assert!(
-        trace[0]["reason"]
-            .as_str()
-            .unwrap()
-            .contains("condition is false"),
-        "{trace}"
-    );
+    assert!(trace[0]["reason"].as_str().unwrap().contains("condition is false"), "{trace}");
     assert_eq!(trace[1]["rule"], "alerts");
 }
 on_both_backends!(conditions_matrix_and_sla_shape_the_order);
@@ -60,30 +47,25 @@ async fn invalid_expressions_are_refused_with_their_position(backend: Backend) {
     let app = spawn_app(backend, Options::default()).await;
     app.post_json("/v1/connectors", &sandbox_connector()).await;
     let (s, p) = app
-        .post_json("/v1/rules", &json!({"name": "bad", "when": {"condition": "event.value > "}, "action": {"kind": "ignore"}}))
+        .post_json(
+            "/v1/rules",
+            &json!({"name": "bad", "when": {"condition": "event.value > "}, "action": {"kind": "ignore"}}),
+        )
         .await;
     assert_eq!(s, 422);
     assert_eq!(p["type"], "urn:workbridge:problem:validation-failed");
     let detail = p["detail"].as_str().unwrap();
-    assert!(
-        detail.starts_with("when.condition: line 1, column"),
-        "{detail}"
-    );
+    assert!(detail.starts_with("when.condition: line 1, column"), "{detail}");
     let (s, p) = app
-        .post_json("/v1/rules", &json!({"name": "bad", "when": {"condition": "evt.code == 'X'"}, "action": {"kind": "ignore"}}))
-        .await;
-    assert_eq!(s, 422);
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .contains("unknown variable evt")
-    );
-    let (s, _) = app
         .post_json(
             "/v1/rules",
-            &json!({"name": "bad", "when": {"tags": ["[a-"]}, "action": {"kind": "ignore"}}),
+            &json!({"name": "bad", "when": {"condition": "evt.code == 'X'"}, "action": {"kind": "ignore"}}),
         )
+        .await;
+    assert_eq!(s, 422);
+    assert!(p["detail"].as_str().unwrap().contains("unknown variable evt"));
+    let (s, _) = app
+        .post_json("/v1/rules", &json!({"name": "bad", "when": {"tags": ["[a-"]}, "action": {"kind": "ignore"}}))
         .await;
     assert_eq!(s, 422);
 }
@@ -94,15 +76,10 @@ async fn dry_run_decides_without_side_effects(backend: Backend) {
     app.setup_flow(sandbox_connector()).await;
 
     // Against the stored rules: would create.
-    let (s, dry) = app
-        .post_json("/v1/rules/test", &json!({"event": alert("dry-1")}))
-        .await;
+    let (s, dry) = app.post_json("/v1/rules/test", &json!({"event": alert("dry-1")})).await;
     assert_eq!(s, 200, "{dry}");
     assert_eq!(dry["outcome"], "created");
-    assert_eq!(
-        dry["would_create"]["title"],
-        "HIGH_TEMPERATURE on Mixer 101 (MX-101)"
-    );
+    assert_eq!(dry["would_create"]["title"], "HIGH_TEMPERATURE on Mixer 101 (MX-101)");
     assert_eq!(dry["would_create"]["priority"], 2);
     assert_eq!(dry["would_create"]["dedup_key"], "MX-101:HIGH_TEMPERATURE");
     assert!(app.orders().await.is_empty(), "nothing was created");
@@ -111,16 +88,10 @@ async fn dry_run_decides_without_side_effects(backend: Backend) {
 
     // With an open order, the dry run names the order it would merge into.
     let (_, real) = app.post_json("/v1/events", &alert("real-1")).await;
-    let (_, dry) = app
-        .post_json("/v1/rules/test", &json!({"event": alert("dry-2")}))
-        .await;
+    let (_, dry) = app.post_json("/v1/rules/test", &json!({"event": alert("dry-2")})).await;
     assert_eq!(dry["outcome"], "merged");
     assert_eq!(dry["work_order_id"], real["work_order_id"]);
-    assert_eq!(
-        app.orders().await[0]["event_count"],
-        1,
-        "the merge did not happen"
-    );
+    assert_eq!(app.orders().await[0]["event_count"], 1, "the merge did not happen");
 
     // A proposed rule set replaces the stored one.
     let (_, dry) = app
@@ -137,19 +108,48 @@ async fn dry_run_decides_without_side_effects(backend: Backend) {
     assert_eq!(dry["trace"]["rules"][1]["rule"], "quiet");
 
     // Bad input is a problem, as anywhere.
-    let (s, _) = app
-        .post_json("/v1/rules/test", &json!({"event": {"specversion": "1.0"}}))
-        .await;
+    let (s, _) = app.post_json("/v1/rules/test", &json!({"event": {"specversion": "1.0"}})).await;
     assert_eq!(s, 422);
     let (s, p) = app
         .post_json("/v1/rules/test", &json!({"event": alert("x"), "rules": [{"name": "b", "when": {"condition": "("}, "action": {"kind": "ignore"}}]}))
         .await;
     assert_eq!(s, 422);
-    assert!(
-        p["detail"]
-            .as_str()
-            .unwrap()
-            .starts_with("rules[0]: when.condition")
-    );
+    assert!(p["detail"].as_str().unwrap().starts_with("rules[0]: when.condition"));
 }
 on_both_backends!(dry_run_decides_without_side_effects);
+
+async fn rules_file_is_applied_at_start_up_by_name(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    let v1 = "rules:\n  - name: pumps\n    position: 1\n    when: {asset_classes: [PUMP]}\n    action: {kind: create, connector: sandbox, priority: 2}\n  - name: quiet-info\n    position: 9\n    when: {condition: \"event.severity == 'info'\"}\n    action: {kind: ignore}\n";
+    std::fs::write(&file, v1).unwrap();
+    let app = spawn_app(backend, Options { rules_file: Some(file.clone()), ..Default::default() }).await;
+    let (_, rules) = app.get("/v1/rules").await;
+    let names: Vec<&str> = rules.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["pumps", "quiet-info"]);
+    // A rule made through the API is left alone by the file.
+    app.post_json("/v1/connectors", &sandbox_connector()).await;
+    let (s, _) = app.post_json("/v1/rules", &json!({"name": "api-made", "action": {"kind": "ignore"}})).await;
+    assert_eq!(s, 201);
+
+    // Change one rule and restart: it gets version 2, the other stays at 1.
+    std::fs::write(&file, v1.replace("priority: 2", "priority: 1")).unwrap();
+    let app = app.restart(Options { rules_file: Some(file.clone()), ..Default::default() }).await;
+    let (_, rules) = app.get("/v1/rules").await;
+    let version = |name: &str| rules.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["version"].clone();
+    assert_eq!(version("pumps"), 2);
+    assert_eq!(version("quiet-info"), 1);
+    assert_eq!(version("api-made"), 1);
+
+    // A file with an error stops start-up, naming the line.
+    std::fs::write(
+        &file,
+        "rules:\n  - name: broken\n    when: {condition: \"event.value >\"}\n    action: {kind: ignore}\n",
+    )
+    .unwrap();
+    let s =
+        crate::helpers::settings(&app.settings.database.url, &Options { rules_file: Some(file), ..Default::default() });
+    let err = workbridge::app::Application::build(s).await.err().expect("start-up refuses the file");
+    assert!(err.to_string().contains("line 2"), "{err}");
+}
+on_both_backends!(rules_file_is_applied_at_start_up_by_name);

@@ -15,23 +15,10 @@ fn t0() -> DateTime<Utc> {
 }
 
 async fn app_with_rule(backend: Backend, clock: Arc<ManualClock>, rules: &[Value]) -> TestApp {
-    let app = spawn_app(
-        backend,
-        Options {
-            clock,
-            ..Default::default()
-        },
-    )
-    .await;
+    let app = spawn_app(backend, Options { clock, ..Default::default() }).await;
     let csv = std::fs::read_to_string(format!("{FIXTURES}/assets-demo.csv")).unwrap();
-    let r = app
-        .client
-        .post(app.url("/v1/assets/bulk"))
-        .header("content-type", "text/csv")
-        .body(csv)
-        .send()
-        .await
-        .unwrap();
+    let r =
+        app.client.post(app.url("/v1/assets/bulk")).header("content-type", "text/csv").body(csv).send().await.unwrap();
     assert_eq!(r.status(), 200);
     app.post_json("/v1/connectors", &sandbox_connector()).await;
     for rule in rules {
@@ -43,10 +30,7 @@ async fn app_with_rule(backend: Backend, clock: Arc<ManualClock>, rules: &[Value
 
 fn create_rule(extra: Value) -> Value {
     let mut action = json!({"kind": "create", "connector": "sandbox", "priority": 2});
-    action
-        .as_object_mut()
-        .unwrap()
-        .extend(extra.as_object().unwrap().clone());
+    action.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
     json!({"name": "alerts", "when": {"types": ["tdl.alert"]}, "action": action})
 }
 
@@ -65,10 +49,7 @@ async fn post(app: &TestApp, e: &Value) -> Value {
 
 async fn reason(app: &TestApp, event_id: &str) -> String {
     let (_, e) = app.get(&format!("/v1/events/{event_id}")).await;
-    e["trace"]["decision"]["reason"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned()
+    e["trace"]["decision"]["reason"].as_str().unwrap_or_default().to_owned()
 }
 
 async fn maintenance_windows_suppress_and_expire(backend: Backend) {
@@ -83,12 +64,7 @@ async fn maintenance_windows_suppress_and_expire(backend: Backend) {
 
     let a = post(&app, &alert_at("w-1", 0)).await;
     assert_eq!(a["outcome"], "suppressed");
-    assert!(
-        reason(&app, "w-1")
-            .await
-            .contains(w["id"].as_str().unwrap()),
-        "the trace names the window"
-    );
+    assert!(reason(&app, "w-1").await.contains(w["id"].as_str().unwrap()), "the trace names the window");
     assert!(app.orders().await.is_empty());
     let (_, active) = app.get("/v1/suppressions?active=true").await;
     assert_eq!(active.as_array().unwrap().len(), 1);
@@ -107,10 +83,7 @@ async fn maintenance_windows_suppress_and_expire(backend: Backend) {
     assert_eq!(a["outcome"], "suppressed", "merges are held back too");
     let r = app
         .client
-        .delete(app.url(&format!(
-            "/v1/suppressions/{}",
-            shelf["id"].as_str().unwrap()
-        )))
+        .delete(app.url(&format!("/v1/suppressions/{}", shelf["id"].as_str().unwrap())))
         .send()
         .await
         .unwrap();
@@ -127,39 +100,19 @@ fn clock_now(c: &ManualClock) -> DateTime<Utc> {
 
 async fn cooldown_after_an_order_closes(backend: Backend) {
     let clock = Arc::new(ManualClock::new(t0()));
-    let app = app_with_rule(
-        backend,
-        clock.clone(),
-        &[create_rule(json!({"cooldown_minutes": 60}))],
-    )
-    .await;
+    let app = app_with_rule(backend, clock.clone(), &[create_rule(json!({"cooldown_minutes": 60}))]).await;
     let a = post(&app, &alert_at("c-1", 0)).await;
     assert_eq!(a["outcome"], "created");
-    app.eventually("delivered", || async {
-        app.orders().await[0]["external_id"].is_string()
-    })
-    .await;
-    let sbx = app.orders().await[0]["external_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    app.eventually("delivered", || async { app.orders().await[0]["external_id"].is_string() }).await;
+    let sbx = app.orders().await[0]["external_id"].as_str().unwrap().to_owned();
     clock.advance(Duration::minutes(10));
-    let (s, _) = app
-        .post_json(
-            &format!("/v1/sandbox/orders/{sbx}/status"),
-            &json!({"status": "completed"}),
-        )
-        .await;
+    let (s, _) = app.post_json(&format!("/v1/sandbox/orders/{sbx}/status"), &json!({"status": "completed"})).await;
     assert_eq!(s, 200);
 
     clock.advance(Duration::minutes(30));
     let a = post(&app, &alert_at("c-2", 40)).await;
     assert_eq!(a["outcome"], "suppressed");
-    assert!(
-        reason(&app, "c-2").await.starts_with("cooldown"),
-        "{}",
-        reason(&app, "c-2").await
-    );
+    assert!(reason(&app, "c-2").await.starts_with("cooldown"), "{}", reason(&app, "c-2").await);
 
     clock.advance(Duration::minutes(31)); // 61 minutes after completion
     let a = post(&app, &alert_at("c-3", 71)).await;
@@ -178,24 +131,14 @@ async fn debounce_by_occurrences_and_by_duration(backend: Backend) {
     let app = app_with_rule(backend, clock, &rules).await;
 
     // 3 within 10 minutes: the third opens the order
-    assert_eq!(
-        post(&app, &alert_at("d-1", 0)).await["outcome"],
-        "debounced"
-    );
+    assert_eq!(post(&app, &alert_at("d-1", 0)).await["outcome"], "debounced");
     assert!(reason(&app, "d-1").await.contains("1 of 3"));
-    assert_eq!(
-        post(&app, &alert_at("d-2", 4)).await["outcome"],
-        "debounced"
-    );
+    assert_eq!(post(&app, &alert_at("d-2", 4)).await["outcome"], "debounced");
     assert!(reason(&app, "d-2").await.contains("2 of 3"));
     // an occurrence outside the window does not count: d-1 at 0 is 11 min before
     let mut late = alert_at("d-3", 11);
     late["data"]["code"] = json!("HIGH_TEMPERATURE");
-    assert_eq!(
-        post(&app, &late).await["outcome"],
-        "debounced",
-        "only d-2 is within 10 min"
-    );
+    assert_eq!(post(&app, &late).await["outcome"], "debounced", "only d-2 is within 10 min");
     assert_eq!(post(&app, &alert_at("d-4", 12)).await["outcome"], "created");
 
     // a clear ends the episode: counting starts again
@@ -203,29 +146,12 @@ async fn debounce_by_occurrences_and_by_duration(backend: Backend) {
     clear["data"]["state"] = json!("cleared");
     assert_eq!(post(&app, &clear).await["outcome"], "cleared");
     // the planner completes the order, so the next event cannot merge
-    app.eventually("delivered", || async {
-        app.orders().await[0]["external_id"].is_string()
-    })
-    .await;
-    let sbx = app.orders().await[0]["external_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (s, _) = app
-        .post_json(
-            &format!("/v1/sandbox/orders/{sbx}/status"),
-            &json!({"status": "completed"}),
-        )
-        .await;
+    app.eventually("delivered", || async { app.orders().await[0]["external_id"].is_string() }).await;
+    let sbx = app.orders().await[0]["external_id"].as_str().unwrap().to_owned();
+    let (s, _) = app.post_json(&format!("/v1/sandbox/orders/{sbx}/status"), &json!({"status": "completed"})).await;
     assert_eq!(s, 200);
-    assert_eq!(
-        post(&app, &alert_at("d-6", 21)).await["outcome"],
-        "debounced"
-    );
-    assert!(
-        reason(&app, "d-6").await.contains("1 of 3"),
-        "d-2 and d-4 were before the clear"
-    );
+    assert_eq!(post(&app, &alert_at("d-6", 21)).await["outcome"], "debounced");
+    assert!(reason(&app, "d-6").await.contains("1 of 3"), "d-2 and d-4 were before the clear");
 
     // held for 15 minutes (another code, the "held" rule)
     let held = |id: &str, m: i64| {
@@ -242,29 +168,15 @@ on_both_backends!(debounce_by_occurrences_and_by_duration);
 
 async fn a_clear_cancels_an_order_that_has_not_started(backend: Backend) {
     let clock = Arc::new(ManualClock::new(t0()));
-    let app = app_with_rule(
-        backend,
-        clock,
-        &[create_rule(json!({"on_clear": "cancel_if_not_started"}))],
-    )
-    .await;
+    let app = app_with_rule(backend, clock, &[create_rule(json!({"on_clear": "cancel_if_not_started"}))]).await;
     let a = post(&app, &alert_at("x-1", 0)).await;
     let order_id = a["work_order_id"].as_str().unwrap().to_owned();
-    app.eventually("delivered", || async {
-        app.orders().await[0]["external_id"].is_string()
-    })
-    .await;
-    let sbx = app.orders().await[0]["external_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    app.eventually("delivered", || async { app.orders().await[0]["external_id"].is_string() }).await;
+    let sbx = app.orders().await[0]["external_id"].as_str().unwrap().to_owned();
     let mut clear = alert_at("x-2", 5);
     clear["data"]["state"] = json!("cleared");
     let c = post(&app, &clear).await;
-    assert_eq!(
-        (c["outcome"].as_str(), c["work_order_id"].as_str()),
-        (Some("cleared"), Some(order_id.as_str()))
-    );
+    assert_eq!((c["outcome"].as_str(), c["work_order_id"].as_str()), (Some("cleared"), Some(order_id.as_str())));
     let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
     assert_eq!(o["status"], "cancelled");
     app.eventually("the EAM cancelled it too", || async {
@@ -280,22 +192,12 @@ async fn a_clear_cancels_an_order_that_has_not_started(backend: Backend) {
         app.get(&format!("/v1/work-orders/{id2}")).await.1["external_id"].is_string()
     })
     .await;
-    let sbx2 = app.get(&format!("/v1/work-orders/{id2}")).await.1["external_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    app.post_json(
-        &format!("/v1/sandbox/orders/{sbx2}/status"),
-        &json!({"status": "in_progress"}),
-    )
-    .await;
+    let sbx2 = app.get(&format!("/v1/work-orders/{id2}")).await.1["external_id"].as_str().unwrap().to_owned();
+    app.post_json(&format!("/v1/sandbox/orders/{sbx2}/status"), &json!({"status": "in_progress"})).await;
     let mut clear = alert_at("x-4", 15);
     clear["data"]["state"] = json!("cleared");
     post(&app, &clear).await;
-    assert_eq!(
-        app.get(&format!("/v1/work-orders/{id2}")).await.1["status"],
-        "in_progress"
-    );
+    assert_eq!(app.get(&format!("/v1/work-orders/{id2}")).await.1["status"], "in_progress");
     assert!(reason(&app, "x-4").await.contains("cannot be cancelled"));
 }
 on_both_backends!(a_clear_cancels_an_order_that_has_not_started);
@@ -316,9 +218,6 @@ async fn shadow_rules_trace_but_never_act(backend: Backend) {
     assert_eq!(shadow["would"]["action"], "create");
     assert_eq!(shadow["would"]["priority"], 1);
     assert_eq!(e["trace"]["rules"][0]["shadow"], true);
-    assert!(
-        app.orders().await.is_empty(),
-        "a shadow rule creates nothing"
-    );
+    assert!(app.orders().await.is_empty(), "a shadow rule creates nothing");
 }
 on_both_backends!(shadow_rules_trace_but_never_act);
