@@ -17,7 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api::{self, AppState, problem};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url};
-use crate::decisions::{Decider, dispatcher::Dispatcher};
+use crate::decisions::{Decider, Policy, dispatcher::Dispatcher};
 use crate::ingest::amqp::{BrokerStatus, Consumer};
 use crate::store::{Store, StoreError};
 
@@ -94,7 +94,8 @@ impl Application {
         let cancel = CancellationToken::new();
         let mut workers = JoinSet::new();
         let wake = Arc::new(Notify::new());
-        let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), settings.sla.clone());
+        let policy = Policy { sla: settings.sla.clone(), inhibit: settings.inhibit.clone() };
+        let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), policy);
         let http = reqwest::Client::builder()
             .user_agent(concat!("workbridge/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))

@@ -26,6 +26,10 @@ pub struct Settings {
     pub sla: SlaSettings,
     #[serde(default)]
     pub rules: RulesSettings,
+    /// Inhibit rules (`[[inhibit]]` in the file); default: data-quality
+    /// events inhibit process alerts on their asset and its equipment.
+    #[serde(default = "crate::rules::inhibit::InhibitRule::defaults")]
+    pub inhibit: Vec<crate::rules::inhibit::InhibitRule>,
 }
 
 /// Rules as code.
@@ -68,6 +72,7 @@ impl std::fmt::Debug for Settings {
             .field("outbox", &self.outbox)
             .field("sla", &self.sla)
             .field("rules", &self.rules)
+            .field("inhibit", &self.inhibit)
             .finish()
     }
 }
@@ -224,7 +229,11 @@ impl Settings {
                 builder = builder.set_override(*key, value.clone())?;
             }
         }
-        Ok(builder.build()?.try_deserialize()?)
+        let settings: Settings = builder.build()?.try_deserialize()?;
+        for rule in &settings.inhibit {
+            rule.validate().map_err(|e| ConfigError(config::ConfigError::Message(e)))?;
+        }
+        Ok(settings)
     }
 
     fn defaults() -> config::ConfigBuilder<config::builder::DefaultState> {
@@ -320,5 +329,24 @@ mod tests {
     fn redacts_passwords_in_urls() {
         assert_eq!(redact_url("amqp://guest:guest@127.0.0.1:5672/%2f"), "amqp://guest:***@127.0.0.1:5672/%2f");
         assert_eq!(redact_url("sqlite://wb.db"), "sqlite://wb.db");
+    }
+
+    #[test]
+    fn inhibit_rules_default_and_come_from_the_file() {
+        let s = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!(s.inhibit.len(), 2);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wb.toml");
+        std::fs::write(
+            &path,
+            "[[inhibit]]\nname = \"stale-tag\"\nequal = [\"tag\"]\nsource = { types = [\"tdl.data_quality\"], codes = [\"STALE\"] }\ntarget = { types = [\"tdl.alert\"] }\n",
+        )
+        .unwrap();
+        let s = Settings::load_from(Some(&path), env(&[])).unwrap();
+        assert_eq!(s.inhibit.len(), 1);
+        assert_eq!(s.inhibit[0].max_age_hours, 24);
+        std::fs::write(&path, "[[inhibit]]\nname = \"bad\"\nequal = [\"colour\"]\nsource = {}\ntarget = {}\n").unwrap();
+        let err = Settings::load_from(Some(&path), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("colour"), "{err}");
     }
 }

@@ -18,6 +18,7 @@ use crate::config::SlaSettings;
 use crate::domain::OrderStatus;
 use crate::domain::{AlertState, EventOutcome, InboundEvent};
 use crate::mapping::{self, Asset, Mapping};
+use crate::rules::inhibit::{InhibitRule, parse_equal};
 use crate::rules::{self, Action, CreateAction, Debounce, OnClear, Rule, RuleSet, template};
 use crate::store::events::{self, Decided};
 use crate::store::suppressions::{self, Scope};
@@ -46,7 +47,7 @@ pub struct Decider {
     clock: Arc<dyn Clock>,
     /// Wakes the dispatcher when a decision created a delivery.
     wake: Arc<Notify>,
-    sla: SlaSettings,
+    policy: Arc<Policy>,
     rules: Arc<RuleCache>,
 }
 
@@ -81,6 +82,13 @@ impl RuleCache {
     }
 }
 
+/// Settings that shape decisions beyond the rules themselves.
+#[derive(Debug, Clone, Default)]
+pub struct Policy {
+    pub sla: SlaSettings,
+    pub inhibit: Vec<InhibitRule>,
+}
+
 /// What a decision would do, computed without side effects.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DryRun {
@@ -108,8 +116,8 @@ pub struct OrderPreview {
 }
 
 impl Decider {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, wake: Arc<Notify>, sla: SlaSettings) -> Self {
-        Self { store, clock, wake, sla, rules: Arc::default() }
+    pub fn new(store: Store, clock: Arc<dyn Clock>, wake: Arc<Notify>, policy: Policy) -> Self {
+        Self { store, clock, wake, policy: Arc::new(policy), rules: Arc::default() }
     }
 
     /// Decides `event` against the stored rules, or `proposed` ones, inside a
@@ -121,7 +129,7 @@ impl Decider {
             Some(set) => Arc::new(set),
             None => self.rules.get(&txn).await?,
         };
-        let (decided, order) = decide(&txn, event, &rules, &self.sla, self.clock.now()).await?;
+        let (decided, order) = decide(&txn, event, &rules, &self.policy, self.clock.now()).await?;
         txn.rollback().await?;
         let created = decided.outcome == EventOutcome::Created;
         Ok(DryRun {
@@ -154,7 +162,7 @@ impl Decider {
         let now = self.clock.now();
         let txn = conn.begin().await?;
         let rules = self.rules.get(&txn).await?;
-        let (decided, _) = decide(&txn, event, &rules, &self.sla, now).await?;
+        let (decided, _) = decide(&txn, event, &rules, &self.policy, now).await?;
         let id = new_id();
         let accepted = Accepted {
             id: id.clone(),
@@ -231,7 +239,7 @@ async fn decide(
     txn: &store_mod::DatabaseTransaction,
     event: &InboundEvent,
     rules: &RuleSet,
-    sla: &SlaSettings,
+    policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<(Decided, Option<NewOrder>), StoreError> {
     let mapping = mapping::map_event(txn, event).await?;
@@ -281,7 +289,7 @@ async fn decide(
                     let key = dedup_key(action, &ctx, event, &m.asset);
                     decided.dedup_key = Some(key.clone());
                     let trace_so_far = json!({"mapping": mapping_trace(&mapping), "rules": eval.trace});
-                    let step = Step { txn, event, asset: &m.asset, rule, action, key, sla, now };
+                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, now };
                     let (outcome, order_id, detail, order) = step.run(&ctx, trace_so_far).await?;
                     decided.outcome = outcome;
                     decided.work_order_id = order_id;
@@ -348,7 +356,7 @@ struct Step<'a> {
     rule: &'a Rule,
     action: &'a CreateAction,
     key: String,
-    sla: &'a SlaSettings,
+    policy: &'a Policy,
     now: DateTime<Utc>,
 }
 
@@ -383,6 +391,9 @@ impl Step<'_> {
             );
             return Ok(self.outcome(EventOutcome::Suppressed, None, reason));
         }
+        if let Some(reason) = self.inhibited(event_time).await? {
+            return Ok(self.outcome(EventOutcome::Inhibited, None, reason));
+        }
         // Two rounds at most: if another transaction opens an order for the
         // key between our merge attempt and our insert, the insert yields and
         // the second merge finds that order.
@@ -410,6 +421,41 @@ impl Step<'_> {
             }
         }
         Err(StoreError::Conflict(format!("could not open or merge into an order for key {}", self.key)))
+    }
+
+    /// `Some(reason)` when a raised event (a data-quality problem) inhibits this one.
+    async fn inhibited(&self, event_time: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+        let (event, asset) = (self.event, self.asset);
+        let value = |field: &str| -> Option<String> {
+            match field {
+                "tag" => event.subject.clone(),
+                "asset" => Some(asset.id.clone()),
+                "parent" => asset.parent.clone(),
+                "site" => Some(asset.site.clone()),
+                "code" => Some(event.code.clone()),
+                _ => None,
+            }
+        };
+        'rules: for rule in self.policy.inhibit.iter().filter(|r| r.target.matches(event.kind, &event.code)) {
+            let mut equal = Vec::with_capacity(rule.equal.len());
+            for entry in &rule.equal {
+                let Ok((source_field, target_field)) = parse_equal(entry) else { continue 'rules };
+                let Some(v) = value(target_field) else { continue 'rules };
+                equal.push((source_field, v));
+            }
+            let kinds: Vec<String> = rule.source.types.iter().map(|k| k.as_str().to_owned()).collect();
+            let since = event_time - Duration::hours(i64::from(rule.max_age_hours));
+            if let Some(by) = events::find_inhibitor(self.txn, &kinds, &rule.source.codes, &equal, since).await? {
+                return Ok(Some(format!(
+                    "inhibited by event {} ({} on {}) under inhibit rule {}",
+                    by.id,
+                    by.code,
+                    by.subject.as_deref().unwrap_or("its asset"),
+                    rule.name
+                )));
+            }
+        }
+        Ok(None)
     }
 
     /// `Some(reason)` while the debounce is not yet satisfied.
@@ -473,7 +519,7 @@ impl Step<'_> {
             work_type: action.work_type.clone(),
             priority: i32::from(priority.get()),
             event_time,
-            due_by: Some(event_time + self.sla.due_after(priority)),
+            due_by: Some(event_time + self.policy.sla.due_after(priority)),
             trace: json!({
                 "mapping": trace["mapping"],
                 "rules": trace["rules"],

@@ -130,10 +130,12 @@ pub enum EventOutcome {
     Suppressed,
     /// A rule matched, but not yet often or long enough (debounce).
     Debounced,
+    /// A raised data-quality event explains it (inhibition): no order.
+    Inhibited,
 }
 
 impl EventOutcome {
-    pub const ALL: [EventOutcome; 8] = [
+    pub const ALL: [EventOutcome; 9] = [
         Self::Unmapped,
         Self::NoMatch,
         Self::Ignored,
@@ -142,6 +144,7 @@ impl EventOutcome {
         Self::Cleared,
         Self::Suppressed,
         Self::Debounced,
+        Self::Inhibited,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -154,6 +157,7 @@ impl EventOutcome {
             Self::Cleared => "cleared",
             Self::Suppressed => "suppressed",
             Self::Debounced => "debounced",
+            Self::Inhibited => "inhibited",
         }
     }
 

@@ -5,6 +5,7 @@
 
 mod condition;
 pub mod file;
+pub mod inhibit;
 mod set;
 pub mod template;
 

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
@@ -245,4 +245,73 @@ pub async fn debounced_since<C: ConnectionTrait>(
         q = q.filter(events::Column::EventTime.gte(since));
     }
     Ok(q.order_by_asc(events::Column::EventTime).all(conn).await?.into_iter().filter_map(|m| m.event_time).collect())
+}
+
+/// A raised event that inhibits another.
+#[derive(Debug, Clone)]
+pub struct Inhibitor {
+    pub id: String,
+    pub event_id: String,
+    pub code: String,
+    pub subject: Option<String>,
+}
+
+/// The latest raised event matching `source` (kinds, codes), at or after
+/// `since`, whose fields equal the given values, and that has not been
+/// cleared since (same source, tag and code).
+pub async fn find_inhibitor<C: ConnectionTrait>(
+    conn: &C,
+    kinds: &[String],
+    codes: &[String],
+    equal: &[(&str, String)],
+    since: DateTime<Utc>,
+) -> Result<Option<Inhibitor>, StoreError> {
+    use super::entities::assets;
+    let mut q =
+        events::Entity::find().filter(events::Column::State.eq("raised")).filter(events::Column::EventTime.gte(since));
+    if !kinds.is_empty() {
+        q = q.filter(events::Column::Kind.is_in(kinds.to_vec()));
+    }
+    if !codes.is_empty() {
+        q = q.filter(events::Column::Code.is_in(codes.to_vec()));
+    }
+    for (field, value) in equal {
+        q = match *field {
+            "tag" => q.filter(events::Column::Subject.eq(value.as_str())),
+            "asset" => q.filter(events::Column::AssetId.eq(value.as_str())),
+            "site" => q.filter(events::Column::Site.eq(value.as_str())),
+            "code" => q.filter(events::Column::Code.eq(value.as_str())),
+            "parent" => {
+                let children: Vec<String> = assets::Entity::find()
+                    .filter(assets::Column::ParentId.eq(value.as_str()))
+                    .all(conn)
+                    .await?
+                    .into_iter()
+                    .map(|a| a.id)
+                    .collect();
+                q.filter(events::Column::AssetId.is_in(children))
+            }
+            other => return Err(StoreError::Corrupt(format!("inhibit field {other}"))),
+        };
+    }
+    for candidate in q.order_by_desc(events::Column::EventTime).limit(20).all(conn).await? {
+        let mut cleared = events::Entity::find()
+            .filter(events::Column::Source.eq(candidate.source.as_str()))
+            .filter(events::Column::Code.eq(candidate.code.as_str()))
+            .filter(events::Column::State.eq("cleared"))
+            .filter(events::Column::EventTime.gt(candidate.event_time));
+        cleared = match &candidate.subject {
+            Some(s) => cleared.filter(events::Column::Subject.eq(s.as_str())),
+            None => cleared.filter(events::Column::Subject.is_null()),
+        };
+        if cleared.one(conn).await?.is_none() {
+            return Ok(Some(Inhibitor {
+                id: candidate.id,
+                event_id: candidate.ce_id,
+                code: candidate.code,
+                subject: candidate.subject,
+            }));
+        }
+    }
+    Ok(None)
 }

@@ -221,3 +221,45 @@ async fn shadow_rules_trace_but_never_act(backend: Backend) {
     assert!(app.orders().await.is_empty(), "a shadow rule creates nothing");
 }
 on_both_backends!(shadow_rules_trace_but_never_act);
+
+fn dq_event_state(id: &str, minutes: i64, state: &str) -> Value {
+    json!({
+        "specversion": "1.0", "id": id, "source": "tdl://bedford/dq", "type": "tdl.data_quality",
+        "time": (t0() + Duration::minutes(minutes)).to_rfc3339(), "subject": "BEDFORD.PUMPING.VT101.PV",
+        "data": {"state": state, "code": "STALE", "severity": "warning", "message": "signal stale for 30 min"}
+    })
+}
+
+async fn data_quality_inhibits_process_alerts_on_its_equipment(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let rules = [
+        json!({"name": "calibration", "position": 0,
+               "when": {"types": ["tdl.data_quality"], "asset_classes": ["TRANSMITTER"]},
+               "action": {"kind": "create", "connector": "sandbox", "work_type": "calibration", "dedup_key": "{{ asset.id }}:calibration"}}),
+        create_rule(json!({})),
+    ];
+    let app = app_with_rule(backend, clock, &rules).await;
+
+    // The transmitter VT-101 (on mixer MX-101) goes stale: a calibration order.
+    let dq = post(&app, &dq_event_state("dq-1", 0, "raised")).await;
+    assert_eq!(dq["outcome"], "created");
+    assert_eq!(dq["asset_id"], "VT-101");
+
+    // A process alert on MX-101 meanwhile is explained by the bad signal.
+    let a = post(&app, &alert_at("p-1", 5)).await;
+    assert_eq!(a["outcome"], "inhibited");
+    let why = reason(&app, "p-1").await;
+    assert!(why.contains(dq["id"].as_str().unwrap()) && why.contains("data-quality-on-its-instrument"), "{why}");
+    // Other equipment is not affected.
+    let mut other = alert_at("p-2", 6);
+    other["subject"] = json!("BEDFORD.PUMPING.P504.BRG_TEMP");
+    assert_eq!(post(&app, &other).await["outcome"], "created");
+
+    // The signal is good again: alerts on MX-101 open orders again.
+    assert_eq!(post(&app, &dq_event_state("dq-2", 30, "cleared")).await["outcome"], "cleared");
+    assert_eq!(post(&app, &alert_at("p-3", 31)).await["outcome"], "created");
+    let orders = app.orders().await;
+    assert_eq!(orders.len(), 3, "calibration, P-504 and MX-101");
+    assert!(orders.iter().any(|o| o["work_type"] == "calibration" && o["asset_id"] == "VT-101"));
+}
+on_both_backends!(data_quality_inhibits_process_alerts_on_its_equipment);
