@@ -76,6 +76,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(rules::delete_rule)
         .service(rules::rule_versions)
         .service(rules::test_rules)
+        .service(rules::backtest_rules)
         .service(suppressions::list_suppressions)
         .service(suppressions::create_suppression)
         .service(suppressions::delete_suppression)

@@ -6,6 +6,7 @@ use super::AppState;
 use super::events::CloudEvent;
 use super::problem::{ApiError, Problem};
 use crate::decisions::DryRun;
+use crate::decisions::backtest::{self, BacktestReport, BacktestRequest};
 use crate::ingest::parse;
 use crate::rules::{Action, Rule, RuleInput, RuleSet};
 use crate::store::rules::{self, RuleVersion};
@@ -124,27 +125,59 @@ pub async fn test_rules(state: web::Data<AppState>, input: web::Json<RuleTest>) 
     let event = parse::from_value(input.event)?;
     let proposed = match input.rules {
         None => None,
-        Some(inputs) => {
-            let now = state.clock.now();
-            let mut rules = Vec::with_capacity(inputs.len());
-            for (i, r) in inputs.into_iter().enumerate() {
-                r.validate().map_err(|e| ApiError::Validation(format!("rules[{i}]: {e}")))?;
-                rules.push(Rule {
-                    id: format!("proposed-{i}"),
-                    name: r.name.trim().to_owned(),
-                    enabled: r.enabled,
-                    position: r.position,
-                    version: 0,
-                    mode: r.mode,
-                    when: r.when,
-                    action: r.action,
-                    created_at: now,
-                    updated_at: now,
-                });
-            }
-            rules.sort_by_key(|r| r.position);
-            Some(RuleSet::compile(rules).map_err(ApiError::Validation)?)
-        }
+        Some(inputs) => Some(proposed_rule_set(inputs, state.clock.now())?),
     };
     Ok(web::Json(state.decider.dry_run(&event, proposed).await?))
+}
+
+/// Validates and compiles a proposed rule set (ids `proposed-<index>`).
+fn proposed_rule_set(inputs: Vec<RuleInput>, now: chrono::DateTime<chrono::Utc>) -> Result<RuleSet, ApiError> {
+    let mut rules = Vec::with_capacity(inputs.len());
+    for (i, r) in inputs.into_iter().enumerate() {
+        r.validate().map_err(|e| ApiError::Validation(format!("rules[{i}]: {e}")))?;
+        rules.push(Rule {
+            id: format!("proposed-{i}"),
+            name: r.name.trim().to_owned(),
+            enabled: r.enabled,
+            position: r.position,
+            version: 0,
+            mode: r.mode,
+            when: r.when,
+            action: r.action,
+            created_at: now,
+            updated_at: now,
+        });
+    }
+    RuleSet::compile(rules).map_err(ApiError::Validation)
+}
+
+/// Backtest: replay the events received in `[since, until)` against a
+/// proposed rule set (default: the current rules), without side effects.
+///
+/// Reports, beside what the stored decisions were, the orders the proposed
+/// rules would have created, merged, debounced or suppressed, the events
+/// whose outcome would change, and the precision it would have had where
+/// the real orders of those events were accepted (in progress, completed,
+/// closed) or rejected (cancelled, rejected). The replay applies dedup,
+/// debounce, clears and the stored suppression windows; a simulated order
+/// stays open until an order with the same key was closed in reality.
+/// Cooldown and inhibition are not replayed. At most 100,000 events.
+#[utoipa::path(tag = "rules", request_body = BacktestRequest, responses(
+    (status = 200, body = BacktestReport),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/rules/backtest")]
+pub async fn backtest_rules(
+    state: web::Data<AppState>,
+    input: web::Json<BacktestRequest>,
+) -> Result<web::Json<BacktestReport>, ApiError> {
+    let input = input.into_inner();
+    if input.until <= input.since {
+        return Err(ApiError::Validation("until must be after since".into()));
+    }
+    let rules = match input.rules {
+        Some(inputs) => proposed_rule_set(inputs, state.clock.now())?,
+        None => RuleSet::compile_skipping(rules::list(state.store.conn()).await?).0,
+    };
+    Ok(web::Json(backtest::run(&state.store, &rules, input.since, input.until).await?))
 }

@@ -3,6 +3,7 @@
 //! transaction, so that a committed event always carries all its effects
 //! and a message is acknowledged only after that commit.
 
+pub mod backtest;
 pub mod dispatcher;
 
 use std::sync::Arc;

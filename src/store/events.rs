@@ -315,3 +315,24 @@ pub async fn find_inhibitor<C: ConnectionTrait>(
     }
     Ok(None)
 }
+
+/// Stored events received in `[since, until)`, oldest first, at most `limit`
+/// (the backtest's input): (record, stored CloudEvent).
+pub async fn in_range<C: ConnectionTrait>(
+    conn: &C,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    limit: u64,
+) -> Result<Vec<EventRecord>, StoreError> {
+    events::Entity::find()
+        .filter(events::Column::ReceivedAt.gte(since))
+        .filter(events::Column::ReceivedAt.lt(until))
+        .order_by_asc(events::Column::ReceivedAt)
+        .order_by_asc(events::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(record)
+        .collect()
+}

@@ -153,3 +153,75 @@ async fn rules_file_is_applied_at_start_up_by_name(backend: Backend) {
     assert!(err.to_string().contains("line 2"), "{err}");
 }
 on_both_backends!(rules_file_is_applied_at_start_up_by_name);
+
+async fn backtest_compares_proposed_rules_with_what_happened(backend: Backend) {
+    use std::sync::Arc;
+    let t0: chrono::DateTime<chrono::Utc> = "2026-11-24T10:00:00Z".parse().unwrap();
+    let clock = Arc::new(workbridge::clock::ManualClock::new(t0));
+    let app = spawn_app(backend, Options { clock: clock.clone(), ..Default::default() }).await;
+    app.setup_flow(sandbox_connector()).await;
+    let at = |id: &str, subject: &str, minutes: i64| {
+        let mut e = alert(id);
+        e["subject"] = json!(subject);
+        e["time"] = json!((t0 + chrono::Duration::minutes(minutes)).to_rfc3339());
+        e
+    };
+    let mut ids = vec![];
+    for (id, subject, m) in [
+        ("b-1", "BEDFORD.PUMPING.MX101.BRG_TEMP", 0),
+        ("b-2", "BEDFORD.PUMPING.MX101.BRG_TEMP", 1),
+        ("b-3", "BEDFORD.PUMPING.P504.BRG_TEMP", 2),
+    ] {
+        clock.advance(chrono::Duration::minutes(1));
+        let (s, a) = app.post_json("/v1/events", &at(id, subject, m)).await;
+        assert_eq!(s, 201);
+        ids.push(a["work_order_id"].as_str().unwrap().to_owned());
+    }
+    app.eventually("delivered", || async { app.orders().await.iter().all(|o| o["external_id"].is_string()) }).await;
+    // The planner works the mixer's order and rejects the pump's as a false alarm.
+    for (order, status) in [(&ids[0], "in_progress"), (&ids[2], "cancelled")] {
+        let (_, o) = app.get(&format!("/v1/work-orders/{order}")).await;
+        let sbx = o["external_id"].as_str().unwrap();
+        let (s, _) = app.post_json(&format!("/v1/sandbox/orders/{sbx}/status"), &json!({"status": status})).await;
+        assert_eq!(s, 200);
+    }
+    let range = json!({"since": t0.to_rfc3339(), "until": (t0 + chrono::Duration::hours(1)).to_rfc3339()});
+
+    // The current rules, replayed, reproduce what happened.
+    let (s, same) = app.post_json("/v1/rules/backtest", &range).await;
+    assert_eq!(s, 200, "{same}");
+    assert_eq!(same["events"], 3);
+    assert_eq!(same["actual"]["outcomes"], json!({"created": 2, "merged": 1}));
+    assert_eq!(same["proposed"]["outcomes"], same["actual"]["outcomes"]);
+    assert_eq!(same["actual"]["precision"], 0.5);
+    assert_eq!(same["proposed"]["precision"], 0.5);
+    assert!(same["changes"].as_array().unwrap().is_empty());
+
+    // Only mixers: the false alarm on the pump would not have been raised.
+    let mut only_mixers = range.clone();
+    only_mixers["rules"] = json!([{"name": "only-mixers", "when": {"asset_classes": ["MIXER"]},
+                                   "action": {"kind": "create", "connector": "sandbox"}}]);
+    let (_, r) = app.post_json("/v1/rules/backtest", &only_mixers).await;
+    assert_eq!(r["proposed"]["outcomes"], json!({"created": 1, "merged": 1, "no_match": 1}));
+    assert_eq!(r["proposed"]["orders"], 1);
+    assert_eq!(r["proposed"]["precision"], 1.0);
+    assert_eq!(r["orders"][0]["asset_id"], "MX-101");
+    assert_eq!(r["orders"][0]["verdict"], "accepted");
+    assert_eq!(r["changes"], json!([{"event_id": "b-3", "actual": "created", "proposed": "no_match"}]));
+
+    // A debounce of two occurrences would have held back the first alert of each asset.
+    let mut debounced = range.clone();
+    debounced["rules"] = json!([{"name": "twice", "action": {"kind": "create", "connector": "sandbox",
+                                 "debounce": {"occurrences": 2, "within_minutes": 10}}}]);
+    let (_, r) = app.post_json("/v1/rules/backtest", &debounced).await;
+    assert_eq!(r["proposed"]["outcomes"], json!({"created": 1, "debounced": 2}));
+
+    // Nothing was written.
+    let (_, events) = app.get("/v1/events").await;
+    assert_eq!(events["total"], 3);
+    assert_eq!(app.orders().await.len(), 2);
+    let (s, _) =
+        app.post_json("/v1/rules/backtest", &json!({"since": t0.to_rfc3339(), "until": t0.to_rfc3339()})).await;
+    assert_eq!(s, 422);
+}
+on_both_backends!(backtest_compares_proposed_rules_with_what_happened);
