@@ -1,5 +1,5 @@
 //! A loaded rule set: every rule compiled once (conditions, tag globs), and
-//! an index by event type and code so that an event is only checked against
+//! an index by event type, code and site so that an event is only checked against
 //! the rules that can match it.
 
 use std::collections::HashMap;
@@ -37,13 +37,16 @@ pub fn compile_globs(patterns: &[String]) -> Result<Option<GlobSet>, String> {
     b.build().map(Some).map_err(|e| e.to_string())
 }
 
-/// Rules in evaluation order with an index on (type, code). Sites and the
-/// other matchers are checked per candidate.
+/// Rules in evaluation order with an index on (type, code, site); the other
+/// matchers are checked per candidate.
+/// (type, code, site); `None` stands for "any".
+type IndexKey = (Option<EventKind>, Option<String>, Option<String>);
+
 #[derive(Default)]
 pub struct RuleSet {
     rules: Vec<CompiledRule>,
     /// (type or None for any, code or None for any) → rule positions.
-    index: HashMap<(Option<EventKind>, Option<String>), Vec<usize>>,
+    index: HashMap<IndexKey, Vec<usize>>,
 }
 
 impl RuleSet {
@@ -90,9 +93,16 @@ impl RuleSet {
             } else {
                 rule.when.codes.iter().cloned().map(Some).collect()
             };
+            let sites: Vec<Option<String>> = if rule.when.sites.is_empty() {
+                vec![None]
+            } else {
+                rule.when.sites.iter().cloned().map(Some).collect()
+            };
             for k in &kinds {
                 for c in &codes {
-                    set.index.entry((*k, c.clone())).or_default().push(pos);
+                    for st in &sites {
+                        set.index.entry((*k, c.clone(), st.clone())).or_default().push(pos);
+                    }
                 }
             }
             set.rules.push(CompiledRule { rule, condition, tags });
@@ -109,15 +119,17 @@ impl RuleSet {
     }
 
     /// The rules that can match `event`, in evaluation order.
-    pub fn candidates(&self, event: &InboundEvent, _site: &str) -> Vec<&CompiledRule> {
-        let code = Some(event.code.clone());
-        let mut positions: Vec<usize> =
-            [(Some(event.kind), code.clone()), (Some(event.kind), None), (None, code), (None, None)]
-                .iter()
-                .filter_map(|k| self.index.get(k))
-                .flatten()
-                .copied()
-                .collect();
+    pub fn candidates(&self, event: &InboundEvent, site: &str) -> Vec<&CompiledRule> {
+        let mut positions: Vec<usize> = vec![];
+        for kind in [Some(event.kind), None] {
+            for code in [Some(event.code.clone()), None] {
+                for st in [Some(site.to_owned()), None] {
+                    if let Some(p) = self.index.get(&(kind, code.clone(), st)) {
+                        positions.extend_from_slice(p);
+                    }
+                }
+            }
+        }
         positions.sort_unstable();
         positions.dedup();
         positions.into_iter().map(|p| &self.rules[p]).collect()

@@ -104,8 +104,8 @@ async fn dry_run_decides_without_side_effects(backend: Backend) {
         )
         .await;
     assert_eq!(dry["outcome"], "ignored");
-    assert_eq!(dry["trace"]["rules"][0]["rule"], "never");
-    assert_eq!(dry["trace"]["rules"][1]["rule"], "quiet");
+    assert_eq!(dry["trace"]["rules"][0]["rule"], "quiet", "the TEXAS rule is ruled out by the site index");
+    assert_eq!(dry["trace"]["skipped_by_index"], 1);
 
     // Bad input is a problem, as anywhere.
     let (s, _) = app.post_json("/v1/rules/test", &json!({"event": {"specversion": "1.0"}})).await;
