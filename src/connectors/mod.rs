@@ -1,6 +1,7 @@
 //! Outbound connectors: one trait, one implementation per EAM kind.
 //! Connectors only classify outcomes; the dispatcher owns retries.
 
+pub mod maximo;
 pub mod rest;
 pub mod sandbox;
 
@@ -59,6 +60,14 @@ pub enum ConnectorError {
 pub trait Connector: Send + Sync {
     async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError>;
 
+    /// Finds the order created for our reference, if the EAM has one: asked
+    /// before a create is retried, so that a create whose outcome was unknown
+    /// (a timeout after the EAM stored it) does not make a second order.
+    /// Connectors that cannot look up rely on the `Idempotency-Key` header.
+    async fn find_by_reference(&self, _reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
+        Ok(None)
+    }
+
     /// Cancels an order created earlier. Only called for connectors whose
     /// configuration says they can (`ConnectorConfig::can_cancel`).
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
@@ -103,6 +112,8 @@ pub enum ConnectorConfig {
     Sandbox,
     /// Any REST system.
     Rest(rest::RestConfig),
+    /// IBM Maximo (JSON API, MXAPIWODETAIL).
+    Maximo(maximo::MaximoConfig),
 }
 
 impl ConnectorConfig {
@@ -110,18 +121,20 @@ impl ConnectorConfig {
         match self {
             Self::Sandbox => "sandbox",
             Self::Rest(_) => "rest",
+            Self::Maximo(_) => "maximo",
         }
     }
 
     /// Whether orders can be cancelled through this connector.
     pub fn can_cancel(&self) -> bool {
-        matches!(self, Self::Sandbox)
+        matches!(self, Self::Sandbox | Self::Maximo(_))
     }
 
     pub fn validate(&self) -> Result<(), String> {
         match self {
             Self::Sandbox => Ok(()),
             Self::Rest(c) => c.validate(),
+            Self::Maximo(c) => c.validate(),
         }
     }
 
@@ -133,6 +146,13 @@ impl ConnectorConfig {
                 let mut c = c.clone();
                 c.headers = redact_headers(&c.headers);
                 Self::Rest(c)
+            }
+            Self::Maximo(c) => {
+                let mut c = c.clone();
+                if let HeaderValue::Literal(_) = c.api_key {
+                    c.api_key = HeaderValue::Literal("***".into());
+                }
+                Self::Maximo(c)
             }
         }
     }

@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::connectors::{
-    Connector, ConnectorConfig, ConnectorError, OrderDocument, rest::RestConnector, sandbox::SandboxConnector,
+    Connector, ConnectorConfig, ConnectorError, OrderDocument, maximo::MaximoConnector, rest::RestConnector,
+    sandbox::SandboxConnector,
 };
 use crate::domain::OrderStatus;
 use crate::ingest::parse;
@@ -89,7 +90,17 @@ impl Dispatcher {
         let result = match self.connector_for(&order).await? {
             Ok(connector) => {
                 let doc = self.document(&order).await?;
-                connector.create(&doc).await
+                // A retry may follow a create whose outcome was unknown (a
+                // timeout after the EAM stored it): look for our order first.
+                let found = if c.attempts > 0 { connector.find_by_reference(&doc.reference).await } else { Ok(None) };
+                match found {
+                    Ok(Some(existing)) => {
+                        tracing::info!(external_id = %existing.external_id, "found the order from an earlier attempt");
+                        Ok(existing)
+                    }
+                    Ok(None) => connector.create(&doc).await,
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         };
@@ -212,6 +223,7 @@ impl Dispatcher {
         Ok(Ok(match stored.config {
             ConnectorConfig::Sandbox => Box::new(SandboxConnector::new(self.store.clone())),
             ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone())),
+            ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, self.http.clone())),
         }))
     }
 

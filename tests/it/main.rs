@@ -7,6 +7,7 @@ mod helpers;
 mod amqp_ingest;
 mod delivery;
 mod http_ingest;
+mod maximo;
 mod openapi;
 mod registry;
 mod rules;

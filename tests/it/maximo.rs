@@ -1,0 +1,111 @@
+//! The Maximo connector against a simulated Maximo (wiremock), shaped after
+//! IBM's documentation of the JSON API (`../shared/EAM-APIS.md` §1).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use wiremock::matchers::{header, header_exists, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
+
+use crate::helpers::{Backend, Options, alert, spawn_app};
+use crate::on_both_backends;
+
+const OS_PATH: &str = "/maximo/api/os/mxapiwodetail";
+
+fn maximo_connector(server: &MockServer) -> Value {
+    json!({"name": "maximo", "config": {
+        "kind": "maximo", "base_url": server.uri(), "api_key": "mx-secret-key", "timeout_ms": 500
+    }})
+}
+
+fn wo(wonum: &str, status: &str, server: &MockServer) -> Value {
+    json!({"wonum": wonum, "siteid": "BEDFORD", "status": status, "statusdate": "2026-11-24T10:15:01-05:00",
+           "href": format!("{}{OS_PATH}/_QkVERk9SRC8{wonum}", server.uri())})
+}
+
+fn by_reference(req: &Request) -> bool {
+    req.url.query_pairs().any(|(k, v)| k == "oslc.where" && v.starts_with("externalrefid=\""))
+}
+
+/// The create reaches Maximo, which stores the order but answers too late:
+/// the retry asks Maximo by our reference first and finds it. One order.
+async fn a_create_that_times_out_after_storing_makes_one_order(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(OS_PATH))
+        .and(query_param("lean", "1"))
+        .and(header("apikey", "mx-secret-key"))
+        .and(header_exists("transactionid"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(wo("1052", "WAPPR", &server)).set_delay(Duration::from_secs(2)),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(OS_PATH))
+        .and(query_param("lean", "1"))
+        .and(header("apikey", "mx-secret-key"))
+        .and(by_reference)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "member": [wo("1052", "WAPPR", &server)], "href": format!("{}{OS_PATH}", server.uri()), "responseInfo": {"pagenum": 1}
+        })))
+        .mount(&server)
+        .await;
+    let app = spawn_app(backend, Options::default()).await;
+    app.setup_flow(maximo_connector(&server)).await;
+    let (_, a) = app.post_json("/v1/events", &alert("mx-1")).await;
+    let order_id = a["work_order_id"].as_str().unwrap().to_owned();
+    app.eventually("the order is found in Maximo", || async {
+        app.get(&format!("/v1/work-orders/{order_id}")).await.1["external_id"] == "1052"
+    })
+    .await;
+
+    let requests = server.received_requests().await.unwrap();
+    let posts: Vec<&Request> = requests.iter().filter(|r| r.method == wiremock::http::Method::POST).collect();
+    assert_eq!(posts.len(), 1, "one create, never a second");
+    assert_eq!(posts[0].headers["transactionid"], order_id.as_str());
+    let body: Value = serde_json::from_slice(&posts[0].body).unwrap();
+    assert_eq!(body["siteid"], "BEDFORD");
+    assert_eq!(body["assetnum"], "MX-101");
+    assert_eq!(body["worktype"], "CM");
+    assert_eq!(body["wopriority"], 2);
+    assert_eq!(body["externalrefid"], order_id.as_str());
+    assert_eq!(body["description"], "HIGH_TEMPERATURE on Mixer 101 (MX-101)");
+    assert!(body["targcompdate"].is_string());
+    let lookup = requests.iter().find(|r| r.method == wiremock::http::Method::GET).expect("a lookup by reference");
+    let where_ = lookup.url.query_pairs().find(|(k, _)| k == "oslc.where").unwrap().1.into_owned();
+    assert_eq!(where_, format!("externalrefid=\"{order_id}\""));
+
+    let (_, detail) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    assert_eq!(detail["status"], "created");
+    assert_eq!(detail["history"][1]["external_status"], "WAPPR");
+    // The API key never leaves workbridge.
+    let (_, c) = app.get("/v1/connectors/maximo").await;
+    assert_eq!(c["config"]["api_key"], "***");
+    assert!(!c.to_string().contains("mx-secret-key"));
+}
+on_both_backends!(a_create_that_times_out_after_storing_makes_one_order);
+
+/// A validation error in Maximo's envelope fails the order with Maximo's message.
+async fn maximo_errors_fail_the_order_with_the_reason(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(OS_PATH))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({"Error": {
+            "extendedError": {"moreInfo": {"href": "oslc/error/messages/BMXAA4195E"}},
+            "reasonCode": "BMXAA4195E", "message": "BMXAA4195E - Asset MX-101 is not a valid asset.", "statusCode": "400"
+        }})))
+        .mount(&server)
+        .await;
+    let app = spawn_app(backend, Options::default()).await;
+    app.setup_flow(maximo_connector(&server)).await;
+    app.post_json("/v1/events", &alert("mx-2")).await;
+    app.eventually("failed", || async { app.orders().await[0]["status"] == "failed" }).await;
+    let order = &app.orders().await[0];
+    assert!(
+        order["last_error"].as_str().unwrap().contains("BMXAA4195E - Asset MX-101 is not a valid asset."),
+        "{order}"
+    );
+    assert_eq!(server.received_requests().await.unwrap().len(), 1, "a 400 is not retried");
+}
+on_both_backends!(maximo_errors_fail_the_order_with_the_reason);
