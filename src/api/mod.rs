@@ -87,6 +87,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(connectors::delete_connector)
         .service(work_orders::list_work_orders)
         .service(work_orders::get_work_order)
+        .service(work_orders::retry_work_order)
+        .service(work_orders::list_deliveries)
         .service(sandbox::list_sandbox_orders)
         .service(sandbox::get_sandbox_order)
         .service(sandbox::set_sandbox_status)

@@ -1,12 +1,13 @@
-use actix_web::{get, web};
+use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
 use super::problem::{ApiError, Problem};
 use crate::store::events::{self, EventRecord};
+use crate::store::outbox::{self, Delivery, DeliveryFilter};
 use crate::store::work_orders::{self, OrderFilter, StatusChange, WorkOrder};
-use crate::store::{Page, PageRequest};
+use crate::store::{Page, PageRequest, StoreError, TransactionTrait};
 
 /// List work orders, newest first.
 #[utoipa::path(tag = "work-orders", params(OrderFilter, PageRequest), responses(
@@ -45,4 +46,39 @@ pub async fn get_work_order(
     let events = events::of_order(conn, &id).await?;
     let history = work_orders::history(conn, &id).await?;
     Ok(web::Json(WorkOrderDetail { order, events, history }))
+}
+
+/// Deliveries to the EAMs (creates and cancels), most recently changed
+/// first. `status=failed` lists the ones that gave up.
+#[utoipa::path(tag = "work-orders", params(DeliveryFilter, PageRequest), responses(
+    (status = 200, body = Page<Delivery>),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/deliveries")]
+pub async fn list_deliveries(
+    state: web::Data<AppState>,
+    filter: web::Query<DeliveryFilter>,
+    page: web::Query<PageRequest>,
+) -> Result<web::Json<Page<Delivery>>, ApiError> {
+    Ok(web::Json(outbox::list(state.store.conn(), &filter, *page).await?))
+}
+
+/// Send a failed order again: it goes back to `pending` and a new delivery
+/// starts, with the full retry schedule. A create that may have reached the
+/// EAM before is looked up by reference first, where the connector can.
+#[utoipa::path(tag = "work-orders", params(("id" = String, Path)), responses(
+    (status = 202, description = "Queued for delivery", body = WorkOrder),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The order is not failed", body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/work-orders/{id}/retry")]
+pub async fn retry_work_order(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let now = state.clock.now();
+    let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
+    work_orders::reopen_for_retry(&txn, &id, "delivery retried through the API", now).await?;
+    // Counted as a retry, so that the dispatcher asks the EAM by reference first.
+    outbox::enqueue_retry(&txn, &id, outbox::KIND_CREATE, now).await?;
+    txn.commit().await.map_err(StoreError::from)?;
+    state.decider.wake_dispatcher();
+    Ok(HttpResponse::Accepted().json(work_orders::get(state.store.conn(), &id).await?))
 }

@@ -121,6 +121,11 @@ impl Decider {
         Self { store, clock, wake, policy: Arc::new(policy), rules: Arc::default() }
     }
 
+    /// Asks the dispatcher to look for work now (after a manual retry).
+    pub fn wake_dispatcher(&self) {
+        self.wake.notify_one();
+    }
+
     /// Decides `event` against the stored rules, or `proposed` ones, inside a
     /// transaction that is rolled back: the answer reflects the open orders
     /// as they are, and nothing is written.

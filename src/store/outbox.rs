@@ -38,12 +38,33 @@ pub async fn enqueue<C: ConnectionTrait>(
     kind: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    insert(conn, work_order_id, kind, 0, now).await
+}
+
+/// A delivery that follows earlier attempts (a manual retry): counted as
+/// attempted, so that the dispatcher looks the order up before creating.
+pub async fn enqueue_retry<C: ConnectionTrait>(
+    conn: &C,
+    work_order_id: &str,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    insert(conn, work_order_id, kind, 1, now).await
+}
+
+async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    work_order_id: &str,
+    kind: &str,
+    attempts: i32,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     outbox::Entity::insert(outbox::ActiveModel {
         id: Set(new_id()),
         work_order_id: Set(work_order_id.to_owned()),
         kind: Set(kind.to_owned()),
         status: Set(DeliveryStatus::Pending.as_str().to_owned()),
-        attempts: Set(0),
+        attempts: Set(attempts),
         next_attempt_at: Set(now),
         locked_until: Set(None),
         last_error: Set(None),
@@ -136,4 +157,61 @@ pub async fn reschedule<C: ConnectionTrait>(
 /// Deliveries still to make (the outbox depth).
 pub async fn pending_count<C: ConnectionTrait>(conn: &C) -> Result<u64, StoreError> {
     Ok(outbox::Entity::find().filter(outbox::Column::Status.eq(DeliveryStatus::Pending.as_str())).count(conn).await?)
+}
+
+/// One delivery (create or cancel) as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Delivery {
+    pub id: String,
+    pub work_order_id: String,
+    /// `create` or `cancel`.
+    pub kind: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: DateTime<Utc>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryFilter {
+    /// `pending`, `delivered` or `failed`.
+    pub status: Option<String>,
+    pub kind: Option<String>,
+    pub work_order: Option<String>,
+}
+
+pub async fn list<C: ConnectionTrait>(
+    conn: &C,
+    f: &DeliveryFilter,
+    page: super::PageRequest,
+) -> Result<super::Page<Delivery>, StoreError> {
+    let q = super::filtered(
+        outbox::Entity::find(),
+        &[
+            (outbox::Column::Status, &f.status),
+            (outbox::Column::Kind, &f.kind),
+            (outbox::Column::WorkOrderId, &f.work_order),
+        ],
+        outbox::Column::CreatedAt,
+        None,
+        None,
+    );
+    super::paged(conn, q, &[outbox::Column::UpdatedAt, outbox::Column::Id], page, |m| {
+        Ok(Delivery {
+            id: m.id,
+            work_order_id: m.work_order_id,
+            kind: m.kind,
+            status: m.status,
+            attempts: m.attempts,
+            next_attempt_at: m.next_attempt_at,
+            last_error: m.last_error,
+            created_at: m.created_at,
+            updated_at: m.updated_at,
+        })
+    })
+    .await
 }

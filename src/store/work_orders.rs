@@ -375,3 +375,41 @@ pub async fn last_closed<C: ConnectionTrait>(
     let status = OrderStatus::parse(&m.status).ok_or_else(|| corrupt("order status", &m.status))?;
     Ok(Some((m.id, status, m.updated_at)))
 }
+
+/// Puts a failed order back to `pending` for another delivery, taking its
+/// dedup key again unless another open order holds it meanwhile.
+pub async fn reopen_for_retry<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let order = get(conn, id).await?;
+    if order.status != OrderStatus::Failed {
+        return Err(StoreError::Conflict(format!(
+            "order {id} is {}; only failed orders can be retried",
+            order.status.as_str()
+        )));
+    }
+    change_status(
+        conn,
+        id,
+        &StatusUpdate {
+            status: OrderStatus::Pending,
+            external_status: None,
+            source: "workbridge",
+            at: now,
+            note: Some(note),
+        },
+        now,
+    )
+    .await?;
+    if find_open(conn, &order.dedup_key).await?.is_none() {
+        work_orders::Entity::update_many()
+            .col_expr(work_orders::Column::OpenKey, Expr::value(Some(order.dedup_key.clone())))
+            .filter(work_orders::Column::Id.eq(id))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
+}

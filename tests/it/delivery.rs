@@ -182,3 +182,41 @@ async fn merges_while_open_and_opens_anew_after_completion(backend: Backend) {
     assert_eq!(open["total"], 1);
 }
 on_both_backends!(merges_while_open_and_opens_anew_after_completion);
+
+async fn failed_deliveries_are_listed_and_can_be_retried(backend: Backend) {
+    let eam = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(422).set_body_json(json!({"error": "asset locked"})))
+        .mount(&eam)
+        .await;
+    let app = spawn_app(backend, Options::default()).await;
+    app.setup_flow(rest_connector(&eam)).await;
+    let (_, a) = app.post_json("/v1/events", &alert("rt-1")).await;
+    let order_id = a["work_order_id"].as_str().unwrap().to_owned();
+    app.eventually("failed", || async { app.orders().await[0]["status"] == "failed" }).await;
+    let (_, failed) = app.get("/v1/deliveries?status=failed").await;
+    assert_eq!(failed["total"], 1);
+    assert_eq!(failed["items"][0]["work_order_id"], order_id.as_str());
+    assert!(failed["items"][0]["last_error"].as_str().unwrap().contains("422"));
+
+    // The EAM is fixed; the planner retries.
+    eam.reset().await;
+    Mock::given(method("POST")).respond_with(created_reply()).mount(&eam).await;
+    let r = app.client.post(app.url(&format!("/v1/work-orders/{order_id}/retry"))).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let order = wait_delivered(&app).await;
+    assert_eq!(order["status"], "created");
+    let (_, detail) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    let history: Vec<&str> =
+        detail["history"].as_array().unwrap().iter().map(|h| h["status"].as_str().unwrap()).collect();
+    assert_eq!(history, ["pending", "failed", "pending", "created"]);
+    // While it is open, new events merge into it again.
+    let (_, again) = app.post_json("/v1/events", &alert("rt-2")).await;
+    assert_eq!(again["outcome"], "merged");
+    // Only failed orders can be retried.
+    let r = app.client.post(app.url(&format!("/v1/work-orders/{order_id}/retry"))).send().await.unwrap();
+    assert_eq!(r.status(), 409);
+    let problem: Value = r.json().await.unwrap();
+    assert!(problem["detail"].as_str().unwrap().contains("only failed orders"));
+}
+on_both_backends!(failed_deliveries_are_listed_and_can_be_retried);
