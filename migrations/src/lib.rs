@@ -5,6 +5,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261125_000001_initial;
 mod m20261125_000002_order_due_by;
 mod m20261125_000003_suppressions_and_keys;
+mod m20261125_000004_webhooks;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_initial::Migration),
             Box::new(m20261125_000002_order_due_by::Migration),
             Box::new(m20261125_000003_suppressions_and_keys::Migration),
+            Box::new(m20261125_000004_webhooks::Migration),
         ]
     }
 }
@@ -34,6 +36,7 @@ mod tests {
         assert!(manager.has_column("work_orders", "due_by").await.unwrap());
         assert!(manager.has_table("suppressions").await.unwrap());
         assert!(manager.has_column("events", "dedup_key").await.unwrap());
+        assert!(manager.has_table("webhook_receipts").await.unwrap());
         Migrator::down(&db, None).await.unwrap();
         assert!(!manager.has_table("events").await.unwrap());
         Migrator::up(&db, None).await.unwrap();

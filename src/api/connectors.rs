@@ -29,8 +29,19 @@ pub async fn create_connector(
     let name = input.name.clone().ok_or_else(|| ApiError::Validation("name is required".into()))?;
     validate_name(&name).map_err(ApiError::Validation)?;
     input.config.validate().map_err(ApiError::Validation)?;
-    let saved =
-        connectors::save(state.store.conn(), &name, input.enabled, &input.config, false, state.clock.now()).await?;
+    if let Some(w) = &input.webhook {
+        w.validate().map_err(ApiError::Validation)?;
+    }
+    let saved = connectors::save(
+        state.store.conn(),
+        &name,
+        input.enabled,
+        &input.config,
+        input.webhook.as_ref(),
+        false,
+        state.clock.now(),
+    )
+    .await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/connectors/{name}"))).json(saved.view()))
 }
 
@@ -67,8 +78,19 @@ pub async fn put_connector(
         return Err(ApiError::Validation(format!("name {body_name:?} in the body differs from {name:?} in the path")));
     }
     input.config.validate().map_err(ApiError::Validation)?;
-    let saved =
-        connectors::save(state.store.conn(), &name, input.enabled, &input.config, true, state.clock.now()).await?;
+    if let Some(w) = &input.webhook {
+        w.validate().map_err(ApiError::Validation)?;
+    }
+    let saved = connectors::save(
+        state.store.conn(),
+        &name,
+        input.enabled,
+        &input.config,
+        input.webhook.as_ref(),
+        true,
+        state.clock.now(),
+    )
+    .await?;
     Ok(web::Json(saved.view()))
 }
 

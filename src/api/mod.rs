@@ -9,6 +9,7 @@ pub mod problem;
 mod rules;
 mod sandbox;
 mod suppressions;
+mod webhooks;
 mod work_orders;
 
 use std::sync::Arc;
@@ -89,6 +90,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(work_orders::get_work_order)
         .service(work_orders::retry_work_order)
         .service(work_orders::list_deliveries)
+        .service(webhooks::receive_webhook)
         .service(sandbox::list_sandbox_orders)
         .service(sandbox::get_sandbox_order)
         .service(sandbox::set_sandbox_status)

@@ -170,12 +170,66 @@ fn redact_headers(h: &BTreeMap<String, HeaderValue>) -> BTreeMap<String, HeaderV
         .collect()
 }
 
+/// Inbound status webhooks for a connector (`POST /v1/webhooks/{name}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSettings {
+    /// Signing secrets (`whsec_` + base64), usually `{"env": "VAR"}`; more
+    /// than one during key rotation.
+    pub secrets: Vec<HeaderValue>,
+    /// EAM status word → lifecycle status; default: the connector's own map
+    /// (Maximo's for Maximo) or the lifecycle names themselves.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statuses: BTreeMap<String, OrderStatus>,
+}
+
+impl WebhookSettings {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.secrets.is_empty() {
+            return Err("webhook.secrets must name at least one secret".into());
+        }
+        for s in &self.secrets {
+            if let HeaderValue::Literal(v) = s {
+                crate::sync::webhooks::decode_secret(v).map_err(|e| format!("webhook.secrets: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn redacted(&self) -> Self {
+        let secrets = self
+            .secrets
+            .iter()
+            .map(|s| match s {
+                HeaderValue::Literal(_) => HeaderValue::Literal("***".into()),
+                other => other.clone(),
+            })
+            .collect();
+        Self { secrets, statuses: self.statuses.clone() }
+    }
+}
+
+impl ConnectorConfig {
+    /// The lifecycle status of an EAM status word, for this kind of system.
+    pub fn lifecycle_status(&self, word: &str, overrides: &BTreeMap<String, OrderStatus>) -> Option<OrderStatus> {
+        if let Some(s) = overrides.get(word) {
+            return Some(*s);
+        }
+        match self {
+            Self::Maximo(c) => c.statuses.get(word).copied(),
+            _ => OrderStatus::parse(word),
+        }
+    }
+}
+
 /// A connector as the API shows it (secrets masked).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ConnectorView {
     pub name: String,
     pub enabled: bool,
     pub config: ConnectorConfig,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<WebhookSettings>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -189,6 +243,8 @@ pub struct ConnectorInput {
     #[serde(default = "enabled_default")]
     pub enabled: bool,
     pub config: ConnectorConfig,
+    #[serde(default)]
+    pub webhook: Option<WebhookSettings>,
 }
 
 fn enabled_default() -> bool {
@@ -200,12 +256,6 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok { Ok(()) } else { Err("name must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into()) }
-}
-
-/// Maps an EAM status word to the common lifecycle, for connectors whose
-/// statuses are already ours (sandbox) or configured per connector.
-pub fn lifecycle_status(word: &str, map: &BTreeMap<String, OrderStatus>) -> Option<OrderStatus> {
-    map.get(word).copied().or_else(|| OrderStatus::parse(word))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryOrder};
 
 use super::entities::connectors;
 use super::{StoreError, corrupt};
-use crate::connectors::{ConnectorConfig, ConnectorView};
+use crate::connectors::{ConnectorConfig, ConnectorView, WebhookSettings};
 
 /// A stored connector with its configuration unmasked: for the dispatcher only.
 #[derive(Debug, Clone)]
@@ -13,6 +13,7 @@ pub struct StoredConnector {
     pub name: String,
     pub enabled: bool,
     pub config: ConnectorConfig,
+    pub webhook: Option<WebhookSettings>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -23,6 +24,7 @@ impl StoredConnector {
             name: self.name.clone(),
             enabled: self.enabled,
             config: self.config.redacted(),
+            webhook: self.webhook.as_ref().map(WebhookSettings::redacted),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -32,7 +34,18 @@ impl StoredConnector {
 fn from_model(m: connectors::Model) -> Result<StoredConnector, StoreError> {
     let config: ConnectorConfig =
         serde_json::from_value(m.config).map_err(|_| corrupt("connector config of", &m.name))?;
-    Ok(StoredConnector { name: m.name, enabled: m.enabled, config, created_at: m.created_at, updated_at: m.updated_at })
+    let webhook = match m.webhook {
+        Some(w) => Some(serde_json::from_value(w).map_err(|_| corrupt("webhook settings of", &m.name))?),
+        None => None,
+    };
+    Ok(StoredConnector {
+        name: m.name,
+        enabled: m.enabled,
+        config,
+        webhook,
+        created_at: m.created_at,
+        updated_at: m.updated_at,
+    })
 }
 
 pub async fn get<C: ConnectionTrait>(conn: &C, name: &str) -> Result<Option<StoredConnector>, StoreError> {
@@ -56,6 +69,7 @@ pub async fn save<C: ConnectionTrait>(
     name: &str,
     enabled: bool,
     config: &ConnectorConfig,
+    webhook: Option<&WebhookSettings>,
     must_exist: bool,
     now: DateTime<Utc>,
 ) -> Result<StoredConnector, StoreError> {
@@ -64,6 +78,7 @@ pub async fn save<C: ConnectionTrait>(
         name: Set(name.to_owned()),
         kind: Set(config.kind().to_owned()),
         config: Set(serde_json::to_value(config).unwrap_or_default()),
+        webhook: Set(webhook.map(|w| serde_json::to_value(w).unwrap_or_default())),
         enabled: Set(enabled),
         created_at: Set(existing.as_ref().map_or(now, |e| e.created_at)),
         updated_at: Set(now),
@@ -89,4 +104,28 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, name: &str) -> Result<(), Stor
         return Err(StoreError::NotFound(format!("connector {name}")));
     }
     Ok(())
+}
+
+/// Records a webhook delivery id; `false` when it was received before.
+pub async fn record_webhook<C: ConnectionTrait>(
+    conn: &C,
+    connector: &str,
+    webhook_id: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    use super::entities::webhook_receipts;
+    use sea_orm::sea_query::OnConflict;
+    let rows = webhook_receipts::Entity::insert(webhook_receipts::ActiveModel {
+        connector: Set(connector.to_owned()),
+        webhook_id: Set(webhook_id.to_owned()),
+        received_at: Set(now),
+    })
+    .on_conflict(
+        OnConflict::columns([webhook_receipts::Column::Connector, webhook_receipts::Column::WebhookId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(rows == 1)
 }

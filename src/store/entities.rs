@@ -99,6 +99,7 @@ pub mod connectors {
         pub name: String,
         pub kind: String,
         pub config: Json,
+        pub webhook: Option<Json>,
         pub enabled: bool,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
@@ -257,6 +258,21 @@ pub mod suppressions {
         pub reason: String,
         pub author: String,
         pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}
+
+pub mod webhook_receipts {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "webhook_receipts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub connector: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub webhook_id: String,
+        pub received_at: ChronoDateTimeUtc,
     }
     no_relations!();
 }

@@ -413,3 +413,19 @@ pub async fn reopen_for_retry<C: ConnectionTrait>(
     }
     Ok(())
 }
+
+/// The order of `connector` with our reference or the EAM's id.
+pub async fn find_for_connector<C: ConnectionTrait>(
+    conn: &C,
+    connector: &str,
+    reference: Option<&str>,
+    external_id: Option<&str>,
+) -> Result<Option<WorkOrder>, StoreError> {
+    let mut q = work_orders::Entity::find().filter(work_orders::Column::Connector.eq(connector));
+    q = match (reference, external_id) {
+        (Some(r), _) => q.filter(work_orders::Column::Id.eq(r)),
+        (None, Some(e)) => q.filter(work_orders::Column::ExternalId.eq(e)),
+        (None, None) => return Ok(None),
+    };
+    q.one(conn).await?.map(view).transpose()
+}

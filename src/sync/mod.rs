@@ -2,6 +2,8 @@
 //! and an entry in its history. The sandbox reports directly; polling and
 //! webhooks for real EAMs come through the same `apply`.
 
+pub mod webhooks;
+
 use chrono::{DateTime, Utc};
 use sea_orm::ConnectionTrait;
 

@@ -11,4 +11,5 @@ mod maximo;
 mod openapi;
 mod registry;
 mod rules;
+mod webhooks;
 mod windows;

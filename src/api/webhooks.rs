@@ -1,0 +1,109 @@
+use actix_web::{HttpRequest, post, web};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::problem::{ApiError, Problem};
+use super::{AppState, read_body};
+use crate::store::{StoreError, TransactionTrait, connectors, work_orders};
+use crate::sync::{self, webhooks};
+
+#[derive(Serialize, ToSchema)]
+pub struct WebhookResult {
+    /// False when the status was already the order's (nothing changed).
+    pub applied: bool,
+    /// True when this `webhook-id` was received before: nothing happened.
+    pub duplicate: bool,
+    pub work_order_id: Option<String>,
+    pub status: Option<crate::domain::OrderStatus>,
+}
+
+/// Status changes pushed by an EAM (an outbound REST message, a middleware
+/// flow or a script), signed per the Standard Webhooks specification with
+/// one of the connector's `webhook.secrets`. The body names the order (our
+/// `reference` or the EAM's `external_id`) and the EAM's status word, which
+/// the connector's status map turns into the common lifecycle. A repeated
+/// `webhook-id` answers 200 with `duplicate: true` and changes nothing.
+#[utoipa::path(
+    tag = "work-orders",
+    params(
+        ("connector" = String, Path),
+        ("webhook-id" = String, Header, description = "Unique per message; the same on retries"),
+        ("webhook-timestamp" = i64, Header, description = "Unix seconds; refused when more than 5 minutes off"),
+        ("webhook-signature" = String, Header, description = "Space-separated `v1,<base64 HMAC-SHA256 of id.timestamp.body>`"),
+    ),
+    request_body = crate::sync::webhooks::StatusReport,
+    responses(
+        (status = 200, body = WebhookResult),
+        (status = 401, description = "Missing, stale or wrong signature", body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "Unknown order or status", body = Problem, content_type = "application/problem+json"),
+    )
+)]
+#[post("/v1/webhooks/{connector}")]
+pub async fn receive_webhook(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    name: web::Path<String>,
+    payload: web::Payload,
+) -> Result<web::Json<WebhookResult>, ApiError> {
+    let body = read_body(payload, state.http.max_body_bytes).await?;
+    let connector = connectors::get(state.store.conn(), &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("connector {name} not found")))?;
+    let settings = connector
+        .webhook
+        .as_ref()
+        .ok_or_else(|| ApiError::NotFound(format!("connector {name} does not accept webhooks")))?;
+    let mut secrets = Vec::with_capacity(settings.secrets.len());
+    for s in &settings.secrets {
+        // A secret that cannot be read is a configuration error, not the sender's.
+        let raw = s.resolve().map_err(|e| ApiError::Internal(e.into()))?;
+        secrets.push(webhooks::decode_secret(&raw).map_err(|e| ApiError::Internal(e.into()))?);
+    }
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let now = state.clock.now();
+    webhooks::verify(
+        &secrets,
+        header("webhook-id"),
+        header("webhook-timestamp"),
+        header("webhook-signature"),
+        &body,
+        now,
+    )
+    .map_err(|e| ApiError::Unauthorized(format!("webhook rejected: {e}")))?;
+    let report: webhooks::StatusReport =
+        serde_json::from_slice(&body).map_err(|e| ApiError::Validation(format!("status report: {e}")))?;
+    let status = connector.config.lifecycle_status(&report.status, &settings.statuses).ok_or_else(|| {
+        ApiError::Validation(format!("status {:?} is not in the status map of connector {name}", report.status))
+    })?;
+    let webhook_id = header("webhook-id").unwrap_or_default();
+
+    let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
+    if !connectors::record_webhook(&txn, &name, webhook_id, now).await? {
+        txn.rollback().await.map_err(StoreError::from)?;
+        return Ok(web::Json(WebhookResult { applied: false, duplicate: true, work_order_id: None, status: None }));
+    }
+    let order =
+        work_orders::find_for_connector(&txn, &name, report.reference.as_deref(), report.external_id.as_deref())
+            .await?
+            .ok_or_else(|| {
+                ApiError::Validation(format!(
+                    "no order of connector {name} matches the report's reference or external_id"
+                ))
+            })?;
+    let applied = sync::apply(
+        &txn,
+        &order.id,
+        sync::Reported {
+            status,
+            external_status: Some(&report.status),
+            source: "webhook",
+            at: report.changed_at.unwrap_or(now),
+            note: report.note.as_deref(),
+        },
+        now,
+    )
+    .await?;
+    txn.commit().await.map_err(StoreError::from)?;
+    Ok(web::Json(WebhookResult { applied, duplicate: false, work_order_id: Some(order.id), status: Some(status) }))
+}
