@@ -4,6 +4,7 @@
 pub mod maximo;
 pub mod rest;
 pub mod sandbox;
+pub mod servicenow;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -114,6 +115,8 @@ pub enum ConnectorConfig {
     Rest(rest::RestConfig),
     /// IBM Maximo (JSON API, MXAPIWODETAIL).
     Maximo(maximo::MaximoConfig),
+    /// ServiceNow Table API (incident, wm_order, wm_task).
+    Servicenow(servicenow::ServiceNowConfig),
 }
 
 impl ConnectorConfig {
@@ -122,12 +125,13 @@ impl ConnectorConfig {
             Self::Sandbox => "sandbox",
             Self::Rest(_) => "rest",
             Self::Maximo(_) => "maximo",
+            Self::Servicenow(_) => "servicenow",
         }
     }
 
     /// Whether orders can be cancelled through this connector.
     pub fn can_cancel(&self) -> bool {
-        matches!(self, Self::Sandbox | Self::Maximo(_))
+        matches!(self, Self::Sandbox | Self::Maximo(_) | Self::Servicenow(_))
     }
 
     pub fn validate(&self) -> Result<(), String> {
@@ -135,6 +139,7 @@ impl ConnectorConfig {
             Self::Sandbox => Ok(()),
             Self::Rest(c) => c.validate(),
             Self::Maximo(c) => c.validate(),
+            Self::Servicenow(c) => c.validate(),
         }
     }
 
@@ -153,6 +158,13 @@ impl ConnectorConfig {
                     c.api_key = HeaderValue::Literal("***".into());
                 }
                 Self::Maximo(c)
+            }
+            Self::Servicenow(c) => {
+                let mut c = c.clone();
+                if let HeaderValue::Literal(_) = c.password {
+                    c.password = HeaderValue::Literal("***".into());
+                }
+                Self::Servicenow(c)
             }
         }
     }
@@ -217,6 +229,7 @@ impl ConnectorConfig {
         }
         match self {
             Self::Maximo(c) => c.statuses.get(word).copied(),
+            Self::Servicenow(c) => c.statuses.get(word).copied(),
             _ => OrderStatus::parse(word),
         }
     }

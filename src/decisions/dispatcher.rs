@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::connectors::{
     Connector, ConnectorConfig, ConnectorError, OrderDocument, maximo::MaximoConnector, rest::RestConnector,
-    sandbox::SandboxConnector,
+    sandbox::SandboxConnector, servicenow::ServiceNowConnector,
 };
 use crate::domain::OrderStatus;
 use crate::ingest::parse;
@@ -224,6 +224,7 @@ impl Dispatcher {
             ConnectorConfig::Sandbox => Box::new(SandboxConnector::new(self.store.clone())),
             ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone())),
             ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, self.http.clone())),
+            ConnectorConfig::Servicenow(cfg) => Box::new(ServiceNowConnector::new(cfg, self.http.clone())),
         }))
     }
 

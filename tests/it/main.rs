@@ -11,5 +11,6 @@ mod maximo;
 mod openapi;
 mod registry;
 mod rules;
+mod servicenow;
 mod webhooks;
 mod windows;

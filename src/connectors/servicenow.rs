@@ -1,0 +1,198 @@
+//! ServiceNow Table API (`../shared/EAM-APIS.md` §2): incidents (or work
+//! orders) created with `correlation_id` carrying our reference, found again
+//! with `sysparm_query=correlation_id=…`, cancelled with `state` 8; basic
+//! authentication; `{"error": {"message", "detail"}, "status": "failure"}`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use utoipa::ToSchema;
+
+use super::rest::{classify, retry_after, transport_error};
+use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument};
+use crate::domain::OrderStatus;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceNowConfig {
+    /// e.g. `https://example.service-now.com`.
+    pub instance_url: String,
+    /// `incident` (default), `wm_order` or `wm_task`.
+    #[serde(default = "default_table")]
+    pub table: String,
+    pub username: String,
+    /// `{"env": "SN_PASSWORD"}`, `{"file": …}` or a literal (masked in responses).
+    pub password: HeaderValue,
+    /// `assignment_group` of new records (sys_id or name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignment_group: Option<String>,
+    /// ServiceNow `state` value → lifecycle status.
+    #[serde(default = "default_statuses")]
+    pub statuses: BTreeMap<String, OrderStatus>,
+    /// The `state` value that cancels (incident: 8).
+    #[serde(default = "default_cancel_state")]
+    pub cancel_state: String,
+    #[serde(default = "default_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_table() -> String {
+    "incident".into()
+}
+fn default_cancel_state() -> String {
+    "8".into()
+}
+fn default_timeout() -> u64 {
+    10_000
+}
+/// Incident states: 1 New, 2 In Progress, 3 On Hold, 6 Resolved, 7 Closed, 8 Canceled.
+pub fn default_statuses() -> BTreeMap<String, OrderStatus> {
+    use OrderStatus::*;
+    [("1", Created), ("2", InProgress), ("3", Acknowledged), ("6", Completed), ("7", Closed), ("8", Cancelled)]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b))
+        .collect()
+}
+
+/// workbridge priority → ServiceNow (impact, urgency); ServiceNow computes
+/// its priority from the two (1+1 → P1 … 3+3 → P5).
+fn impact_urgency(priority: u8) -> (&'static str, &'static str) {
+    match priority {
+        1 => ("1", "1"),
+        2 => ("1", "2"),
+        3 => ("2", "2"),
+        4 => ("2", "3"),
+        _ => ("3", "3"),
+    }
+}
+
+const FIELDS: &str = "sys_id,number,state,correlation_id";
+
+impl ServiceNowConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        let url = reqwest::Url::parse(&self.instance_url).map_err(|e| format!("instance_url: {e}"))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err("instance_url must be http or https".into());
+        }
+        if self.table.is_empty() || !self.table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err("table must be a table name such as incident".into());
+        }
+        if !(100..=120_000).contains(&self.timeout_ms) {
+            return Err("timeout_ms must be 100 to 120000".into());
+        }
+        Ok(())
+    }
+
+    fn table_url(&self) -> String {
+        format!("{}/api/now/table/{}", self.instance_url.trim_end_matches('/'), self.table)
+    }
+}
+
+pub struct ServiceNowConnector {
+    config: ServiceNowConfig,
+    http: reqwest::Client,
+}
+
+fn error_message(body: &str) -> String {
+    serde_json::from_str::<Value>(body)
+        .ok()
+        .and_then(|v| {
+            let e = v.get("error")?;
+            let msg = e.get("message").and_then(Value::as_str).unwrap_or_default();
+            let detail = e.get("detail").and_then(Value::as_str).unwrap_or_default();
+            Some(format!("{msg}: {detail}"))
+        })
+        .unwrap_or_else(|| body.chars().take(300).collect())
+}
+
+impl ServiceNowConnector {
+    pub fn new(config: ServiceNowConfig, http: reqwest::Client) -> Self {
+        Self { config, http }
+    }
+
+    fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {
+        let password = self.config.password.resolve().map_err(|message| ConnectorError::Permanent { message })?;
+        Ok(self
+            .http
+            .request(method, url)
+            .timeout(Duration::from_millis(self.config.timeout_ms))
+            .basic_auth(&self.config.username, Some(password))
+            .header(reqwest::header::ACCEPT, "application/json"))
+    }
+
+    fn created(&self, record: &Value) -> Option<CreatedOrder> {
+        let sys_id = record.get("sys_id")?.as_str()?.to_owned();
+        Some(CreatedOrder {
+            external_url: Some(format!(
+                "{}/{}.do?sys_id={sys_id}",
+                self.config.instance_url.trim_end_matches('/'),
+                self.config.table
+            )),
+            external_id: sys_id,
+            external_status: record.get("state").and_then(Value::as_str).map(str::to_owned),
+        })
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ConnectorError> {
+        let resp = req.send().await.map_err(|e| transport_error(&e))?;
+        let status = resp.status();
+        let retry = retry_after(resp.headers());
+        let text = resp.text().await.map_err(|e| transport_error(&e))?;
+        if !status.is_success() {
+            return Err(classify(status, &error_message(&text), retry));
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+#[async_trait::async_trait]
+impl super::Connector for ServiceNowConnector {
+    async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError> {
+        let (impact, urgency) = impact_urgency(order.priority);
+        let mut body = json!({
+            "short_description": order.title,
+            "description": order.description,
+            "cmdb_ci": order.asset_id,
+            "impact": impact,
+            "urgency": urgency,
+            "correlation_id": order.reference,
+            "correlation_display": "workbridge",
+        });
+        if let Some(group) = &self.config.assignment_group {
+            body["assignment_group"] = json!(group);
+        }
+        let req = self
+            .request(reqwest::Method::POST, &self.config.table_url())?
+            .query(&[("sysparm_fields", FIELDS), ("sysparm_input_display_value", "true")])
+            .json(&body);
+        let reply = self.send(req).await?;
+        reply
+            .get("result")
+            .and_then(|r| self.created(r))
+            .ok_or_else(|| ConnectorError::Unknown { message: "ServiceNow answered without result.sys_id".into() })
+    }
+
+    async fn find_by_reference(&self, reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
+        let req = self.request(reqwest::Method::GET, &self.config.table_url())?.query(&[
+            ("sysparm_query", format!("correlation_id={reference}").as_str()),
+            ("sysparm_fields", FIELDS),
+            ("sysparm_limit", "1"),
+        ]);
+        let reply = self.send(req).await?;
+        // An unknown field in sysparm_query is silently dropped by ServiceNow
+        // (all rows come back): check the correlation id ourselves.
+        Ok(reply
+            .get("result")
+            .and_then(Value::as_array)
+            .and_then(|rows| rows.iter().find(|r| r.get("correlation_id").and_then(Value::as_str) == Some(reference)))
+            .and_then(|r| self.created(r)))
+    }
+
+    async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
+        let url = format!("{}/{external_id}", self.config.table_url());
+        let req = self.request(reqwest::Method::PATCH, &url)?.json(&json!({"state": self.config.cancel_state}));
+        self.send(req).await.map(drop)
+    }
+}
