@@ -17,6 +17,7 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api::{self, AppState, problem};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url};
+use crate::connectors::breaker::Breakers;
 use crate::decisions::{Decider, Policy, dispatcher::Dispatcher};
 use crate::ingest::amqp::{BrokerStatus, Consumer};
 use crate::store::{Store, StoreError};
@@ -101,7 +102,12 @@ impl Application {
             .connect_timeout(Duration::from_secs(10))
             .build()
             .map_err(StartError::HttpClient)?;
-        let dispatcher = Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake);
+        let breakers = Arc::new(Breakers::new(
+            settings.outbox.breaker_failures,
+            chrono::Duration::milliseconds(settings.outbox.breaker_open_ms as i64),
+        ));
+        let dispatcher =
+            Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake, breakers.clone());
         workers.spawn(dispatcher.clone().run(cancel.child_token()));
 
         let broker = Arc::new(BrokerStatus::default());
@@ -117,6 +123,7 @@ impl Application {
             http: settings.http.clone(),
             broker,
             amqp_enabled: settings.amqp.enabled,
+            breakers,
         };
         let listener = TcpListener::bind(&settings.http.addr)
             .map_err(|source| StartError::Bind { addr: settings.http.addr.clone(), source })?;

@@ -167,6 +167,10 @@ pub struct OutboxSettings {
     pub backoff_max_ms: u64,
     /// How long a claimed delivery stays reserved for the replica that claimed it.
     pub lease_ms: u64,
+    /// Consecutive failures that open a connector's circuit.
+    pub breaker_failures: u32,
+    /// How long an open circuit stays open before a probe.
+    pub breaker_open_ms: u64,
 }
 
 impl OutboxSettings {
@@ -267,6 +271,8 @@ impl Settings {
             ("outbox.backoff_min_ms", 1000.into()),
             ("outbox.backoff_max_ms", 300_000.into()),
             ("outbox.lease_ms", 60_000.into()),
+            ("outbox.breaker_failures", 5.into()),
+            ("outbox.breaker_open_ms", 30_000.into()),
         ] {
             b = set(b, k, v);
         }

@@ -36,6 +36,8 @@ pub struct Readiness {
     pub outbox_pending: Option<u64>,
     /// Events kept because no asset matched them.
     pub unmapped_events: Option<u64>,
+    /// Circuit of each connector used since start-up (this replica).
+    pub circuits: std::collections::BTreeMap<String, crate::connectors::breaker::CircuitState>,
 }
 
 /// Readiness: the database and (when enabled) RabbitMQ are reachable.
@@ -69,6 +71,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         },
         outbox_pending,
         unmapped_events,
+        circuits: state.breakers.states(state.clock.now()).into_iter().collect(),
     };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

@@ -35,6 +35,7 @@ pub struct AppState {
     pub http: HttpSettings,
     pub broker: Arc<BrokerStatus>,
     pub amqp_enabled: bool,
+    pub breakers: Arc<crate::connectors::breaker::Breakers>,
 }
 
 #[derive(OpenApi)]

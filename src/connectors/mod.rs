@@ -1,6 +1,7 @@
 //! Outbound connectors: one trait, one implementation per EAM kind.
 //! Connectors only classify outcomes; the dispatcher owns retries.
 
+pub mod breaker;
 pub mod maximo;
 pub mod rest;
 pub mod sandbox;

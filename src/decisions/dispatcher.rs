@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
+use crate::connectors::breaker::{Breakers, Permit};
 use crate::connectors::{
     Connector, ConnectorConfig, ConnectorError, OrderDocument, maximo::MaximoConnector, rest::RestConnector,
     sandbox::SandboxConnector, servicenow::ServiceNowConnector,
@@ -28,6 +29,7 @@ pub struct Dispatcher {
     http: reqwest::Client,
     settings: OutboxSettings,
     wake: Arc<Notify>,
+    breakers: Arc<Breakers>,
 }
 
 impl Dispatcher {
@@ -37,8 +39,29 @@ impl Dispatcher {
         http: reqwest::Client,
         settings: OutboxSettings,
         wake: Arc<Notify>,
+        breakers: Arc<Breakers>,
     ) -> Self {
-        Self { store, clock, http, settings, wake }
+        Self { store, clock, http, settings, wake, breakers }
+    }
+
+    /// `false` (and the delivery postponed) while the connector's circuit is open.
+    async fn circuit_allows(&self, c: &Claimed, connector: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        match self.breakers.permit(connector, now) {
+            Permit::Allowed => Ok(true),
+            Permit::Rejected(until) => {
+                let note = format!("circuit of connector {connector} is open until {}", until.to_rfc3339());
+                outbox::postpone(self.store.conn(), &c.id, until, &note, now).await?;
+                work_orders::set_last_error(self.store.conn(), &c.work_order_id, &note, now).await?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Feeds the breaker: a permanent refusal means the EAM is up and answering.
+    fn record<T>(&self, connector: &str, result: &Result<T, ConnectorError>) {
+        let healthy = matches!(result, Ok(_) | Err(ConnectorError::Permanent { .. }));
+        self.breakers.record(connector, healthy, self.clock.now());
     }
 
     /// Delivers until cancelled: at once when a decision wakes it, otherwise
@@ -87,6 +110,9 @@ impl Dispatcher {
             outbox::mark_done(conn, &c.id, DeliveryStatus::Delivered, None, self.clock.now()).await?;
             return Ok(());
         }
+        if !self.circuit_allows(c, &order.connector).await? {
+            return Ok(());
+        }
         let result = match self.connector_for(&order).await? {
             Ok(connector) => {
                 let doc = self.document(&order).await?;
@@ -104,6 +130,7 @@ impl Dispatcher {
             }
             Err(e) => Err(e),
         };
+        self.record(&order.connector, &result);
         let now = self.clock.now();
         let txn = conn.begin().await?;
         match result {
@@ -159,11 +186,15 @@ impl Dispatcher {
     async fn cancel(&self, c: &Claimed) -> Result<(), StoreError> {
         let conn = self.store.conn();
         let order = work_orders::get(conn, &c.work_order_id).await?;
+        if !self.circuit_allows(c, &order.connector).await? {
+            return Ok(());
+        }
         let result = match (self.connector_for(&order).await?, order.external_id.as_deref()) {
             (Ok(connector), Some(external_id)) => connector.cancel(external_id).await,
             (Ok(_), None) => Ok(()), // never reached the EAM: nothing to cancel there
             (Err(e), _) => Err(e),
         };
+        self.record(&order.connector, &result);
         let now = self.clock.now();
         let txn = conn.begin().await?;
         match result {

@@ -154,6 +154,25 @@ pub async fn reschedule<C: ConnectionTrait>(
     Ok(())
 }
 
+/// Moves a delivery later without counting an attempt (an open circuit).
+pub async fn postpone<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    next: DateTime<Utc>,
+    note: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::NextAttemptAt, next.into())
+        .col_expr(outbox::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(outbox::Column::LastError, Expr::value(Some(note.to_owned())))
+        .col_expr(outbox::Column::UpdatedAt, now.into())
+        .filter(outbox::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// Deliveries still to make (the outbox depth).
 pub async fn pending_count<C: ConnectionTrait>(conn: &C) -> Result<u64, StoreError> {
     Ok(outbox::Entity::find().filter(outbox::Column::Status.eq(DeliveryStatus::Pending.as_str())).count(conn).await?)

@@ -220,3 +220,43 @@ async fn failed_deliveries_are_listed_and_can_be_retried(backend: Backend) {
     assert!(problem["detail"].as_str().unwrap().contains("only failed orders"));
 }
 on_both_backends!(failed_deliveries_are_listed_and_can_be_retried);
+
+/// The EAM keeps failing: after two failures the circuit opens and nothing
+/// is sent until it may probe; the probe succeeds and closes it. Time moves
+/// only when the test moves the clock.
+async fn the_circuit_opens_and_closes(backend: Backend) {
+    use std::sync::Arc;
+    use workbridge::clock::ManualClock;
+    let eam = MockServer::start().await;
+    Mock::given(method("POST")).respond_with(ResponseTemplate::new(503)).mount(&eam).await;
+    let clock = Arc::new(ManualClock::new("2026-11-24T10:00:00Z".parse().unwrap()));
+    let env = vec![
+        ("WORKBRIDGE_OUTBOX__BREAKER_FAILURES", "2".to_owned()),
+        ("WORKBRIDGE_OUTBOX__BREAKER_OPEN_MS", "60000".to_owned()),
+    ];
+    let app = spawn_app(backend, Options { clock: clock.clone(), env, max_attempts: 10, ..Default::default() }).await;
+    app.setup_flow(rest_connector(&eam)).await;
+    app.post_json("/v1/events", &alert("cb-1")).await;
+    let posts = || async { eam.received_requests().await.unwrap().len() };
+    app.eventually("first attempt", || async { posts().await == 1 }).await;
+    clock.advance(chrono::Duration::seconds(1));
+    app.eventually("second attempt", || async { posts().await == 2 }).await;
+    app.eventually("the circuit is open", || async { app.get("/readyz").await.1["circuits"]["eam"] == "open" }).await;
+
+    // Due again, but the circuit holds it back without calling the EAM.
+    clock.advance(chrono::Duration::seconds(1));
+    app.eventually("postponed by the circuit", || async {
+        app.orders().await[0]["last_error"].as_str().is_some_and(|e| e.contains("circuit"))
+    })
+    .await;
+    assert_eq!(posts().await, 2, "no call while the circuit is open");
+
+    // The EAM recovers; after the open period one probe goes through and succeeds.
+    eam.reset().await;
+    Mock::given(method("POST")).respond_with(created_reply()).mount(&eam).await;
+    clock.advance(chrono::Duration::seconds(61));
+    let order = wait_delivered(&app).await;
+    assert_eq!(order["external_id"], "WO-1001");
+    assert_eq!(app.get("/readyz").await.1["circuits"]["eam"], "closed");
+}
+on_both_backends!(the_circuit_opens_and_closes);

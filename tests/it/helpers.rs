@@ -142,6 +142,8 @@ pub struct Options {
     pub max_message_bytes: usize,
     pub max_attempts: u32,
     pub rules_file: Option<std::path::PathBuf>,
+    /// Further `WORKBRIDGE_*` settings.
+    pub env: Vec<(&'static str, String)>,
 }
 
 impl Default for Options {
@@ -152,6 +154,7 @@ impl Default for Options {
             max_message_bytes: 256 * 1024,
             max_attempts: 5,
             rules_file: None,
+            env: vec![],
         }
     }
 }
@@ -183,6 +186,7 @@ pub fn settings(backend_url: &str, opts: &Options) -> Settings {
         ("WORKBRIDGE_AMQP__MAX_MESSAGE_BYTES".into(), opts.max_message_bytes.to_string()),
         ("WORKBRIDGE_AMQP__ENABLED".into(), opts.amqp.is_some().to_string()),
     ];
+    env.extend(opts.env.iter().map(|(k, v)| (k.to_string(), v.clone())));
     if let Some(f) = &opts.rules_file {
         env.push(("WORKBRIDGE_RULES__FILE".into(), f.display().to_string()));
     }
