@@ -21,6 +21,7 @@ use crate::connectors::breaker::Breakers;
 use crate::decisions::{Decider, Policy, dispatcher::Dispatcher};
 use crate::ingest::amqp::{BrokerStatus, Consumer};
 use crate::store::{Store, StoreError};
+use crate::sync::poller::Poller;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -109,6 +110,8 @@ impl Application {
         let dispatcher =
             Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake, breakers.clone());
         workers.spawn(dispatcher.clone().run(cancel.child_token()));
+        let poller = Poller::new(store.clone(), clock.clone(), dispatcher.clone(), settings.sync.clone());
+        workers.spawn(poller.run(cancel.child_token()));
 
         let broker = Arc::new(BrokerStatus::default());
         if settings.amqp.enabled {

@@ -26,10 +26,28 @@ pub struct Settings {
     pub sla: SlaSettings,
     #[serde(default)]
     pub rules: RulesSettings,
+    #[serde(default)]
+    pub sync: SyncSettings,
     /// Inhibit rules (`[[inhibit]]` in the file); default: data-quality
     /// events inhibit process alerts on their asset and its equipment.
     #[serde(default = "crate::rules::inhibit::InhibitRule::defaults")]
     pub inhibit: Vec<crate::rules::inhibit::InhibitRule>,
+}
+
+/// Status sync by polling.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SyncSettings {
+    /// How often open orders are polled; 0 switches polling off.
+    pub poll_interval_ms: u64,
+    /// Orders per query to one connector.
+    pub batch_size: u64,
+}
+
+impl Default for SyncSettings {
+    fn default() -> Self {
+        Self { poll_interval_ms: 60_000, batch_size: 100 }
+    }
 }
 
 /// Rules as code.
@@ -72,6 +90,7 @@ impl std::fmt::Debug for Settings {
             .field("outbox", &self.outbox)
             .field("sla", &self.sla)
             .field("rules", &self.rules)
+            .field("sync", &self.sync)
             .field("inhibit", &self.inhibit)
             .finish()
     }

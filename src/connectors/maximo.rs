@@ -219,6 +219,49 @@ impl super::Connector for MaximoConnector {
         Ok(reply.get("member").and_then(Value::as_array).and_then(|m| m.first()).and_then(Self::created))
     }
 
+    async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
+        // One query for the batch: `wonum in [...]` (Maximo refuses `or`).
+        let list = external_ids.iter().map(|w| format!("\"{}\"", w.replace('"', ""))).collect::<Vec<_>>().join(",");
+        let resp = self
+            .request(reqwest::Method::GET, &self.config.collection_url())?
+            .query(&[
+                ("lean", "1"),
+                ("oslc.select", "wonum,siteid,status,statusdate"),
+                ("oslc.where", &format!("wonum in [{list}]")),
+                ("oslc.pageSize", &external_ids.len().max(1).to_string()),
+            ])
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = resp.status();
+        let retry = retry_after(resp.headers());
+        let text = resp.text().await.map_err(|e| transport_error(&e))?;
+        if !status.is_success() {
+            return Err(classify(status, &error_message(&text), retry));
+        }
+        let reply: Value = serde_json::from_str(&text).map_err(|_| ConnectorError::Transient {
+            message: "Maximo query answer is not JSON".into(),
+            retry_after: None,
+        })?;
+        let members = reply.get("member").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(Some(
+            members
+                .iter()
+                .filter_map(|m| {
+                    Some(super::PolledStatus {
+                        external_id: m.get("wonum")?.as_str()?.to_owned(),
+                        status: m.get("status")?.as_str()?.to_owned(),
+                        changed_at: m
+                            .get("statusdate")
+                            .and_then(Value::as_str)
+                            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+                            .map(|d| d.with_timezone(&chrono::Utc)),
+                    })
+                })
+                .collect(),
+        ))
+    }
+
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
         let Some(found) = self.find_wonum(external_id).await? else {
             return Err(ConnectorError::Permanent { message: format!("Maximo has no work order {external_id}") });

@@ -36,6 +36,16 @@ pub struct OrderDocument {
     pub context: serde_json::Value,
 }
 
+/// One order's status as the EAM reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolledStatus {
+    pub external_id: String,
+    /// The EAM's own status word.
+    pub status: String,
+    /// When it changed, if the EAM says.
+    pub changed_at: Option<DateTime<Utc>>,
+}
+
 /// The EAM's answer to a create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedOrder {
@@ -67,6 +77,12 @@ pub trait Connector: Send + Sync {
     /// (a timeout after the EAM stored it) does not make a second order.
     /// Connectors that cannot look up rely on the `Idempotency-Key` header.
     async fn find_by_reference(&self, _reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
+        Ok(None)
+    }
+
+    /// The current status of many orders in one query (status sync by
+    /// polling). `None` when this connector cannot be polled.
+    async fn poll(&self, _external_ids: &[String]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
         Ok(None)
     }
 

@@ -190,6 +190,32 @@ impl super::Connector for ServiceNowConnector {
             .and_then(|r| self.created(r)))
     }
 
+    async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
+        let req = self.request(reqwest::Method::GET, &self.config.table_url())?.query(&[
+            ("sysparm_query", format!("sys_idIN{}", external_ids.join(",")).as_str()),
+            ("sysparm_fields", "sys_id,state,sys_updated_on"),
+            ("sysparm_limit", &external_ids.len().max(1).to_string()),
+        ]);
+        let reply = self.send(req).await?;
+        let rows = reply.get("result").and_then(Value::as_array).cloned().unwrap_or_default();
+        Ok(Some(
+            rows.iter()
+                .filter_map(|r| {
+                    Some(super::PolledStatus {
+                        external_id: r.get("sys_id")?.as_str()?.to_owned(),
+                        status: r.get("state")?.as_str()?.to_owned(),
+                        // ServiceNow answers "2026-11-24 10:15:00" in UTC.
+                        changed_at: r
+                            .get("sys_updated_on")
+                            .and_then(Value::as_str)
+                            .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok())
+                            .map(|d| d.and_utc()),
+                    })
+                })
+                .collect(),
+        ))
+    }
+
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
         let url = format!("{}/{external_id}", self.config.table_url());
         let req = self.request(reqwest::Method::PATCH, &url)?.json(&json!({"state": self.config.cancel_state}));

@@ -251,12 +251,17 @@ impl Dispatcher {
                 retry_after: None,
             }));
         }
-        Ok(Ok(match stored.config {
+        Ok(self.build(&stored.config))
+    }
+
+    /// The connector for a configuration.
+    pub fn build(&self, config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorError> {
+        Ok(match config.clone() {
             ConnectorConfig::Sandbox => Box::new(SandboxConnector::new(self.store.clone())),
             ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone())),
             ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, self.http.clone())),
             ConnectorConfig::Servicenow(cfg) => Box::new(ServiceNowConnector::new(cfg, self.http.clone())),
-        }))
+        })
     }
 
     async fn document(&self, order: &WorkOrder) -> Result<OrderDocument, StoreError> {

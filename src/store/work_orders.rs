@@ -429,3 +429,24 @@ pub async fn find_for_connector<C: ConnectionTrait>(
     };
     q.one(conn).await?.map(view).transpose()
 }
+
+/// Delivered orders of a connector that are still open, least recently
+/// updated first (the polling batch).
+pub async fn open_delivered<C: ConnectionTrait>(
+    conn: &C,
+    connector: &str,
+    limit: u64,
+) -> Result<Vec<WorkOrder>, StoreError> {
+    use sea_orm::QuerySelect;
+    work_orders::Entity::find()
+        .filter(work_orders::Column::Connector.eq(connector))
+        .filter(work_orders::Column::OpenKey.is_not_null())
+        .filter(work_orders::Column::ExternalId.is_not_null())
+        .order_by_asc(work_orders::Column::UpdatedAt)
+        .limit(limit)
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect()
+}

@@ -109,3 +109,52 @@ async fn maximo_errors_fail_the_order_with_the_reason(backend: Backend) {
     assert_eq!(server.received_requests().await.unwrap().len(), 1, "a 400 is not retried");
 }
 on_both_backends!(maximo_errors_fail_the_order_with_the_reason);
+
+fn polling(req: &Request) -> bool {
+    req.url.query_pairs().any(|(k, v)| k == "oslc.where" && v.starts_with("wonum in ["))
+}
+
+/// Status sync by polling: one query for the open orders (`wonum in [...]`),
+/// and Maximo's status date in the history.
+async fn polled_statuses_reach_the_history(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(OS_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_json(wo("1052", "WAPPR", &server)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(OS_PATH))
+        .and(header("apikey", "mx-secret-key"))
+        .and(polling)
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"member": [
+            {"wonum": "1052", "siteid": "BEDFORD", "status": "INPRG", "statusdate": "2026-11-24T12:00:00-05:00"}
+        ], "responseInfo": {"pagenum": 1}})))
+        .mount(&server)
+        .await;
+    let env = vec![("WORKBRIDGE_SYNC__POLL_INTERVAL_MS", "100".to_owned())];
+    let app = spawn_app(backend, Options { env, ..Default::default() }).await;
+    app.setup_flow(maximo_connector(&server)).await;
+    let (_, a) = app.post_json("/v1/events", &alert("poll-1")).await;
+    let order_id = a["work_order_id"].as_str().unwrap().to_owned();
+    app.eventually("polled to in progress", || async {
+        app.get(&format!("/v1/work-orders/{order_id}")).await.1["status"] == "in_progress"
+    })
+    .await;
+    let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    let polled = o["history"].as_array().unwrap().iter().find(|h| h["source"] == "poll").unwrap().clone();
+    assert_eq!(polled["at"], "2026-11-24T17:00:00Z", "Maximo's own status date");
+    assert_eq!(polled["external_status"], "INPRG");
+    let requests = server.received_requests().await.unwrap();
+    let poll = requests.iter().find(|r| polling(r)).unwrap();
+    let where_ = poll.url.query_pairs().find(|(k, _)| k == "oslc.where").unwrap().1.into_owned();
+    assert_eq!(where_, "wonum in [\"1052\"]");
+    // Repeated polls of the same status add nothing.
+    let entries = o["history"].as_array().unwrap().len();
+    app.eventually("polled again", || async {
+        server.received_requests().await.unwrap().iter().filter(|r| polling(r)).count() >= 3
+    })
+    .await;
+    assert_eq!(app.get(&format!("/v1/work-orders/{order_id}")).await.1["history"].as_array().unwrap().len(), entries);
+}
+on_both_backends!(polled_statuses_reach_the_history);

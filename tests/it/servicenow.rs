@@ -112,3 +112,36 @@ async fn the_lookup_checks_the_correlation_id_itself(backend: Backend) {
     app.eventually("created", || async { app.orders().await[0]["external_id"] == "b1" }).await;
 }
 on_both_backends!(the_lookup_checks_the_correlation_id_itself);
+
+async fn polling_uses_one_query_per_batch(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(TABLE))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"result": {"sys_id": "c1", "number": "INC0010004", "state": "1"}})),
+        )
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(TABLE))
+        .and(query_param("sysparm_query", "sys_idINc1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": [
+            {"sys_id": "c1", "state": "6", "sys_updated_on": "2026-11-24 16:30:00"}
+        ]})))
+        .mount(&server)
+        .await;
+    let env = vec![("WORKBRIDGE_SYNC__POLL_INTERVAL_MS", "100".to_owned())];
+    let app = spawn_app(backend, Options { env, ..Default::default() }).await;
+    app.setup_flow(connector(&server)).await;
+    let (_, a) = app.post_json("/v1/events", &alert("snp-1")).await;
+    let order_id = a["work_order_id"].as_str().unwrap().to_owned();
+    app.eventually("resolved", || async {
+        app.get(&format!("/v1/work-orders/{order_id}")).await.1["status"] == "completed"
+    })
+    .await;
+    let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    let polled = o["history"].as_array().unwrap().iter().find(|h| h["source"] == "poll").unwrap().clone();
+    assert_eq!((polled["at"].as_str(), polled["external_status"].as_str()), (Some("2026-11-24T16:30:00Z"), Some("6")));
+}
+on_both_backends!(polling_uses_one_query_per_batch);
