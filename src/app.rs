@@ -127,6 +127,7 @@ impl Application {
             broker,
             amqp_enabled: settings.amqp.enabled,
             breakers,
+            dispatcher: dispatcher.clone(),
         };
         let listener = TcpListener::bind(&settings.http.addr)
             .map_err(|source| StartError::Bind { addr: settings.http.addr.clone(), source })?;

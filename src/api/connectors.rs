@@ -103,3 +103,36 @@ pub async fn delete_connector(state: web::Data<AppState>, name: web::Path<String
     connectors::delete(state.store.conn(), &name).await?;
     Ok(HttpResponse::NoContent().finish())
 }
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ConnectorCheck {
+    pub ok: bool,
+    /// What was checked, or what is wrong.
+    pub detail: String,
+    pub elapsed_ms: u64,
+}
+
+/// Check a connector: reachability, credentials, and that the EAM's API
+/// still answers in the shape workbridge expects, so that a vendor change is
+/// caught before orders pile up. Reads only.
+#[utoipa::path(tag = "connectors", params(("name" = String, Path)), responses(
+    (status = 200, description = "The check ran (see `ok`)", body = ConnectorCheck),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/connectors/{name}/check")]
+pub async fn check_connector(
+    state: web::Data<AppState>,
+    name: web::Path<String>,
+) -> Result<web::Json<ConnectorCheck>, ApiError> {
+    let stored = connectors::get(state.store.conn(), &name)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("connector {name} not found")))?;
+    let connector = state.dispatcher.build(&stored.config).map_err(|e| ApiError::Validation(e.to_string()))?;
+    let started = std::time::Instant::now();
+    let result = connector.check().await;
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    Ok(web::Json(match result {
+        Ok(detail) => ConnectorCheck { ok: true, detail, elapsed_ms },
+        Err(e) => ConnectorCheck { ok: false, detail: e.to_string(), elapsed_ms },
+    }))
+}

@@ -36,6 +36,8 @@ pub struct AppState {
     pub broker: Arc<BrokerStatus>,
     pub amqp_enabled: bool,
     pub breakers: Arc<crate::connectors::breaker::Breakers>,
+    /// Builds connectors (for checks).
+    pub dispatcher: crate::decisions::dispatcher::Dispatcher,
 }
 
 #[derive(OpenApi)]
@@ -87,6 +89,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(connectors::get_connector)
         .service(connectors::put_connector)
         .service(connectors::delete_connector)
+        .service(connectors::check_connector)
         .service(work_orders::list_work_orders)
         .service(work_orders::get_work_order)
         .service(work_orders::retry_work_order)

@@ -219,6 +219,31 @@ impl super::Connector for MaximoConnector {
         Ok(reply.get("member").and_then(Value::as_array).and_then(|m| m.first()).and_then(Self::created))
     }
 
+    async fn check(&self) -> Result<String, ConnectorError> {
+        let resp = self
+            .request(reqwest::Method::GET, &self.config.collection_url())?
+            .query(&[("lean", "1"), ("oslc.select", SELECT), ("oslc.pageSize", "1")])
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = resp.status();
+        let text = resp.text().await.map_err(|e| transport_error(&e))?;
+        if !status.is_success() {
+            return Err(classify(status, &error_message(&text), None));
+        }
+        let reply: Value = serde_json::from_str(&text)
+            .map_err(|_| ConnectorError::Permanent { message: "Maximo answered, but not with JSON".into() })?;
+        if !reply.get("member").is_some_and(Value::is_array) {
+            return Err(ConnectorError::Permanent {
+                message: format!(
+                    "{} answered without a member list: has the object structure changed?",
+                    self.config.object_structure
+                ),
+            });
+        }
+        Ok(format!("{} answers with work orders", self.config.object_structure))
+    }
+
     async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
         // One query for the batch: `wonum in [...]` (Maximo refuses `or`).
         let list = external_ids.iter().map(|w| format!("\"{}\"", w.replace('"', ""))).collect::<Vec<_>>().join(",");

@@ -86,6 +86,12 @@ pub trait Connector: Send + Sync {
         Ok(None)
     }
 
+    /// Checks reachability, credentials and the shape of the API's answer
+    /// without changing anything; `Ok(detail)` when all is well.
+    async fn check(&self) -> Result<String, ConnectorError> {
+        Ok("nothing to check for this kind of connector".into())
+    }
+
     /// Cancels an order created earlier. Only called for connectors whose
     /// configuration says they can (`ConnectorConfig::can_cancel`).
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {

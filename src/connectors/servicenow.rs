@@ -190,6 +190,19 @@ impl super::Connector for ServiceNowConnector {
             .and_then(|r| self.created(r)))
     }
 
+    async fn check(&self) -> Result<String, ConnectorError> {
+        let req = self
+            .request(reqwest::Method::GET, &self.config.table_url())?
+            .query(&[("sysparm_limit", "1"), ("sysparm_fields", FIELDS)]);
+        let reply = self.send(req).await?;
+        if !reply.get("result").is_some_and(Value::is_array) {
+            return Err(ConnectorError::Permanent {
+                message: format!("table {} answered without a result list", self.config.table),
+            });
+        }
+        Ok(format!("table {} answers", self.config.table))
+    }
+
     async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
         let req = self.request(reqwest::Method::GET, &self.config.table_url())?.query(&[
             ("sysparm_query", format!("sys_idIN{}", external_ids.join(",")).as_str()),

@@ -158,3 +158,43 @@ async fn polled_statuses_reach_the_history(backend: Backend) {
     assert_eq!(app.get(&format!("/v1/work-orders/{order_id}")).await.1["history"].as_array().unwrap().len(), entries);
 }
 on_both_backends!(polled_statuses_reach_the_history);
+
+/// The connector check catches refused credentials and an API that no
+/// longer answers in the expected shape.
+async fn the_connector_check_reports_what_is_wrong(backend: Backend) {
+    let server = MockServer::start().await;
+    let app = spawn_app(backend, Options::default()).await;
+    app.post_json("/v1/connectors", &maximo_connector(&server)).await;
+    let check = || async { app.post_json("/v1/connectors/maximo/check", &json!({})).await.1 };
+
+    Mock::given(method("GET"))
+        .and(path(OS_PATH))
+        .and(header("apikey", "mx-secret-key"))
+        .and(query_param("oslc.pageSize", "1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"member": [], "responseInfo": {"pagenum": 1}})))
+        .mount(&server)
+        .await;
+    let ok = check().await;
+    assert_eq!(ok["ok"], true, "{ok}");
+
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"Error": {"reasonCode": "BMXAA0021E", "message": "BMXAA0021E - User name and password combination are not valid.", "statusCode": "401"}})))
+        .mount(&server)
+        .await;
+    let refused = check().await;
+    assert_eq!(refused["ok"], false);
+    assert!(refused["detail"].as_str().unwrap().contains("BMXAA0021E"), "{refused}");
+
+    server.reset().await;
+    Mock::given(method("GET"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"rdfs:member": []})))
+        .mount(&server)
+        .await;
+    let changed = check().await;
+    assert_eq!(changed["ok"], false);
+    assert!(changed["detail"].as_str().unwrap().contains("member list"), "{changed}");
+    let (s, _) = app.post_json("/v1/connectors/nobody/check", &json!({})).await;
+    assert_eq!(s, 404);
+}
+on_both_backends!(the_connector_check_reports_what_is_wrong);
