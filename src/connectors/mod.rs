@@ -5,6 +5,7 @@ pub mod breaker;
 pub mod maximo;
 pub mod rest;
 pub mod sandbox;
+pub mod sap;
 pub mod servicenow;
 
 use std::collections::BTreeMap;
@@ -140,6 +141,8 @@ pub enum ConnectorConfig {
     Maximo(maximo::MaximoConfig),
     /// ServiceNow Table API (incident, wm_order, wm_task).
     Servicenow(servicenow::ServiceNowConfig),
+    /// SAP S/4HANA maintenance notifications (OData V2).
+    Sap(sap::SapConfig),
 }
 
 impl ConnectorConfig {
@@ -149,6 +152,7 @@ impl ConnectorConfig {
             Self::Rest(_) => "rest",
             Self::Maximo(_) => "maximo",
             Self::Servicenow(_) => "servicenow",
+            Self::Sap(_) => "sap",
         }
     }
 
@@ -163,6 +167,7 @@ impl ConnectorConfig {
             Self::Rest(c) => c.validate(),
             Self::Maximo(c) => c.validate(),
             Self::Servicenow(c) => c.validate(),
+            Self::Sap(c) => c.validate(),
         }
     }
 
@@ -188,6 +193,13 @@ impl ConnectorConfig {
                     c.password = HeaderValue::Literal("***".into());
                 }
                 Self::Servicenow(c)
+            }
+            Self::Sap(c) => {
+                let mut c = c.clone();
+                if let HeaderValue::Literal(_) = c.password {
+                    c.password = HeaderValue::Literal("***".into());
+                }
+                Self::Sap(c)
             }
         }
     }
@@ -253,6 +265,7 @@ impl ConnectorConfig {
         match self {
             Self::Maximo(c) => c.statuses.get(word).copied(),
             Self::Servicenow(c) => c.statuses.get(word).copied(),
+            Self::Sap(c) => c.statuses.get(word).copied(),
             _ => OrderStatus::parse(word),
         }
     }

@@ -14,7 +14,7 @@ use crate::config::OutboxSettings;
 use crate::connectors::breaker::{Breakers, Permit};
 use crate::connectors::{
     Connector, ConnectorConfig, ConnectorError, OrderDocument, maximo::MaximoConnector, rest::RestConnector,
-    sandbox::SandboxConnector, servicenow::ServiceNowConnector,
+    sandbox::SandboxConnector, sap::SapConnector, servicenow::ServiceNowConnector,
 };
 use crate::domain::OrderStatus;
 use crate::ingest::parse;
@@ -261,6 +261,7 @@ impl Dispatcher {
             ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone())),
             ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, self.http.clone())),
             ConnectorConfig::Servicenow(cfg) => Box::new(ServiceNowConnector::new(cfg, self.http.clone())),
+            ConnectorConfig::Sap(cfg) => Box::new(SapConnector::new(cfg, self.http.clone())),
         })
     }
 

@@ -11,6 +11,7 @@ mod maximo;
 mod openapi;
 mod registry;
 mod rules;
+mod sap;
 mod servicenow;
 mod webhooks;
 mod windows;
