@@ -1,6 +1,7 @@
 //! Outbound connectors: one trait, one implementation per EAM kind.
 //! Connectors only classify outcomes; the dispatcher owns retries.
 
+pub mod auth;
 pub mod breaker;
 pub mod maximo;
 pub mod rest;
@@ -178,6 +179,7 @@ impl ConnectorConfig {
             Self::Rest(c) => {
                 let mut c = c.clone();
                 c.headers = redact_headers(&c.headers);
+                c.oauth2 = c.oauth2.as_ref().map(auth::OAuth2Config::redacted);
                 Self::Rest(c)
             }
             Self::Maximo(c) => {

@@ -37,6 +37,9 @@ pub struct RestConfig {
     /// Per request; default 10 s.
     #[serde(default = "timeout_default")]
     pub timeout_ms: u64,
+    /// OAuth2 client credentials: a bearer token, cached and refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<super::auth::OAuth2Config>,
 }
 
 fn post() -> String {
@@ -68,6 +71,9 @@ impl RestConfig {
         if let Some(body) = &self.body {
             check_templates(body)?;
         }
+        if let Some(o) = &self.oauth2 {
+            o.validate()?;
+        }
         Ok(())
     }
 }
@@ -84,11 +90,35 @@ fn check_templates(v: &serde_json::Value) -> Result<(), String> {
 pub struct RestConnector {
     config: RestConfig,
     http: reqwest::Client,
+    tokens: std::sync::Arc<super::auth::TokenCache>,
 }
 
 impl RestConnector {
-    pub fn new(config: RestConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
+    pub fn new(config: RestConfig, http: reqwest::Client, tokens: std::sync::Arc<super::auth::TokenCache>) -> Self {
+        Self { config, http, tokens }
+    }
+
+    async fn send_once(
+        &self,
+        order: &OrderDocument,
+        body: &serde_json::Value,
+    ) -> Result<reqwest::Response, ConnectorError> {
+        let method = if self.config.method == "PUT" { reqwest::Method::PUT } else { reqwest::Method::POST };
+        let mut req = self
+            .http
+            .request(method, &self.config.url)
+            .timeout(Duration::from_millis(self.config.timeout_ms))
+            .header("Idempotency-Key", &order.reference)
+            .header(reqwest::header::ACCEPT, "application/json")
+            .json(body);
+        for (name, value) in &self.config.headers {
+            let value = value.resolve().map_err(|message| ConnectorError::Permanent { message })?;
+            req = req.header(name.as_str(), value);
+        }
+        if let Some(oauth) = &self.config.oauth2 {
+            req = req.bearer_auth(self.tokens.bearer(&self.http, oauth).await?);
+        }
+        req.send().await.map_err(|e| transport_error(&e))
     }
 }
 
@@ -160,19 +190,14 @@ impl super::Connector for RestConnector {
                 .map_err(|e| ConnectorError::Permanent { message: format!("body template: {e}") })?,
             None => serde_json::to_value(order).unwrap_or_default(),
         };
-        let method = if self.config.method == "PUT" { reqwest::Method::PUT } else { reqwest::Method::POST };
-        let mut req = self
-            .http
-            .request(method, &self.config.url)
-            .timeout(Duration::from_millis(self.config.timeout_ms))
-            .header("Idempotency-Key", &order.reference)
-            .header(reqwest::header::ACCEPT, "application/json")
-            .json(&body);
-        for (name, value) in &self.config.headers {
-            let value = value.resolve().map_err(|message| ConnectorError::Permanent { message })?;
-            req = req.header(name.as_str(), value);
+        let mut resp = self.send_once(order, &body).await?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(oauth) = &self.config.oauth2
+        {
+            // The token may have been revoked or expired early: one fresh try.
+            self.tokens.invalidate(oauth);
+            resp = self.send_once(order, &body).await?;
         }
-        let resp = req.send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
         let retry = retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| transport_error(&e))?;

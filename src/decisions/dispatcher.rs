@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
+use crate::connectors::auth::TokenCache;
 use crate::connectors::breaker::{Breakers, Permit};
 use crate::connectors::{
     Connector, ConnectorConfig, ConnectorError, OrderDocument, maximo::MaximoConnector, rest::RestConnector,
@@ -30,6 +31,7 @@ pub struct Dispatcher {
     settings: OutboxSettings,
     wake: Arc<Notify>,
     breakers: Arc<Breakers>,
+    tokens: Arc<TokenCache>,
 }
 
 impl Dispatcher {
@@ -41,7 +43,7 @@ impl Dispatcher {
         wake: Arc<Notify>,
         breakers: Arc<Breakers>,
     ) -> Self {
-        Self { store, clock, http, settings, wake, breakers }
+        Self { store, clock, http, settings, wake, breakers, tokens: Arc::default() }
     }
 
     /// `false` (and the delivery postponed) while the connector's circuit is open.
@@ -258,7 +260,7 @@ impl Dispatcher {
     pub fn build(&self, config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorError> {
         Ok(match config.clone() {
             ConnectorConfig::Sandbox => Box::new(SandboxConnector::new(self.store.clone())),
-            ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone())),
+            ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone(), self.tokens.clone())),
             ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, self.http.clone())),
             ConnectorConfig::Servicenow(cfg) => Box::new(ServiceNowConnector::new(cfg, self.http.clone())),
             ConnectorConfig::Sap(cfg) => Box::new(SapConnector::new(cfg, self.http.clone())),

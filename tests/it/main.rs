@@ -12,6 +12,7 @@ mod openapi;
 mod registry;
 mod rules;
 mod sap;
+mod secrets;
 mod servicenow;
 mod webhooks;
 mod windows;

@@ -88,7 +88,9 @@ async fn a_refused_csrf_token_is_fetched_again(backend: Backend) {
     Mock::given(method("GET"))
         .and(path(format!("{SERVICE}/")))
         .and(query_param("$format", "json"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"d": {"EntitySets": ["MaintenanceNotification"]}})))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"d": {"EntitySets": ["MaintenanceNotification"]}})),
+        )
         .mount(&server)
         .await;
     let (_, check) = app.post_json("/v1/connectors/s4/check", &json!({})).await;
