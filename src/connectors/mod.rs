@@ -189,13 +189,7 @@ impl ConnectorConfig {
                 }
                 Self::Maximo(c)
             }
-            Self::Servicenow(c) => {
-                let mut c = c.clone();
-                if let HeaderValue::Literal(_) = c.password {
-                    c.password = HeaderValue::Literal("***".into());
-                }
-                Self::Servicenow(c)
-            }
+            Self::Servicenow(c) => Self::Servicenow(c.redacted()),
             Self::Sap(c) => {
                 let mut c = c.clone();
                 if let HeaderValue::Literal(_) = c.password {

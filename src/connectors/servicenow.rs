@@ -22,9 +22,15 @@ pub struct ServiceNowConfig {
     /// `incident` (default), `wm_order` or `wm_task`.
     #[serde(default = "default_table")]
     pub table: String,
-    pub username: String,
-    /// `{"env": "SN_PASSWORD"}`, `{"file": …}` or a literal (masked in responses).
-    pub password: HeaderValue,
+    /// Basic authentication: user …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// … and password: `{"env": "SN_PASSWORD"}`, `{"file": …}` or a literal (masked in responses).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<HeaderValue>,
+    /// Or OAuth2 client credentials (`/oauth_token.do`; Washington DC and later).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oauth2: Option<super::auth::OAuth2Config>,
     /// `assignment_group` of new records (sys_id or name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment_group: Option<String>,
@@ -82,7 +88,20 @@ impl ServiceNowConfig {
         if !(100..=120_000).contains(&self.timeout_ms) {
             return Err("timeout_ms must be 100 to 120000".into());
         }
-        Ok(())
+        match (&self.username, &self.password, &self.oauth2) {
+            (Some(_), Some(_), None) => Ok(()),
+            (None, None, Some(o)) => o.validate(),
+            _ => Err("give either username and password (basic) or oauth2".into()),
+        }
+    }
+
+    pub fn redacted(&self) -> Self {
+        let mut c = self.clone();
+        if let Some(HeaderValue::Literal(_)) = c.password {
+            c.password = Some(HeaderValue::Literal("***".into()));
+        }
+        c.oauth2 = c.oauth2.as_ref().map(super::auth::OAuth2Config::redacted);
+        c
     }
 
     fn table_url(&self) -> String {
@@ -93,6 +112,7 @@ impl ServiceNowConfig {
 pub struct ServiceNowConnector {
     config: ServiceNowConfig,
     http: reqwest::Client,
+    tokens: std::sync::Arc<super::auth::TokenCache>,
 }
 
 fn error_message(body: &str) -> String {
@@ -108,18 +128,28 @@ fn error_message(body: &str) -> String {
 }
 
 impl ServiceNowConnector {
-    pub fn new(config: ServiceNowConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
+    pub fn new(
+        config: ServiceNowConfig,
+        http: reqwest::Client,
+        tokens: std::sync::Arc<super::auth::TokenCache>,
+    ) -> Self {
+        Self { config, http, tokens }
     }
 
-    fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {
-        let password = self.config.password.resolve().map_err(|message| ConnectorError::Permanent { message })?;
-        Ok(self
+    async fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {
+        let req = self
             .http
             .request(method, url)
             .timeout(Duration::from_millis(self.config.timeout_ms))
-            .basic_auth(&self.config.username, Some(password))
-            .header(reqwest::header::ACCEPT, "application/json"))
+            .header(reqwest::header::ACCEPT, "application/json");
+        Ok(match (&self.config.oauth2, &self.config.username, &self.config.password) {
+            (Some(o), _, _) => req.bearer_auth(self.tokens.bearer(&self.http, o).await?),
+            (None, Some(user), Some(password)) => {
+                let password = password.resolve().map_err(|message| ConnectorError::Permanent { message })?;
+                req.basic_auth(user, Some(password))
+            }
+            _ => return Err(ConnectorError::Permanent { message: "the connector has no credentials".into() }),
+        })
     }
 
     fn created(&self, record: &Value) -> Option<CreatedOrder> {
@@ -138,6 +168,16 @@ impl ServiceNowConnector {
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<Value, ConnectorError> {
         let resp = req.send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
+        if status == reqwest::StatusCode::UNAUTHORIZED
+            && let Some(o) = &self.config.oauth2
+        {
+            // A revoked or early-expired token: the next attempt fetches a new one.
+            self.tokens.invalidate(o);
+            return Err(ConnectorError::Transient {
+                message: "ServiceNow refused the OAuth token (401)".into(),
+                retry_after: None,
+            });
+        }
         let retry = retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| transport_error(&e))?;
         if !status.is_success() {
@@ -164,7 +204,8 @@ impl super::Connector for ServiceNowConnector {
             body["assignment_group"] = json!(group);
         }
         let req = self
-            .request(reqwest::Method::POST, &self.config.table_url())?
+            .request(reqwest::Method::POST, &self.config.table_url())
+            .await?
             .query(&[("sysparm_fields", FIELDS), ("sysparm_input_display_value", "true")])
             .json(&body);
         let reply = self.send(req).await?;
@@ -175,7 +216,7 @@ impl super::Connector for ServiceNowConnector {
     }
 
     async fn find_by_reference(&self, reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
-        let req = self.request(reqwest::Method::GET, &self.config.table_url())?.query(&[
+        let req = self.request(reqwest::Method::GET, &self.config.table_url()).await?.query(&[
             ("sysparm_query", format!("correlation_id={reference}").as_str()),
             ("sysparm_fields", FIELDS),
             ("sysparm_limit", "1"),
@@ -192,7 +233,8 @@ impl super::Connector for ServiceNowConnector {
 
     async fn check(&self) -> Result<String, ConnectorError> {
         let req = self
-            .request(reqwest::Method::GET, &self.config.table_url())?
+            .request(reqwest::Method::GET, &self.config.table_url())
+            .await?
             .query(&[("sysparm_limit", "1"), ("sysparm_fields", FIELDS)]);
         let reply = self.send(req).await?;
         if !reply.get("result").is_some_and(Value::is_array) {
@@ -204,7 +246,7 @@ impl super::Connector for ServiceNowConnector {
     }
 
     async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
-        let req = self.request(reqwest::Method::GET, &self.config.table_url())?.query(&[
+        let req = self.request(reqwest::Method::GET, &self.config.table_url()).await?.query(&[
             ("sysparm_query", format!("sys_idIN{}", external_ids.join(",")).as_str()),
             ("sysparm_fields", "sys_id,state,sys_updated_on"),
             ("sysparm_limit", &external_ids.len().max(1).to_string()),
@@ -231,7 +273,7 @@ impl super::Connector for ServiceNowConnector {
 
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
         let url = format!("{}/{external_id}", self.config.table_url());
-        let req = self.request(reqwest::Method::PATCH, &url)?.json(&json!({"state": self.config.cancel_state}));
+        let req = self.request(reqwest::Method::PATCH, &url).await?.json(&json!({"state": self.config.cancel_state}));
         self.send(req).await.map(drop)
     }
 }

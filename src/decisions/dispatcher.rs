@@ -262,7 +262,9 @@ impl Dispatcher {
             ConnectorConfig::Sandbox => Box::new(SandboxConnector::new(self.store.clone())),
             ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone(), self.tokens.clone())),
             ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, self.http.clone())),
-            ConnectorConfig::Servicenow(cfg) => Box::new(ServiceNowConnector::new(cfg, self.http.clone())),
+            ConnectorConfig::Servicenow(cfg) => {
+                Box::new(ServiceNowConnector::new(cfg, self.http.clone(), self.tokens.clone()))
+            }
             ConnectorConfig::Sap(cfg) => Box::new(SapConnector::new(cfg, self.http.clone())),
         })
     }

@@ -145,3 +145,45 @@ async fn polling_uses_one_query_per_batch(backend: Backend) {
     assert_eq!((polled["at"].as_str(), polled["external_status"].as_str()), (Some("2026-11-24T16:30:00Z"), Some("6")));
 }
 on_both_backends!(polling_uses_one_query_per_batch);
+
+async fn oauth2_client_credentials(backend: Backend) {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/oauth_token.do"))
+        .and(wiremock::matchers::body_string_contains("grant_type=client_credentials"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "scope": "useraccount", "token_type": "Bearer", "expires_in": 1799, "access_token": "sn-access-1"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path(TABLE))
+        .and(header("authorization", "Bearer sn-access-1"))
+        .respond_with(
+            ResponseTemplate::new(201)
+                .set_body_json(json!({"result": {"sys_id": "d1", "number": "INC0010005", "state": "1"}})),
+        )
+        .mount(&server)
+        .await;
+    let app = spawn_app(backend, Options::default()).await;
+    app.setup_flow(json!({"name": "servicenow", "config": {
+        "kind": "servicenow", "instance_url": server.uri(),
+        "oauth2": {"token_url": format!("{}/oauth_token.do", server.uri()), "client_id": "wb", "client_secret": "shh"}
+    }}))
+    .await;
+    app.post_json("/v1/events", &alert("sno-1")).await;
+    let mut other = alert("sno-2");
+    other["subject"] = json!("BEDFORD.PUMPING.P504.BRG_TEMP");
+    app.post_json("/v1/events", &other).await;
+    app.eventually("both created", || async {
+        app.orders().await.iter().filter(|o| o["external_id"] == "d1").count() == 2
+    })
+    .await;
+    // `expect(1)`: one token for both orders, checked when the server drops.
+    let (s, p) = app
+        .post_json("/v1/connectors", &json!({"name": "half", "config": {"kind": "servicenow", "instance_url": server.uri(), "username": "only-user"}}))
+        .await;
+    assert_eq!(s, 422, "{p}");
+}
+on_both_backends!(oauth2_client_credentials);
