@@ -195,3 +195,24 @@ impl Application {
         result
     }
 }
+
+/// Checks one stored connector (for `workbridge connectors check`).
+pub async fn check_connector(store: &Store, settings: &Settings, name: &str) -> Result<String, String> {
+    install_tls_provider();
+    let stored = crate::store::connectors::get(store.conn(), name)
+        .await
+        .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?
+        .ok_or_else(|| format!("no connector named {name}"))?;
+    let http =
+        reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
+    let dispatcher = Dispatcher::new(
+        store.clone(),
+        Arc::new(SystemClock),
+        http,
+        settings.outbox.clone(),
+        Arc::new(Notify::new()),
+        Arc::new(Breakers::new(1, chrono::Duration::zero())),
+    );
+    let connector = dispatcher.build(&stored.config).map_err(|e| e.to_string())?;
+    connector.check().await.map_err(|e| e.to_string())
+}

@@ -37,6 +37,18 @@ enum Command {
         #[command(subcommand)]
         command: RulesCommand,
     },
+    /// Connectors.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConnectorsCommand {
+    /// Check a connector stored in the database: reachability, credentials
+    /// and the shape of the EAM's answer. Exit status 1 when it fails.
+    Check { name: String },
 }
 
 #[derive(Subcommand)]
@@ -114,6 +126,22 @@ fn main() -> ExitCode {
                 store.migrate().await.map_err(report)?;
                 tracing::info!("migrations applied");
                 Ok(())
+            }
+            Command::Connectors { command: ConnectorsCommand::Check { name } } => {
+                let store = Store::connect(&settings.database.url, 1).await.map_err(report)?;
+                if settings.database.migrate_on_start {
+                    store.migrate().await.map_err(report)?;
+                }
+                match workbridge::app::check_connector(&store, &settings, &name).await {
+                    Ok(detail) => {
+                        println!("{name}: ok: {detail}");
+                        Ok(())
+                    }
+                    Err(e) => {
+                        eprintln!("{name}: {e}");
+                        Err(())
+                    }
+                }
             }
             Command::Openapi | Command::Rules { .. } => Ok(()),
         }
