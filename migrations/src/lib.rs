@@ -6,6 +6,7 @@ mod m20261125_000001_initial;
 mod m20261125_000002_order_due_by;
 mod m20261125_000003_suppressions_and_keys;
 mod m20261125_000004_webhooks;
+mod m20261125_000005_order_comments;
 
 pub struct Migrator;
 
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000002_order_due_by::Migration),
             Box::new(m20261125_000003_suppressions_and_keys::Migration),
             Box::new(m20261125_000004_webhooks::Migration),
+            Box::new(m20261125_000005_order_comments::Migration),
         ]
     }
 }

@@ -219,6 +219,30 @@ impl super::Connector for MaximoConnector {
         Ok(reply.get("member").and_then(Value::as_array).and_then(|m| m.first()).and_then(Self::created))
     }
 
+    async fn add_comment(&self, external_id: &str, text: &str) -> Result<(), ConnectorError> {
+        let Some(found) = self.find_wonum(external_id).await? else {
+            return Err(ConnectorError::Permanent { message: format!("Maximo has no work order {external_id}") });
+        };
+        let href = found.external_url.unwrap_or_default();
+        let resp = self
+            .request(reqwest::Method::POST, &format!("{href}?lean=1"))?
+            .header("x-method-override", "PATCH")
+            // MERGE adds to the child array instead of replacing it.
+            .header("patchtype", "MERGE")
+            .json(&json!({"worklog": [{
+                "description": text.chars().take(100).collect::<String>(),
+                "description_longdescription": text,
+                "logtype": "CLIENTNOTE",
+            }]}))
+            .send()
+            .await
+            .map_err(|e| transport_error(&e))?;
+        let status = resp.status();
+        let retry = retry_after(resp.headers());
+        let body = resp.text().await.unwrap_or_default();
+        if status.is_success() { Ok(()) } else { Err(classify(status, &error_message(&body), retry)) }
+    }
+
     async fn check(&self) -> Result<String, ConnectorError> {
         let resp = self
             .request(reqwest::Method::GET, &self.config.collection_url())?

@@ -94,6 +94,11 @@ pub trait Connector: Send + Sync {
         Ok("nothing to check for this kind of connector".into())
     }
 
+    /// Adds a comment (work log, work note) to an order created earlier.
+    async fn add_comment(&self, external_id: &str, _text: &str) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Permanent { message: format!("this connector cannot comment on order {external_id}") })
+    }
+
     /// Cancels an order created earlier. Only called for connectors whose
     /// configuration says they can (`ConnectorConfig::can_cancel`).
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {

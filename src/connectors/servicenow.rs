@@ -231,6 +231,12 @@ impl super::Connector for ServiceNowConnector {
             .and_then(|r| self.created(r)))
     }
 
+    async fn add_comment(&self, external_id: &str, text: &str) -> Result<(), ConnectorError> {
+        let url = format!("{}/{external_id}", self.config.table_url());
+        let req = self.request(reqwest::Method::PATCH, &url).await?.json(&json!({"work_notes": text}));
+        self.send(req).await.map(drop)
+    }
+
     async fn check(&self) -> Result<String, ConnectorError> {
         let req = self
             .request(reqwest::Method::GET, &self.config.table_url())

@@ -23,6 +23,12 @@ use crate::store::outbox::{self, Claimed, DeliveryStatus};
 use crate::store::work_orders::{self, StatusUpdate, WorkOrder};
 use crate::store::{Store, StoreError, TransactionTrait, assets, connectors, events};
 
+/// A call about an order already in the EAM.
+enum FollowUp {
+    Cancel,
+    Comment(String),
+}
+
 #[derive(Clone, Debug)]
 pub struct Dispatcher {
     store: Store,
@@ -105,6 +111,9 @@ impl Dispatcher {
         if c.kind == outbox::KIND_CANCEL {
             return self.cancel(c).await;
         }
+        if c.kind == outbox::KIND_COMMENT {
+            return self.comment(c).await;
+        }
         let conn = self.store.conn();
         let order = work_orders::get(conn, &c.work_order_id).await?;
         if order.status != OrderStatus::Pending {
@@ -186,14 +195,53 @@ impl Dispatcher {
     /// Cancels a delivered order in the EAM (the order is already
     /// `cancelled` here); failures are retried like creates.
     async fn cancel(&self, c: &Claimed) -> Result<(), StoreError> {
+        let order = work_orders::get(self.store.conn(), &c.work_order_id).await?;
+        self.follow_up(c, &order, FollowUp::Cancel).await
+    }
+
+    /// Adds a comment about the merged events to the order in the EAM.
+    async fn comment(&self, c: &Claimed) -> Result<(), StoreError> {
+        let order = work_orders::get(self.store.conn(), &c.work_order_id).await?;
+        if order.external_id.is_none() && order.status == OrderStatus::Pending {
+            // Not created in the EAM yet: comment once it is.
+            let next = self.clock.now() + chrono::Duration::seconds(5);
+            outbox::postpone(
+                self.store.conn(),
+                &c.id,
+                next,
+                "waiting for the order to reach the EAM",
+                self.clock.now(),
+            )
+            .await?;
+            return Ok(());
+        }
+        let text = format!(
+            "workbridge: {} events so far for \"{}\" (dedup key {}), the latest at {}.",
+            order.event_count,
+            order.title,
+            order.dedup_key,
+            order.last_event_time.to_rfc3339()
+        );
+        self.follow_up(c, &order, FollowUp::Comment(text)).await
+    }
+
+    /// A call about an order that already exists in the EAM (cancel,
+    /// comment). Its failure never changes the order's status.
+    async fn follow_up(&self, c: &Claimed, order: &WorkOrder, call: FollowUp) -> Result<(), StoreError> {
+        let what = match call {
+            FollowUp::Cancel => "cancel",
+            FollowUp::Comment(_) => "comment",
+        };
         let conn = self.store.conn();
-        let order = work_orders::get(conn, &c.work_order_id).await?;
         if !self.circuit_allows(c, &order.connector).await? {
             return Ok(());
         }
-        let result = match (self.connector_for(&order).await?, order.external_id.as_deref()) {
-            (Ok(connector), Some(external_id)) => connector.cancel(external_id).await,
-            (Ok(_), None) => Ok(()), // never reached the EAM: nothing to cancel there
+        let result = match (self.connector_for(order).await?, order.external_id.as_deref()) {
+            (Ok(connector), Some(external_id)) => match &call {
+                FollowUp::Cancel => connector.cancel(external_id).await,
+                FollowUp::Comment(text) => connector.add_comment(external_id, text).await,
+            },
+            (Ok(_), None) => Ok(()), // never reached the EAM: nothing to do there
             (Err(e), _) => Err(e),
         };
         self.record(&order.connector, &result);
@@ -202,15 +250,15 @@ impl Dispatcher {
         match result {
             Ok(()) => {
                 outbox::mark_done(&txn, &c.id, DeliveryStatus::Delivered, None, now).await?;
-                tracing::info!(order = %order.id, "order cancelled in the EAM");
+                tracing::info!(order = %order.id, what, "done in the EAM");
             }
             Err(err) => {
                 let attempts = c.attempts as u32 + 1;
-                let message = format!("cancel: {err}");
+                let message = format!("{what}: {err}");
                 work_orders::set_last_error(&txn, &order.id, &message, now).await?;
                 if matches!(err, ConnectorError::Permanent { .. }) || attempts >= self.settings.max_attempts {
                     outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now).await?;
-                    tracing::warn!(order = %order.id, error = %message, "cancelling in the EAM failed for good");
+                    tracing::warn!(order = %order.id, error = %message, "giving up");
                 } else {
                     let next = now + chrono::Duration::from_std(self.delay(attempts, &err)).unwrap_or_default();
                     outbox::reschedule(&txn, &c.id, next, &message, now).await?;

@@ -405,6 +405,12 @@ impl Step<'_> {
         // the second merge finds that order.
         for _ in 0..2 {
             if let Some(id) = work_orders::merge_into_open(txn, &self.key, event_time, self.now).await? {
+                if self.action.comment_on_merge {
+                    let interval = Duration::minutes(i64::from(self.action.comment_interval_minutes.unwrap_or(60)));
+                    if work_orders::claim_comment(txn, &id, interval, self.now).await? {
+                        outbox::enqueue(txn, &id, outbox::KIND_COMMENT, self.now).await?;
+                    }
+                }
                 let reason = format!("merged into open order {id} (same dedup key)");
                 return Ok(self.outcome(EventOutcome::Merged, Some(id), reason));
             }

@@ -90,6 +90,12 @@ pub struct CreateAction {
     /// What a `cleared` event does to the open order.
     #[serde(default)]
     pub on_clear: OnClear,
+    /// Add a comment (work log) to the order in the EAM when events merge
+    /// into it, at most once per `comment_interval_minutes` (default 60).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub comment_on_merge: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment_interval_minutes: Option<u32>,
 }
 
 /// Debounce: open an order only when the condition is confirmed. Counted per

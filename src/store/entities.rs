@@ -176,6 +176,7 @@ pub mod work_orders {
         pub trace: Json,
         pub last_error: Option<String>,
         pub due_by: Option<ChronoDateTimeUtc>,
+        pub last_comment_at: Option<ChronoDateTimeUtc>,
     }
     no_relations!();
 }

@@ -14,6 +14,8 @@ use super::{StoreError, new_id};
 pub const KIND_CREATE: &str = "create";
 /// Cancel a delivered order in the EAM (a clear before work started).
 pub const KIND_CANCEL: &str = "cancel";
+/// Add a comment about merged events to the order in the EAM.
+pub const KIND_COMMENT: &str = "comment";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeliveryStatus {

@@ -123,6 +123,7 @@ pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTi
         trace: Set(o.trace.clone()),
         last_error: Set(None),
         due_by: Set(o.due_by),
+        last_comment_at: Set(None),
     })
     .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
     .exec_without_returning(conn)
@@ -449,4 +450,25 @@ pub async fn open_delivered<C: ConnectionTrait>(
         .into_iter()
         .map(view)
         .collect()
+}
+
+/// Claims the right to comment on an order now: `true` (and the time
+/// recorded) when the last comment is older than `interval` or there was none.
+pub async fn claim_comment<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    interval: chrono::Duration,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let res = work_orders::Entity::update_many()
+        .col_expr(work_orders::Column::LastCommentAt, Expr::value(Some(now)))
+        .filter(work_orders::Column::Id.eq(id))
+        .filter(
+            sea_orm::Condition::any()
+                .add(work_orders::Column::LastCommentAt.is_null())
+                .add(work_orders::Column::LastCommentAt.lte(now - interval)),
+        )
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
 }

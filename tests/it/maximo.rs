@@ -198,3 +198,64 @@ async fn the_connector_check_reports_what_is_wrong(backend: Backend) {
     assert_eq!(s, 404);
 }
 on_both_backends!(the_connector_check_reports_what_is_wrong);
+
+/// Events merged into an open order add a work log in Maximo, at most once
+/// per interval.
+async fn merges_comment_at_most_once_per_interval(backend: Backend) {
+    use std::sync::Arc;
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path(OS_PATH))
+        .respond_with(ResponseTemplate::new(201).set_body_json(wo("1052", "WAPPR", &server)))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path(OS_PATH))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"member": [wo("1052", "WAPPR", &server)]})))
+        .mount(&server)
+        .await;
+    let worklog_path = format!("{OS_PATH}/_QkVERk9SRC81052");
+    Mock::given(method("POST"))
+        .and(path(worklog_path.as_str()))
+        .and(header("x-method-override", "PATCH"))
+        .and(header("patchtype", "MERGE"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(&server)
+        .await;
+    let clock = Arc::new(workbridge::clock::ManualClock::new("2026-11-24T10:00:00Z".parse().unwrap()));
+    let app = spawn_app(backend, Options { clock: clock.clone(), ..Default::default() }).await;
+    let csv = std::fs::read_to_string(format!("{}/assets-demo.csv", crate::helpers::FIXTURES)).unwrap();
+    app.client.post(app.url("/v1/assets/bulk")).header("content-type", "text/csv").body(csv).send().await.unwrap();
+    app.post_json("/v1/connectors", &maximo_connector(&server)).await;
+    let (s, _) = app
+        .post_json("/v1/rules", &json!({"name": "alerts", "action": {"kind": "create", "connector": "maximo", "comment_on_merge": true, "comment_interval_minutes": 60}}))
+        .await;
+    assert_eq!(s, 201);
+    let worklogs = || async {
+        server
+            .received_requests()
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.url.path() == worklog_path)
+            .collect::<Vec<_>>()
+    };
+    app.post_json("/v1/events", &alert("c-1")).await;
+    app.eventually("created", || async { app.orders().await[0]["external_id"] == "1052" }).await;
+    app.post_json("/v1/events", &alert("c-2")).await;
+    app.eventually("a work log", || async { worklogs().await.len() == 1 }).await;
+    let body: Value = serde_json::from_slice(&worklogs().await[0].body).unwrap();
+    assert_eq!(body["worklog"][0]["logtype"], "CLIENTNOTE");
+    assert!(body["worklog"][0]["description_longdescription"].as_str().unwrap().contains("2 events"));
+
+    clock.advance(chrono::Duration::minutes(1));
+    app.post_json("/v1/events", &alert("c-3")).await;
+    clock.advance(chrono::Duration::minutes(60));
+    app.post_json("/v1/events", &alert("c-4")).await;
+    app.eventually("a second work log", || async { worklogs().await.len() == 2 }).await;
+    let body: Value = serde_json::from_slice(&worklogs().await[1].body).unwrap();
+    assert!(body["worklog"][0]["description_longdescription"].as_str().unwrap().contains("4 events"), "{body}");
+    let (_, d) = app.get("/v1/deliveries?kind=comment").await;
+    assert_eq!(d["total"], 2, "c-3 came within the interval: no comment for it");
+}
+on_both_backends!(merges_comment_at_most_once_per_interval);
