@@ -3,8 +3,9 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::AppState;
+use crate::connectors::breaker::CircuitState;
 use crate::domain::EventOutcome;
-use crate::store::{events, outbox};
+use crate::store::{connectors, events, outbox, work_orders};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -36,8 +37,19 @@ pub struct Readiness {
     pub outbox_pending: Option<u64>,
     /// Events kept because no asset matched them.
     pub unmapped_events: Option<u64>,
-    /// Circuit of each connector used since start-up (this replica).
-    pub circuits: std::collections::BTreeMap<String, crate::connectors::breaker::CircuitState>,
+    /// Every connector's health. Connectors do not make the service
+    /// unready: events are still stored and decided while one is down.
+    pub connectors: std::collections::BTreeMap<String, ConnectorHealth>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ConnectorHealth {
+    /// False when its circuit is open or its last 3 deliveries all failed.
+    pub healthy: bool,
+    /// This replica's circuit breaker.
+    pub circuit: CircuitState,
+    /// The last 3 orders through it all failed delivery.
+    pub failing: bool,
 }
 
 /// Readiness: the database and (when enabled) RabbitMQ are reachable.
@@ -62,7 +74,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         database: Dependency {
             ok: db.is_ok(),
             enabled: true,
-            error: db.err().map(|_| "database unreachable".to_owned()),
+            error: db.as_ref().err().map(|_| "database unreachable".to_owned()),
         },
         broker: Dependency {
             ok: broker_ok,
@@ -71,7 +83,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         },
         outbox_pending,
         unmapped_events,
-        circuits: state.breakers.states(state.clock.now()).into_iter().collect(),
+        connectors: if db.is_ok() { connector_health(&state).await } else { Default::default() },
     };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
+}
+
+async fn connector_health(state: &AppState) -> std::collections::BTreeMap<String, ConnectorHealth> {
+    let circuits: std::collections::HashMap<_, _> = state.breakers.states(state.clock.now()).into_iter().collect();
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(all) = connectors::list(state.store.conn()).await else { return out };
+    for c in all {
+        let circuit = circuits.get(&c.name).copied().unwrap_or(CircuitState::Closed);
+        let failing = work_orders::recently_all_failed(state.store.conn(), &c.name, 3).await.unwrap_or(false);
+        out.insert(c.name, ConnectorHealth { healthy: circuit == CircuitState::Closed && !failing, circuit, failing });
+    }
+    out
 }

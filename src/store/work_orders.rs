@@ -472,3 +472,20 @@ pub async fn claim_comment<C: ConnectionTrait>(
         .await?;
     Ok(res.rows_affected == 1)
 }
+
+/// Whether the last `n` orders of a connector that finished delivery all
+/// failed (a connector failing permanently, e.g. after a vendor change).
+pub async fn recently_all_failed<C: ConnectionTrait>(conn: &C, connector: &str, n: u64) -> Result<bool, StoreError> {
+    use sea_orm::QuerySelect;
+    let last: Vec<String> = work_orders::Entity::find()
+        .select_only()
+        .column(work_orders::Column::Status)
+        .filter(work_orders::Column::Connector.eq(connector))
+        .filter(work_orders::Column::Status.ne(OrderStatus::Pending.as_str()))
+        .order_by_desc(work_orders::Column::UpdatedAt)
+        .limit(n)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(last.len() as u64 == n && last.iter().all(|s| s == OrderStatus::Failed.as_str()))
+}

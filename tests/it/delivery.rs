@@ -123,9 +123,24 @@ async fn permanent_rejection_fails_the_order(backend: Backend) {
     let order = app.orders().await.remove(0);
     assert!(order["last_error"].as_str().unwrap().contains("400"), "{order}");
     assert_eq!(eam.received_requests().await.unwrap().len(), 1, "a 400 is not retried");
+    let (_, ready) = app.get("/readyz").await;
+    assert_eq!(ready["connectors"]["eam"]["healthy"], true, "one failure is not yet a failing connector");
     // A failed order no longer holds its dedup key: the next event opens a new one.
     let (_, a) = app.post_json("/v1/events", &alert("f-2")).await;
     assert_eq!(a["outcome"], "created");
+    app.eventually("two failed", || async { app.orders().await.iter().all(|o| o["status"] == "failed") }).await;
+    app.post_json("/v1/events", &alert("f-3")).await;
+    app.eventually("three failed", || async {
+        let o = app.orders().await;
+        o.len() == 3 && o.iter().all(|o| o["status"] == "failed")
+    })
+    .await;
+    let (s, ready) = app.get("/readyz").await;
+    assert_eq!(s, 200, "a failing connector does not make the service unready");
+    assert_eq!(
+        (ready["connectors"]["eam"]["failing"].as_bool(), ready["connectors"]["eam"]["healthy"].as_bool()),
+        (Some(true), Some(false))
+    );
 }
 on_both_backends!(permanent_rejection_fails_the_order);
 
@@ -241,7 +256,10 @@ async fn the_circuit_opens_and_closes(backend: Backend) {
     app.eventually("first attempt", || async { posts().await == 1 }).await;
     clock.advance(chrono::Duration::seconds(1));
     app.eventually("second attempt", || async { posts().await == 2 }).await;
-    app.eventually("the circuit is open", || async { app.get("/readyz").await.1["circuits"]["eam"] == "open" }).await;
+    app.eventually("the circuit is open", || async {
+        app.get("/readyz").await.1["connectors"]["eam"]["circuit"] == "open"
+    })
+    .await;
 
     // Due again, but the circuit holds it back without calling the EAM.
     clock.advance(chrono::Duration::seconds(1));
@@ -257,6 +275,8 @@ async fn the_circuit_opens_and_closes(backend: Backend) {
     clock.advance(chrono::Duration::seconds(61));
     let order = wait_delivered(&app).await;
     assert_eq!(order["external_id"], "WO-1001");
-    assert_eq!(app.get("/readyz").await.1["circuits"]["eam"], "closed");
+    let ready = app.get("/readyz").await.1;
+    assert_eq!(ready["connectors"]["eam"]["circuit"], "closed");
+    assert_eq!(ready["connectors"]["eam"]["healthy"], true);
 }
 on_both_backends!(the_circuit_opens_and_closes);
