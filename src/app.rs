@@ -97,7 +97,8 @@ impl Application {
         let mut workers = JoinSet::new();
         let wake = Arc::new(Notify::new());
         let policy = Policy { sla: settings.sla.clone(), inhibit: settings.inhibit.clone() };
-        let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), policy);
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), policy).with_metrics(metrics.clone());
         let http = reqwest::Client::builder()
             .user_agent(concat!("workbridge/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
@@ -108,7 +109,8 @@ impl Application {
             chrono::Duration::milliseconds(settings.outbox.breaker_open_ms as i64),
         ));
         let dispatcher =
-            Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake, breakers.clone());
+            Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake, breakers.clone())
+                .with_metrics(metrics.clone());
         workers.spawn(dispatcher.clone().run(cancel.child_token()));
         let poller = Poller::new(store.clone(), clock.clone(), dispatcher.clone(), settings.sync.clone());
         workers.spawn(poller.run(cancel.child_token()));

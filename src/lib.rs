@@ -13,6 +13,7 @@ pub mod decisions;
 pub mod domain;
 pub mod ingest;
 pub mod mapping;
+pub mod metrics;
 pub mod rules;
 pub mod store;
 pub mod sync;

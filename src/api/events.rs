@@ -104,7 +104,8 @@ pub async fn post_events(
     if req.headers().contains_key("ce-specversion") {
         let headers = req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v.to_owned())));
         let content_type = req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let event = parse::binary(headers, content_type, &body)?;
+        let event =
+            parse::binary(headers, content_type, &body).inspect_err(|e| state.decider.metrics().rejected(e.kind()))?;
         return single(&state, &parse::with_traceparent(event, traceparent(&req))).await;
     }
     if !(mime.is_empty() || parse::is_json(&mime)) {
@@ -115,7 +116,7 @@ pub async fn post_events(
     if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
         return batch(&state, &body).await;
     }
-    let event = parse::structured(&body)?;
+    let event = parse::structured(&body).inspect_err(|e| state.decider.metrics().rejected(e.kind()))?;
     single(&state, &parse::with_traceparent(event, traceparent(&req))).await
 }
 
@@ -150,6 +151,7 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
                 BatchItem { index, status: status.into(), result: Some(accepted), error: None }
             }
             Err(e) => {
+                state.decider.metrics().rejected(e.kind());
                 result.rejected += 1;
                 let e: IngestError = e;
                 BatchItem { index, status: "rejected".into(), result: None, error: Some(ApiError::from(e).problem()) }

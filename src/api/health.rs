@@ -99,3 +99,27 @@ async fn connector_health(state: &AppState) -> std::collections::BTreeMap<String
     }
     out
 }
+
+/// Prometheus metrics (OpenMetrics text): events by type and outcome,
+/// refused input, EAM calls by connector, kind and outcome, their latency,
+/// consumer redeliveries, outbox depth, open orders, connector health.
+#[utoipa::path(tag = "operations", responses(
+    (status = 200, description = "OpenMetrics text", content_type = "application/openmetrics-text", body = String),
+))]
+#[get("/metrics")]
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let m = state.decider.metrics();
+    let conn = state.store.conn();
+    if let Ok(n) = outbox::pending_count(conn).await {
+        m.outbox_depth.set(n as i64);
+    }
+    if let Ok(n) = work_orders::count_open(conn).await {
+        m.orders_open.set(n as i64);
+    }
+    for (name, health) in connector_health(&state).await {
+        m.connector_healthy
+            .get_or_create(&crate::metrics::ConnectorLabels { connector: name })
+            .set(i64::from(health.healthy));
+    }
+    HttpResponse::Ok().content_type("application/openmetrics-text; version=1.0.0; charset=utf-8").body(m.render())
+}

@@ -99,7 +99,8 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(sandbox::get_sandbox_order)
         .service(sandbox::set_sandbox_status)
         .service(health::healthz)
-        .service(health::readyz);
+        .service(health::readyz)
+        .service(health::metrics);
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed at

@@ -19,6 +19,7 @@ use crate::connectors::{
 };
 use crate::domain::OrderStatus;
 use crate::ingest::parse;
+use crate::metrics::Metrics;
 use crate::store::outbox::{self, Claimed, DeliveryStatus};
 use crate::store::work_orders::{self, StatusUpdate, WorkOrder};
 use crate::store::{Store, StoreError, TransactionTrait, assets, connectors, events};
@@ -38,6 +39,7 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     breakers: Arc<Breakers>,
     tokens: Arc<TokenCache>,
+    metrics: Arc<Metrics>,
 }
 
 impl Dispatcher {
@@ -49,7 +51,13 @@ impl Dispatcher {
         wake: Arc<Notify>,
         breakers: Arc<Breakers>,
     ) -> Self {
-        Self { store, clock, http, settings, wake, breakers, tokens: Arc::default() }
+        Self { store, clock, http, settings, wake, breakers, tokens: Arc::default(), metrics: Arc::default() }
+    }
+
+    /// Counts into `metrics` (the application's registry).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// `false` (and the delivery postponed) while the connector's circuit is open.
@@ -58,6 +66,7 @@ impl Dispatcher {
         match self.breakers.permit(connector, now) {
             Permit::Allowed => Ok(true),
             Permit::Rejected(until) => {
+                self.metrics.delivery(connector, &c.kind, "circuit_open", None);
                 let note = format!("circuit of connector {connector} is open until {}", until.to_rfc3339());
                 outbox::postpone(self.store.conn(), &c.id, until, &note, now).await?;
                 work_orders::set_last_error(self.store.conn(), &c.work_order_id, &note, now).await?;
@@ -66,10 +75,18 @@ impl Dispatcher {
         }
     }
 
-    /// Feeds the breaker: a permanent refusal means the EAM is up and answering.
-    fn record<T>(&self, connector: &str, result: &Result<T, ConnectorError>) {
+    /// Feeds the breaker (a permanent refusal means the EAM is up and
+    /// answering) and the metrics.
+    fn record<T>(&self, connector: &str, kind: &str, started: std::time::Instant, result: &Result<T, ConnectorError>) {
         let healthy = matches!(result, Ok(_) | Err(ConnectorError::Permanent { .. }));
         self.breakers.record(connector, healthy, self.clock.now());
+        let outcome = match result {
+            Ok(_) => "success",
+            Err(ConnectorError::Transient { .. }) => "transient",
+            Err(ConnectorError::Permanent { .. }) => "permanent",
+            Err(ConnectorError::Unknown { .. }) => "unknown",
+        };
+        self.metrics.delivery(connector, kind, outcome, Some(started.elapsed().as_secs_f64()));
     }
 
     /// Delivers until cancelled: at once when a decision wakes it, otherwise
@@ -124,6 +141,7 @@ impl Dispatcher {
         if !self.circuit_allows(c, &order.connector).await? {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let result = match self.connector_for(&order).await? {
             Ok(connector) => {
                 let doc = self.document(&order).await?;
@@ -141,7 +159,7 @@ impl Dispatcher {
             }
             Err(e) => Err(e),
         };
-        self.record(&order.connector, &result);
+        self.record(&order.connector, outbox::KIND_CREATE, started, &result);
         let now = self.clock.now();
         let txn = conn.begin().await?;
         match result {
@@ -236,6 +254,7 @@ impl Dispatcher {
         if !self.circuit_allows(c, &order.connector).await? {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let result = match (self.connector_for(order).await?, order.external_id.as_deref()) {
             (Ok(connector), Some(external_id)) => match &call {
                 FollowUp::Cancel => connector.cancel(external_id).await,
@@ -244,7 +263,7 @@ impl Dispatcher {
             (Ok(_), None) => Ok(()), // never reached the EAM: nothing to do there
             (Err(e), _) => Err(e),
         };
-        self.record(&order.connector, &result);
+        self.record(&order.connector, what, started, &result);
         let now = self.clock.now();
         let txn = conn.begin().await?;
         match result {

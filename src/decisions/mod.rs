@@ -19,6 +19,7 @@ use crate::config::SlaSettings;
 use crate::domain::OrderStatus;
 use crate::domain::{AlertState, EventOutcome, InboundEvent};
 use crate::mapping::{self, Asset, Mapping};
+use crate::metrics::Metrics;
 use crate::rules::inhibit::{InhibitRule, parse_equal};
 use crate::rules::{self, Action, CreateAction, Debounce, OnClear, Rule, RuleSet, template};
 use crate::store::events::{self, Decided};
@@ -50,6 +51,7 @@ pub struct Decider {
     wake: Arc<Notify>,
     policy: Arc<Policy>,
     rules: Arc<RuleCache>,
+    metrics: Arc<Metrics>,
 }
 
 impl std::fmt::Debug for Decider {
@@ -118,7 +120,17 @@ pub struct OrderPreview {
 
 impl Decider {
     pub fn new(store: Store, clock: Arc<dyn Clock>, wake: Arc<Notify>, policy: Policy) -> Self {
-        Self { store, clock, wake, policy: Arc::new(policy), rules: Arc::default() }
+        Self { store, clock, wake, policy: Arc::new(policy), rules: Arc::default(), metrics: Arc::default() }
+    }
+
+    /// Counts into `metrics` (the application's registry).
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Asks the dispatcher to look for work now (after a manual retry).
@@ -188,6 +200,7 @@ impl Decider {
             return Ok(duplicate(existing));
         }
         txn.commit().await?;
+        self.metrics.event(event.kind.as_str(), accepted.outcome.as_str());
         if accepted.outcome == EventOutcome::Created {
             self.wake.notify_one();
         }

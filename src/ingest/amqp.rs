@@ -129,9 +129,13 @@ impl Consumer {
     }
 
     async fn handle(&self, channel: &Channel, d: Delivery, cancel: &CancellationToken) -> Result<(), lapin::Error> {
+        if d.redelivered {
+            self.decider.metrics().redeliveries.inc();
+        }
         let event = match self.parse(&d) {
             Ok(e) => e,
             Err(e) => {
+                self.decider.metrics().rejected(e.kind());
                 tracing::warn!(routing_key = %d.routing_key, reason = %e, "dead-lettering a message");
                 dead_letter(channel, &self.settings, &d, &e).await?;
                 d.ack(BasicAckOptions::default()).await?;

@@ -489,3 +489,9 @@ pub async fn recently_all_failed<C: ConnectionTrait>(conn: &C, connector: &str, 
         .await?;
     Ok(last.len() as u64 == n && last.iter().all(|s| s == OrderStatus::Failed.as_str()))
 }
+
+/// Orders that are open (pending to in progress).
+pub async fn count_open<C: ConnectionTrait>(conn: &C) -> Result<u64, StoreError> {
+    use sea_orm::PaginatorTrait;
+    Ok(work_orders::Entity::find().filter(work_orders::Column::OpenKey.is_not_null()).count(conn).await?)
+}

@@ -8,6 +8,7 @@ mod amqp_ingest;
 mod delivery;
 mod http_ingest;
 mod maximo;
+mod metrics;
 mod openapi;
 mod registry;
 mod rules;
