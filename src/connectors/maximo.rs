@@ -200,63 +200,23 @@ impl super::Connector for MaximoConnector {
     }
 
     async fn find_by_reference(&self, reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
-        let resp = self
-            .request(reqwest::Method::GET, &self.config.collection_url())?
-            .query(&[("lean", "1"), ("oslc.select", SELECT), ("oslc.where", &format!("externalrefid=\"{reference}\""))])
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
-        let status = resp.status();
-        let retry = retry_after(resp.headers());
-        let text = resp.text().await.map_err(|e| transport_error(&e))?;
-        if !status.is_success() {
-            return Err(classify(status, &error_message(&text), retry));
-        }
-        let reply: Value = serde_json::from_str(&text).map_err(|_| ConnectorError::Transient {
-            message: "Maximo query answer is not JSON".into(),
-            retry_after: None,
-        })?;
-        Ok(reply.get("member").and_then(Value::as_array).and_then(|m| m.first()).and_then(Self::created))
+        let reply =
+            self.query(&[("oslc.select", SELECT), ("oslc.where", &format!("externalrefid=\"{reference}\""))]).await?;
+        Ok(first_member(&reply).and_then(Self::created))
     }
 
     async fn add_comment(&self, external_id: &str, text: &str) -> Result<(), ConnectorError> {
-        let Some(found) = self.find_wonum(external_id).await? else {
-            return Err(ConnectorError::Permanent { message: format!("Maximo has no work order {external_id}") });
-        };
-        let href = found.external_url.unwrap_or_default();
-        let resp = self
-            .request(reqwest::Method::POST, &format!("{href}?lean=1"))?
-            .header("x-method-override", "PATCH")
-            // MERGE adds to the child array instead of replacing it.
-            .header("patchtype", "MERGE")
-            .json(&json!({"worklog": [{
-                "description": text.chars().take(100).collect::<String>(),
-                "description_longdescription": text,
-                "logtype": "CLIENTNOTE",
-            }]}))
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
-        let status = resp.status();
-        let retry = retry_after(resp.headers());
-        let body = resp.text().await.unwrap_or_default();
-        if status.is_success() { Ok(()) } else { Err(classify(status, &error_message(&body), retry)) }
+        let body = json!({"worklog": [{
+            "description": text.chars().take(100).collect::<String>(),
+            "description_longdescription": text,
+            "logtype": "CLIENTNOTE",
+        }]});
+        // MERGE adds to the child array instead of replacing it.
+        self.patch(external_id, Some("MERGE"), &body).await
     }
 
     async fn check(&self) -> Result<String, ConnectorError> {
-        let resp = self
-            .request(reqwest::Method::GET, &self.config.collection_url())?
-            .query(&[("lean", "1"), ("oslc.select", SELECT), ("oslc.pageSize", "1")])
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| transport_error(&e))?;
-        if !status.is_success() {
-            return Err(classify(status, &error_message(&text), None));
-        }
-        let reply: Value = serde_json::from_str(&text)
-            .map_err(|_| ConnectorError::Permanent { message: "Maximo answered, but not with JSON".into() })?;
+        let reply = self.query(&[("oslc.select", SELECT), ("oslc.pageSize", "1")]).await?;
         if !reply.get("member").is_some_and(Value::is_array) {
             return Err(ConnectorError::Permanent {
                 message: format!(
@@ -271,27 +231,13 @@ impl super::Connector for MaximoConnector {
     async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
         // One query for the batch: `wonum in [...]` (Maximo refuses `or`).
         let list = external_ids.iter().map(|w| format!("\"{}\"", w.replace('"', ""))).collect::<Vec<_>>().join(",");
-        let resp = self
-            .request(reqwest::Method::GET, &self.config.collection_url())?
+        let reply = self
             .query(&[
-                ("lean", "1"),
                 ("oslc.select", "wonum,siteid,status,statusdate"),
                 ("oslc.where", &format!("wonum in [{list}]")),
                 ("oslc.pageSize", &external_ids.len().max(1).to_string()),
             ])
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
-        let status = resp.status();
-        let retry = retry_after(resp.headers());
-        let text = resp.text().await.map_err(|e| transport_error(&e))?;
-        if !status.is_success() {
-            return Err(classify(status, &error_message(&text), retry));
-        }
-        let reply: Value = serde_json::from_str(&text).map_err(|_| ConnectorError::Transient {
-            message: "Maximo query answer is not JSON".into(),
-            retry_after: None,
-        })?;
+            .await?;
         let members = reply.get("member").and_then(Value::as_array).cloned().unwrap_or_default();
         Ok(Some(
             members
@@ -312,17 +258,46 @@ impl super::Connector for MaximoConnector {
     }
 
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
-        let Some(found) = self.find_wonum(external_id).await? else {
-            return Err(ConnectorError::Permanent { message: format!("Maximo has no work order {external_id}") });
-        };
-        let href = found.external_url.unwrap_or_default();
+        self.patch(external_id, None, &json!({"status": "CAN"})).await
+    }
+}
+
+impl MaximoConnector {
+    /// A query on the object structure (`lean=1`), as JSON.
+    async fn query(&self, params: &[(&str, &str)]) -> Result<Value, ConnectorError> {
         let resp = self
-            .request(reqwest::Method::POST, &format!("{href}?lean=1"))?
-            .header("x-method-override", "PATCH")
-            .json(&json!({"status": "CAN"}))
+            .request(reqwest::Method::GET, &self.config.collection_url())?
+            .query(&[("lean", "1")])
+            .query(params)
             .send()
             .await
             .map_err(|e| transport_error(&e))?;
+        let status = resp.status();
+        let retry = retry_after(resp.headers());
+        let text = resp.text().await.map_err(|e| transport_error(&e))?;
+        if !status.is_success() {
+            return Err(classify(status, &error_message(&text), retry));
+        }
+        serde_json::from_str(&text).map_err(|_| ConnectorError::Transient {
+            message: "Maximo query answer is not JSON".into(),
+            retry_after: None,
+        })
+    }
+
+    /// Patches the work order `wonum` through its `href` (POST with
+    /// `x-method-override: PATCH`, as Maximo's JSON API wants it).
+    async fn patch(&self, wonum: &str, patch_type: Option<&str>, body: &Value) -> Result<(), ConnectorError> {
+        let reply = self.query(&[("oslc.select", SELECT), ("oslc.where", &format!("wonum=\"{wonum}\""))]).await?;
+        let href = first_member(&reply)
+            .and_then(Self::created)
+            .and_then(|c| c.external_url)
+            .ok_or_else(|| ConnectorError::Permanent { message: format!("Maximo has no work order {wonum}") })?;
+        let mut req =
+            self.request(reqwest::Method::POST, &format!("{href}?lean=1"))?.header("x-method-override", "PATCH");
+        if let Some(t) = patch_type {
+            req = req.header("patchtype", t);
+        }
+        let resp = req.json(body).send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
         let retry = retry_after(resp.headers());
         let text = resp.text().await.unwrap_or_default();
@@ -330,20 +305,6 @@ impl super::Connector for MaximoConnector {
     }
 }
 
-impl MaximoConnector {
-    async fn find_wonum(&self, wonum: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
-        let resp = self
-            .request(reqwest::Method::GET, &self.config.collection_url())?
-            .query(&[("lean", "1"), ("oslc.select", SELECT), ("oslc.where", &format!("wonum=\"{wonum}\""))])
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|e| transport_error(&e))?;
-        if !status.is_success() {
-            return Err(classify(status, &error_message(&text), None));
-        }
-        let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Ok(reply.get("member").and_then(Value::as_array).and_then(|m| m.first()).and_then(Self::created))
-    }
+fn first_member(reply: &Value) -> Option<&Value> {
+    reply.get("member").and_then(Value::as_array).and_then(|m| m.first())
 }
