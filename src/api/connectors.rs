@@ -28,20 +28,7 @@ pub async fn create_connector(
 ) -> Result<HttpResponse, ApiError> {
     let name = input.name.clone().ok_or_else(|| ApiError::Validation("name is required".into()))?;
     validate_name(&name).map_err(ApiError::Validation)?;
-    input.config.validate().map_err(ApiError::Validation)?;
-    if let Some(w) = &input.webhook {
-        w.validate().map_err(ApiError::Validation)?;
-    }
-    let saved = connectors::save(
-        state.store.conn(),
-        &name,
-        input.enabled,
-        &input.config,
-        input.webhook.as_ref(),
-        false,
-        state.clock.now(),
-    )
-    .await?;
+    let saved = save(&state, &name, &input, false).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/connectors/{name}"))).json(saved.view()))
 }
 
@@ -77,21 +64,23 @@ pub async fn put_connector(
     {
         return Err(ApiError::Validation(format!("name {body_name:?} in the body differs from {name:?} in the path")));
     }
+    Ok(web::Json(save(&state, &name, &input, true).await?.view()))
+}
+
+/// Validates and stores a connector (`replace`: it must exist; else it must not).
+async fn save(
+    state: &AppState,
+    name: &str,
+    input: &ConnectorInput,
+    replace: bool,
+) -> Result<connectors::StoredConnector, ApiError> {
     input.config.validate().map_err(ApiError::Validation)?;
     if let Some(w) = &input.webhook {
         w.validate().map_err(ApiError::Validation)?;
     }
-    let saved = connectors::save(
-        state.store.conn(),
-        &name,
-        input.enabled,
-        &input.config,
-        input.webhook.as_ref(),
-        true,
-        state.clock.now(),
-    )
-    .await?;
-    Ok(web::Json(saved.view()))
+    let webhook = input.webhook.as_ref();
+    let now = state.clock.now();
+    Ok(connectors::save(state.store.conn(), name, input.enabled, &input.config, webhook, replace, now).await?)
 }
 
 #[utoipa::path(tag = "connectors", params(("name" = String, Path)), responses(
