@@ -21,6 +21,7 @@ use crate::connectors::breaker::Breakers;
 use crate::decisions::{Decider, Policy, dispatcher::Dispatcher};
 use crate::ingest::amqp::{BrokerStatus, Consumer};
 use crate::store::{Store, StoreError};
+use crate::sync::lifecycle::LifecyclePublisher;
 use crate::sync::poller::Poller;
 
 #[derive(Debug, thiserror::Error)]
@@ -119,6 +120,8 @@ impl Application {
         if settings.amqp.enabled {
             let consumer = Consumer::new(settings.amqp.clone(), decider.clone(), broker.clone());
             workers.spawn(consumer.run(cancel.child_token()));
+            let publisher = LifecyclePublisher::new(settings.amqp.clone(), store.clone(), clock.clone());
+            workers.spawn(publisher.run(cancel.child_token()));
         }
 
         let state = AppState {

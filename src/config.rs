@@ -145,6 +145,8 @@ pub struct AmqpSettings {
     pub max_message_bytes: usize,
     pub reconnect_min_ms: u64,
     pub reconnect_max_ms: u64,
+    /// Topic exchange for work-order lifecycle events (routing key `<status>.<site>`).
+    pub lifecycle_exchange: String,
     /// Optional `x-expires` on the queues (tests use it so that their
     /// throw-away queues disappear); unset in production.
     pub queue_expires_ms: Option<u32>,
@@ -284,6 +286,7 @@ impl Settings {
             ("amqp.max_message_bytes", (256 * 1024).into()),
             ("amqp.reconnect_min_ms", 500.into()),
             ("amqp.reconnect_max_ms", 30_000.into()),
+            ("amqp.lifecycle_exchange", "workbridge.workorders".into()),
             ("outbox.poll_interval_ms", 1000.into()),
             ("outbox.batch_size", 32.into()),
             ("outbox.max_attempts", 8.into()),

@@ -7,6 +7,7 @@ mod m20261125_000002_order_due_by;
 mod m20261125_000003_suppressions_and_keys;
 mod m20261125_000004_webhooks;
 mod m20261125_000005_order_comments;
+mod m20261125_000006_history_published;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000003_suppressions_and_keys::Migration),
             Box::new(m20261125_000004_webhooks::Migration),
             Box::new(m20261125_000005_order_comments::Migration),
+            Box::new(m20261125_000006_history_published::Migration),
         ]
     }
 }

@@ -217,6 +217,7 @@ pub mod status_history {
         pub at: ChronoDateTimeUtc,
         pub recorded_at: ChronoDateTimeUtc,
         pub note: Option<String>,
+        pub published_at: Option<ChronoDateTimeUtc>,
     }
     no_relations!();
 }

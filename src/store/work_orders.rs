@@ -245,6 +245,7 @@ async fn add_history<C: ConnectionTrait>(
         at: Set(at),
         recorded_at: Set(now),
         note: Set(note.map(str::to_owned)),
+        published_at: Set(None),
     })
     .exec_without_returning(conn)
     .await?;
@@ -494,4 +495,58 @@ pub async fn recently_all_failed<C: ConnectionTrait>(conn: &C, connector: &str, 
 pub async fn count_open<C: ConnectionTrait>(conn: &C) -> Result<u64, StoreError> {
     use sea_orm::PaginatorTrait;
     Ok(work_orders::Entity::find().filter(work_orders::Column::OpenKey.is_not_null()).count(conn).await?)
+}
+
+/// A status change not yet published as a lifecycle event, with what the
+/// event carries about its order.
+#[derive(Debug, Clone)]
+pub struct Unpublished {
+    pub id: String,
+    pub change: StatusChange,
+    pub order: WorkOrder,
+}
+
+/// The oldest unpublished status changes (at most `limit`).
+pub async fn unpublished<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec<Unpublished>, StoreError> {
+    use sea_orm::QuerySelect;
+    let rows = status_history::Entity::find()
+        .filter(status_history::Column::PublishedAt.is_null())
+        .order_by_asc(status_history::Column::RecordedAt)
+        .order_by_asc(status_history::Column::Id)
+        .limit(limit)
+        .all(conn)
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for m in rows {
+        let order = get(conn, &m.work_order_id).await?;
+        out.push(Unpublished {
+            id: m.id,
+            change: StatusChange {
+                status: OrderStatus::parse(&m.status).ok_or_else(|| corrupt("history status", &m.status))?,
+                external_status: m.external_status,
+                source: m.source,
+                at: m.at,
+                recorded_at: m.recorded_at,
+                note: m.note,
+            },
+            order,
+        });
+    }
+    Ok(out)
+}
+
+pub async fn mark_published<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[String],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    status_history::Entity::update_many()
+        .col_expr(status_history::Column::PublishedAt, Expr::value(Some(now)))
+        .filter(status_history::Column::Id.is_in(ids.to_vec()))
+        .exec(conn)
+        .await?;
+    Ok(())
 }

@@ -2,6 +2,7 @@
 //! and an entry in its history. The sandbox reports directly; polling and
 //! webhooks for real EAMs come through the same `apply`.
 
+pub mod lifecycle;
 pub mod poller;
 pub mod webhooks;
 

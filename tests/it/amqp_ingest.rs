@@ -195,3 +195,66 @@ async fn the_consumer_reconnects_after_the_broker_drops_it() {
     drop(app);
     broker.cleanup().await;
 }
+
+/// Each status change goes out as a CloudEvent on the lifecycle exchange,
+/// routing key `<status>.<site>`.
+async fn status_changes_are_published_as_lifecycle_events(backend: Backend) {
+    let names = AmqpNames::new();
+    let broker = Broker::connect(&names).await;
+    broker
+        .channel
+        .exchange_declare(
+            names.lifecycle.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            lapin::options::ExchangeDeclareOptions { durable: true, ..Default::default() },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let q = broker
+        .channel
+        .queue_declare(
+            "".into(),
+            lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() },
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let queue = q.name().as_str().to_owned();
+    broker
+        .channel
+        .queue_bind(
+            queue.as_str().into(),
+            names.lifecycle.as_str().into(),
+            "#".into(),
+            Default::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let app = spawn_app(backend, Options { amqp: Some(names.clone()), ..Default::default() }).await;
+    app.setup_flow(sandbox_connector()).await;
+    let (_, a) = app.post_json("/v1/events", &alert("lc-1")).await;
+    let order_id = a["work_order_id"].as_str().unwrap().to_owned();
+    let order = wait_delivered(&app).await;
+    let sbx = order["external_id"].as_str().unwrap();
+    app.post_json(&format!("/v1/sandbox/orders/{sbx}/status"), &json!({"status": "in_progress"})).await;
+
+    let got = broker.take(&queue, 3).await;
+    let keys: Vec<&str> = got.iter().map(|d| d.routing_key.as_str()).collect();
+    assert_eq!(keys, ["pending.BEDFORD", "created.BEDFORD", "in_progress.BEDFORD"]);
+    let events: Vec<Value> = got.iter().map(|d| serde_json::from_slice(&d.data).unwrap()).collect();
+    for e in &events {
+        assert_eq!(e["specversion"], "1.0");
+        assert_eq!(e["type"], "workbridge.workorder.status");
+        assert_eq!(e["subject"], order_id.as_str());
+        assert_eq!(e["data"]["asset_id"], "MX-101");
+    }
+    assert_eq!(events[2]["data"]["status"], "in_progress");
+    assert_eq!(events[2]["data"]["reported_by"], "sandbox");
+    assert_eq!(got[0].properties.content_type().as_ref().unwrap().as_str(), "application/cloudevents+json");
+    drop(app);
+    broker.cleanup().await;
+}
+on_both_backends!(status_changes_are_published_as_lifecycle_events);

@@ -122,6 +122,7 @@ pub struct AmqpNames {
     pub queue: String,
     pub dlx: String,
     pub dead_queue: String,
+    pub lifecycle: String,
 }
 
 impl AmqpNames {
@@ -132,6 +133,7 @@ impl AmqpNames {
             queue: format!("{p}.events"),
             dlx: format!("{p}.dlx"),
             dead_queue: format!("{p}.events.dead"),
+            lifecycle: format!("{p}.workorders"),
         }
     }
 }
@@ -197,6 +199,7 @@ pub fn settings(backend_url: &str, opts: &Options) -> Settings {
             ("WORKBRIDGE_AMQP__DEAD_LETTER_EXCHANGE".into(), n.dlx.clone()),
             ("WORKBRIDGE_AMQP__DEAD_LETTER_QUEUE".into(), n.dead_queue.clone()),
             ("WORKBRIDGE_AMQP__QUEUE_EXPIRES_MS".into(), "600000".into()),
+            ("WORKBRIDGE_AMQP__LIFECYCLE_EXCHANGE".into(), n.lifecycle.clone()),
         ]);
     }
     Settings::load_from(None, env).expect("test settings are valid")
@@ -454,7 +457,7 @@ impl Broker {
         for q in [&n.queue, &n.dead_queue] {
             let _ = self.channel.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
         }
-        for e in [&n.exchange, &n.dlx] {
+        for e in [&n.exchange, &n.dlx, &n.lifecycle] {
             let _ = self.channel.exchange_delete(e.as_str().into(), ExchangeDeleteOptions::default()).await;
         }
         let _ = self.conn.close(200, "done".into()).await;
