@@ -8,6 +8,7 @@ mod m20261125_000003_suppressions_and_keys;
 mod m20261125_000004_webhooks;
 mod m20261125_000005_order_comments;
 mod m20261125_000006_history_published;
+mod m20261125_000007_feedback;
 
 pub struct Migrator;
 
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000004_webhooks::Migration),
             Box::new(m20261125_000005_order_comments::Migration),
             Box::new(m20261125_000006_history_published::Migration),
+            Box::new(m20261125_000007_feedback::Migration),
         ]
     }
 }

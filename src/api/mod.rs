@@ -93,6 +93,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(work_orders::list_work_orders)
         .service(work_orders::get_work_order)
         .service(work_orders::retry_work_order)
+        .service(work_orders::add_feedback)
         .service(work_orders::list_deliveries)
         .service(webhooks::receive_webhook)
         .service(sandbox::list_sandbox_orders)

@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 use super::AppState;
 use super::problem::{ApiError, Problem};
 use crate::store::events::{self, EventRecord};
+use crate::store::feedback::{self, Feedback, FeedbackInput};
 use crate::store::outbox::{self, Delivery, DeliveryFilter};
 use crate::store::work_orders::{self, OrderFilter, StatusChange, WorkOrder};
 use crate::store::{Page, PageRequest, StoreError, TransactionTrait};
@@ -30,6 +31,8 @@ pub struct WorkOrderDetail {
     pub order: WorkOrder,
     pub events: Vec<EventRecord>,
     pub history: Vec<StatusChange>,
+    /// Planner feedback, oldest first.
+    pub feedback: Vec<Feedback>,
 }
 
 #[utoipa::path(tag = "work-orders", params(("id" = String, Path)), responses(
@@ -45,7 +48,8 @@ pub async fn get_work_order(
     let order = work_orders::get(conn, &id).await?;
     let events = events::of_order(conn, &id).await?;
     let history = work_orders::history(conn, &id).await?;
-    Ok(web::Json(WorkOrderDetail { order, events, history }))
+    let feedback = feedback::of_order(conn, &id).await?;
+    Ok(web::Json(WorkOrderDetail { order, events, history, feedback }))
 }
 
 /// Deliveries to the EAMs (creates and cancels), most recently changed
@@ -81,4 +85,29 @@ pub async fn retry_work_order(state: web::Data<AppState>, id: web::Path<String>)
     txn.commit().await.map_err(StoreError::from)?;
     state.decider.wake_dispatcher();
     Ok(HttpResponse::Accepted().json(work_orders::get(state.store.conn(), &id).await?))
+}
+
+/// Record a planner's verdict on an order: useful, or a false alarm (with an
+/// optional comment). It feeds each rule's precision (backtests use it).
+#[utoipa::path(tag = "work-orders", params(("id" = String, Path)), request_body = FeedbackInput, responses(
+    (status = 201, body = Feedback),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/work-orders/{id}/feedback")]
+pub async fn add_feedback(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    input: web::Json<FeedbackInput>,
+) -> Result<HttpResponse, ApiError> {
+    let author = input.author.trim();
+    if author.is_empty() || author.len() > 128 {
+        return Err(ApiError::Validation("author must be 1 to 128 characters".into()));
+    }
+    if input.comment.as_ref().is_some_and(|c| c.len() > 4000) {
+        return Err(ApiError::Validation("comment is longer than 4000 characters".into()));
+    }
+    work_orders::get(state.store.conn(), &id).await?;
+    let f = feedback::add(state.store.conn(), &id, &input, "planner", state.clock.now()).await?;
+    Ok(HttpResponse::Created().json(f))
 }

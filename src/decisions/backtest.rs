@@ -4,8 +4,9 @@
 //! The replay keeps its own open orders per dedup key, and applies
 //! debounce, clears and the stored suppression windows. A simulated order
 //! stays open until an order with the same key was closed in reality.
-//! Precision is computed from what became of the real orders that the
-//! simulated order's events belonged to: accepted (in progress or completed)
+//! Precision is computed from the real orders that the simulated order's
+//! events belonged to: a planner's feedback (useful / false alarm) where
+//! given, else what became of them: accepted (in progress, completed, closed)
 //! or rejected (cancelled or rejected).
 //!
 //! Not replayed: cooldown and inhibition (they depend on the state at each
@@ -156,8 +157,7 @@ pub async fn run(
             && real_orders_seen.insert(id.clone())
         {
             actual.orders += 1;
-            let status = status_of(conn, &mut real_status, id).await?;
-            actual.verdict(verdict_of(status));
+            actual.verdict(verdict_for(conn, &mut real_status, id).await?);
         }
         let outcome = match (parse::from_value(record.cloudevent.clone()), &record.asset_id) {
             (Ok(event), Some(asset_id)) => {
@@ -249,7 +249,7 @@ pub async fn run(
     for order in &mut orders {
         let mut verdict = Verdict::Undecided;
         for id in &order.real_orders {
-            match verdict_of(status_of(conn, &mut real_status, id).await?) {
+            match verdict_for(conn, &mut real_status, id).await? {
                 Verdict::Accepted => verdict = Verdict::Accepted,
                 Verdict::Rejected if verdict == Verdict::Undecided => verdict = Verdict::Rejected,
                 _ => {}
@@ -284,6 +284,19 @@ async fn status_of(
     let s = work_orders::get(conn, id).await?.status;
     cache.insert(id.to_owned(), s);
     Ok(s)
+}
+
+/// A planner's verdict wins over what the order's status says.
+async fn verdict_for(
+    conn: &sea_orm::DatabaseConnection,
+    cache: &mut HashMap<String, OrderStatus>,
+    id: &str,
+) -> Result<Verdict, StoreError> {
+    Ok(match crate::store::feedback::latest(conn, id).await? {
+        Some(crate::store::feedback::Verdict::Useful) => Verdict::Accepted,
+        Some(crate::store::feedback::Verdict::FalseAlarm) => Verdict::Rejected,
+        None => verdict_of(status_of(conn, cache, id).await?),
+    })
 }
 
 /// Records `time` and says whether the debounce is satisfied with it.

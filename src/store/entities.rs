@@ -278,3 +278,21 @@ pub mod webhook_receipts {
     }
     no_relations!();
 }
+
+pub mod feedback {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "feedback")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub work_order_id: String,
+        pub verdict: String,
+        pub comment: Option<String>,
+        pub author: String,
+        pub source: String,
+        pub created_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}

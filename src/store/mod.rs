@@ -6,6 +6,7 @@ pub mod assets;
 pub mod connectors;
 mod entities;
 pub mod events;
+pub mod feedback;
 pub mod outbox;
 pub mod rules;
 pub mod sandbox;

@@ -223,5 +223,27 @@ async fn backtest_compares_proposed_rules_with_what_happened(backend: Backend) {
     let (s, _) =
         app.post_json("/v1/rules/backtest", &json!({"since": t0.to_rfc3339(), "until": t0.to_rfc3339()})).await;
     assert_eq!(s, 422);
+
+    // A planner calls the mixer's order a false alarm after all: feedback
+    // wins over the order's status in precision.
+    let (s, f) = app
+        .post_json(
+            &format!("/v1/work-orders/{}/feedback", ids[0]),
+            &json!({"verdict": "false_alarm", "comment": "sensor noise", "author": "j.planner"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (_, o) = app.get(&format!("/v1/work-orders/{}", ids[0])).await;
+    assert_eq!(o["feedback"][0]["verdict"], "false_alarm");
+    assert_eq!(o["feedback"][0]["source"], "planner");
+    let (_, r) = app.post_json("/v1/rules/backtest", &range).await;
+    assert_eq!(r["actual"]["precision"], 0.0);
+    assert_eq!(r["actual"]["rejected"], 2);
+    let (s, _) = app
+        .post_json(&format!("/v1/work-orders/{}/feedback", ids[0]), &json!({"verdict": "useful", "author": " "}))
+        .await;
+    assert_eq!(s, 422);
+    let (s, _) = app.post_json("/v1/work-orders/nope/feedback", &json!({"verdict": "useful", "author": "a"})).await;
+    assert_eq!(s, 404);
 }
 on_both_backends!(backtest_compares_proposed_rules_with_what_happened);
