@@ -20,8 +20,9 @@ struct Cli {
     /// Configuration file (TOML).
     #[arg(long, global = true, env = "WORKBRIDGE_CONFIG")]
     config: Option<PathBuf>,
+    /// What to do (default: serve).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Subcommand)]
@@ -82,11 +83,14 @@ fn validate_rules(file: &std::path::Path) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
-    if let Command::Rules { command: RulesCommand::Validate { file } } = &cli.command {
+    let mut cli = Cli::parse();
+    let command = cli.command.take().unwrap_or(Command::Serve);
+    let cli = Cli { command: Some(command), ..cli };
+    let command = cli.command.as_ref().expect("set above");
+    if let Command::Rules { command: RulesCommand::Validate { file } } = command {
         return validate_rules(file);
     }
-    if let Command::Openapi = cli.command {
+    if let Command::Openapi = command {
         match serde_json::to_string_pretty(&api::openapi()) {
             Ok(json) => {
                 use std::io::Write;
@@ -116,7 +120,7 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(async move {
-        match cli.command {
+        match command {
             Command::Serve => {
                 let app = Application::build(settings).await.map_err(report)?;
                 app.run_until_stopped().await.map_err(|e| report(&e))
