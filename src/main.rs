@@ -136,7 +136,7 @@ fn main() -> ExitCode {
                 if settings.database.migrate_on_start {
                     store.migrate().await.map_err(report)?;
                 }
-                match workbridge::app::check_connector(&store, &settings, &name).await {
+                match workbridge::app::check_connector(&store, &settings, name).await {
                     Ok(detail) => {
                         println!("{name}: ok: {detail}");
                         Ok(())
