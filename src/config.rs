@@ -377,4 +377,13 @@ mod tests {
         let err = Settings::load_from(Some(&path), env(&[])).unwrap_err();
         assert!(err.to_string().contains("colour"), "{err}");
     }
+
+    #[test]
+    fn the_shipped_example_configuration_loads() {
+        let path = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/docker/workbridge.example.toml"));
+        let s = Settings::load_from(Some(path), env(&[])).unwrap();
+        assert_eq!(s.inhibit.len(), 2);
+        assert_eq!(s.sla.due_hours, [4, 24, 72, 168, 336]);
+        assert_eq!(s.amqp.lifecycle_exchange, "workbridge.workorders");
+    }
 }
