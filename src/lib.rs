@@ -12,6 +12,7 @@ pub mod connectors;
 pub mod decisions;
 pub mod domain;
 pub mod ingest;
+pub mod kpis;
 pub mod mapping;
 pub mod metrics;
 pub mod rules;

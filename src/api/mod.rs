@@ -5,6 +5,7 @@ mod assets;
 mod connectors;
 mod events;
 mod health;
+mod kpis;
 pub mod problem;
 mod rules;
 mod sandbox;
@@ -100,6 +101,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(sandbox::get_sandbox_order)
         .service(sandbox::set_sandbox_status)
         .service(health::healthz)
+        .service(kpis::get_kpis)
         .service(health::readyz)
         .service(health::metrics);
 }

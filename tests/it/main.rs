@@ -7,6 +7,7 @@ mod helpers;
 mod amqp_ingest;
 mod delivery;
 mod http_ingest;
+mod kpis;
 mod maximo;
 mod metrics;
 mod openapi;

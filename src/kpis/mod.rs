@@ -1,0 +1,322 @@
+//! KPIs (SPEC §6), computed in the database with aggregate queries, one SQL
+//! dialect per backend where they differ (epoch arithmetic).
+//!
+//! Percentiles use the nearest-rank method: the p-th percentile of n sorted
+//! values is the value at rank ⌈p·n⌉ (1-based).
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KpiQuery {
+    /// Orders whose first event is at or after this time (default: 30 days before `until`).
+    pub since: Option<DateTime<Utc>>,
+    /// … and before this time (default: now).
+    pub until: Option<DateTime<Utc>>,
+    pub site: Option<String>,
+    pub asset_class: Option<String>,
+    /// Rule id.
+    pub rule: Option<String>,
+    pub priority: Option<i32>,
+    pub connector: Option<String>,
+}
+
+/// Durations in seconds.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Stats {
+    pub count: u64,
+    pub mean: Option<f64>,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Kpis {
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    /// Orders in range (by first event time) matching the filters.
+    pub orders: u64,
+    /// Order created in the EAM − first event time.
+    pub time_to_create: Stats,
+    /// First reached acknowledged or a later state − first event time.
+    pub time_to_acknowledge: Stats,
+    /// Reached completed − first event time.
+    pub time_to_complete: Stats,
+    /// Orders that reached in progress or completed ÷ those plus cancelled
+    /// or rejected; none when no planner decision yet.
+    pub acceptance_rate: Option<f64>,
+    /// Completed by their due-by time ÷ completed, or open past due.
+    pub sla_compliance: Option<f64>,
+    /// Events merged into an open order ÷ events that led to an order.
+    pub dedup_savings: Option<f64>,
+    /// Raised events that led to an order (new or merged) ÷ raised events
+    /// (events received in range, matching `site`).
+    pub automation_rate: Option<f64>,
+    /// Mapped events ÷ events (received in range, matching `site`).
+    pub mapping_coverage: Option<f64>,
+    /// Orders open now, among those in range.
+    pub backlog_open: u64,
+    /// Age of the oldest open order, in seconds.
+    pub backlog_oldest_age: Option<f64>,
+}
+
+/// Builds SQL with numbered parameters in the backend's style.
+struct Sql {
+    backend: DbBackend,
+    text: String,
+    values: Vec<Value>,
+}
+
+impl Sql {
+    fn new(backend: DbBackend) -> Self {
+        Self { backend, text: String::new(), values: vec![] }
+    }
+    fn push(&mut self, s: &str) -> &mut Self {
+        self.text.push_str(s);
+        self
+    }
+    fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
+        self.values.push(v.into());
+        let n = self.values.len();
+        match self.backend {
+            DbBackend::Postgres => self.text.push_str(&format!("${n}")),
+            _ => self.text.push_str(&format!("?{n}")),
+        }
+        self
+    }
+    fn epoch(&self, expr: &str) -> String {
+        match self.backend {
+            DbBackend::Postgres => format!("EXTRACT(EPOCH FROM {expr})::float8"),
+            _ => format!("(julianday({expr}) * 86400.0)"),
+        }
+    }
+    fn statement(&self) -> Statement {
+        Statement::from_sql_and_values(self.backend, self.text.clone(), self.values.clone())
+    }
+}
+
+#[derive(FromQueryResult)]
+struct CountMean {
+    n: i64,
+    mean: Option<f64>,
+}
+
+#[derive(FromQueryResult)]
+struct One {
+    v: Option<f64>,
+}
+
+#[derive(FromQueryResult)]
+struct Num {
+    n: i64,
+}
+
+impl KpiQuery {
+    fn range(&self, now: DateTime<Utc>) -> (DateTime<Utc>, DateTime<Utc>) {
+        let until = self.until.unwrap_or(now);
+        (self.since.unwrap_or(until - chrono::Duration::days(30)), until)
+    }
+
+    /// `WHERE` over work_orders `w` for the range and filters.
+    fn order_filter(&self, sql: &mut Sql, since: DateTime<Utc>, until: DateTime<Utc>) {
+        sql.push(" WHERE w.first_event_time >= ").bind(since).push(" AND w.first_event_time < ").bind(until);
+        if let Some(s) = &self.site {
+            sql.push(" AND w.site = ").bind(s.clone());
+        }
+        if let Some(r) = &self.rule {
+            sql.push(" AND w.rule_id = ").bind(r.clone());
+        }
+        if let Some(p) = self.priority {
+            sql.push(" AND w.priority = ").bind(p);
+        }
+        if let Some(c) = &self.connector {
+            sql.push(" AND w.connector = ").bind(c.clone());
+        }
+        if let Some(c) = &self.asset_class {
+            sql.push(" AND w.asset_id IN (SELECT a.id FROM assets a WHERE a.class = ").bind(c.clone()).push(")");
+        }
+    }
+}
+
+/// Nearest rank (1-based) of the p-th percentile among n values.
+pub fn nearest_rank(p: f64, n: u64) -> u64 {
+    ((p * n as f64).ceil() as u64).clamp(1, n.max(1))
+}
+
+async fn duration_stats<C: ConnectionTrait>(
+    conn: &C,
+    q: &KpiQuery,
+    statuses: &[&str],
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<Stats, StoreError> {
+    let backend = conn.get_database_backend();
+    // The per-order durations, as a derived table.
+    let derived = |sql: &mut Sql| {
+        let e_at = sql.epoch("MIN(h.at)");
+        let e_first = sql.epoch("w.first_event_time");
+        sql.push(&format!("(SELECT w.id AS id, {e_at} - {e_first} AS secs FROM work_orders w JOIN status_history h ON h.work_order_id = w.id AND h.status IN ("));
+        for (i, s) in statuses.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.bind(s.to_string());
+        }
+        sql.push(")");
+        q.order_filter(sql, since, until);
+        sql.push(" GROUP BY w.id, w.first_event_time) d");
+    };
+    let mut sql = Sql::new(backend);
+    sql.push("SELECT COUNT(*) AS n, AVG(d.secs) AS mean FROM ");
+    derived(&mut sql);
+    let cm = CountMean::find_by_statement(sql.statement()).one(conn).await?.map_or((0, None), |r| (r.n, r.mean));
+    let n = cm.0.max(0) as u64;
+    let mut stats = Stats { count: n, mean: cm.1, ..Default::default() };
+    if n == 0 {
+        return Ok(stats);
+    }
+    for (p, slot) in [(0.5, &mut stats.p50), (0.9, &mut stats.p90), (0.99, &mut stats.p99)] {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT d.secs AS v FROM ");
+        derived(&mut sql);
+        sql.push(" ORDER BY d.secs LIMIT 1 OFFSET ").bind((nearest_rank(p, n) - 1) as i64);
+        *slot = One::find_by_statement(sql.statement()).one(conn).await?.and_then(|r| r.v);
+    }
+    Ok(stats)
+}
+
+async fn count<C: ConnectionTrait>(conn: &C, sql: &Sql) -> Result<u64, StoreError> {
+    Ok(Num::find_by_statement(sql.statement()).one(conn).await?.map_or(0, |r| r.n.max(0) as u64))
+}
+
+fn ratio(a: u64, b: u64) -> Option<f64> {
+    (b > 0).then(|| a as f64 / b as f64)
+}
+
+pub async fn compute<C: ConnectionTrait>(conn: &C, q: &KpiQuery, now: DateTime<Utc>) -> Result<Kpis, StoreError> {
+    let backend = conn.get_database_backend();
+    let (since, until) = q.range(now);
+    let orders_where = |extra: &str| {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT COUNT(*) AS n FROM work_orders w");
+        q.order_filter(&mut sql, since, until);
+        sql.push(extra);
+        sql
+    };
+    let orders = count(conn, &orders_where("")).await?;
+    let reached = |statuses: &str| {
+        format!(
+            " AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status IN ({statuses}))"
+        )
+    };
+    let accepted = count(conn, &orders_where(&reached("'in_progress', 'completed'"))).await?;
+    let declined = count(
+        conn,
+        &orders_where(&format!(
+            "{} AND NOT EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status IN ('in_progress', 'completed'))",
+            reached("'cancelled', 'rejected'")
+        )),
+    )
+    .await?;
+
+    // SLA: completed by due-by, against completed plus open past due.
+    let mut met = orders_where(
+        " AND w.due_by IS NOT NULL AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status = 'completed' AND h.at <= w.due_by)",
+    );
+    let met_n = count(conn, &met).await?;
+    met = orders_where(
+        " AND w.due_by IS NOT NULL AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status = 'completed')",
+    );
+    let completed_n = count(conn, &met).await?;
+    let mut overdue = orders_where(" AND w.open_key IS NOT NULL AND w.due_by < ");
+    overdue.bind(now);
+    let overdue_n = count(conn, &overdue).await?;
+
+    let backlog_open = count(conn, &orders_where(" AND w.open_key IS NOT NULL")).await?;
+    let mut oldest = Sql::new(backend);
+    let e_now = match backend {
+        DbBackend::Postgres => "EXTRACT(EPOCH FROM $1::timestamptz)::float8".to_owned(),
+        _ => "(julianday(?1) * 86400.0)".to_owned(),
+    };
+    oldest.values.push(now.into());
+    let e_created = oldest.epoch("MIN(w.created_at)");
+    oldest.push(&format!("SELECT {e_now} - {e_created} AS v FROM work_orders w"));
+    q.order_filter(&mut oldest, since, until);
+    oldest.push(" AND w.open_key IS NOT NULL");
+    let backlog_oldest_age = if backlog_open > 0 {
+        One::find_by_statement(oldest.statement()).one(conn).await?.and_then(|r| r.v)
+    } else {
+        None
+    };
+
+    // Event-based rates: events received in range (site filter only; the
+    // others are order properties).
+    let events_where = |extra: &str| {
+        let mut sql = Sql::new(backend);
+        sql.push("SELECT COUNT(*) AS n FROM events e WHERE e.received_at >= ")
+            .bind(since)
+            .push(" AND e.received_at < ")
+            .bind(until);
+        if let Some(s) = &q.site {
+            sql.push(" AND e.site = ").bind(s.clone());
+        }
+        sql.push(extra);
+        sql
+    };
+    let all_events = count(conn, &events_where("")).await?;
+    let mapped = count(conn, &events_where(" AND e.outcome <> 'unmapped'")).await?;
+    let raised = count(conn, &events_where(" AND e.state = 'raised'")).await?;
+    let automated =
+        count(conn, &events_where(" AND e.state = 'raised' AND e.outcome IN ('created', 'merged')")).await?;
+    let merged = count(conn, &events_where(" AND e.outcome = 'merged'")).await?;
+
+    Ok(Kpis {
+        since,
+        until,
+        orders,
+        time_to_create: duration_stats(
+            conn,
+            q,
+            &["created", "acknowledged", "in_progress", "completed", "closed"],
+            since,
+            until,
+        )
+        .await?,
+        time_to_acknowledge: duration_stats(
+            conn,
+            q,
+            &["acknowledged", "in_progress", "completed", "closed"],
+            since,
+            until,
+        )
+        .await?,
+        time_to_complete: duration_stats(conn, q, &["completed"], since, until).await?,
+        acceptance_rate: ratio(accepted, accepted + declined),
+        sla_compliance: ratio(met_n, completed_n + overdue_n),
+        dedup_savings: ratio(merged, automated),
+        automation_rate: ratio(automated, raised),
+        mapping_coverage: ratio(mapped, all_events),
+        backlog_open,
+        backlog_oldest_age,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        assert_eq!(nearest_rank(0.5, 4), 2);
+        assert_eq!(nearest_rank(0.9, 4), 4);
+        assert_eq!(nearest_rank(0.99, 100), 99);
+        assert_eq!(nearest_rank(0.5, 1), 1);
+        assert_eq!(nearest_rank(0.5, 5), 3);
+    }
+}
