@@ -23,3 +23,18 @@ pub async fn get_kpis(state: web::Data<AppState>, q: web::Query<KpiQuery>) -> Re
     }
     Ok(web::Json(kpis::compute(state.store.conn(), &q, state.clock.now()).await?))
 }
+
+/// KPIs per rule and version: events matched, orders created, events
+/// merged, orders accepted, rejected or cancelled, precision (accepted ÷
+/// decided), median time to acknowledge, and planner feedback counts.
+#[utoipa::path(tag = "work-orders", params(KpiQuery), responses(
+    (status = 200, body = Vec<crate::kpis::RuleKpis>),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/kpis/rules")]
+pub async fn get_rule_kpis(
+    state: web::Data<AppState>,
+    q: web::Query<KpiQuery>,
+) -> Result<web::Json<Vec<crate::kpis::RuleKpis>>, ApiError> {
+    Ok(web::Json(kpis::by_rule(state.store.conn(), &q, state.clock.now()).await?))
+}

@@ -102,6 +102,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(sandbox::set_sandbox_status)
         .service(health::healthz)
         .service(kpis::get_kpis)
+        .service(kpis::get_rule_kpis)
         .service(health::readyz)
         .service(health::metrics);
 }

@@ -37,6 +37,16 @@ pub struct Stats {
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SlaCompliance {
+    pub priority: i32,
+    /// Completed by the due-by time.
+    pub met: u64,
+    /// Completed late, or open past the due-by time.
+    pub missed: u64,
+    pub compliance: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Kpis {
     pub since: DateTime<Utc>,
     pub until: DateTime<Utc>,
@@ -53,6 +63,8 @@ pub struct Kpis {
     pub acceptance_rate: Option<f64>,
     /// Completed by their due-by time ÷ completed, or open past due.
     pub sla_compliance: Option<f64>,
+    /// The same per priority (the targets are `[sla] due_hours`).
+    pub sla_by_priority: Vec<SlaCompliance>,
     /// Events merged into an open order ÷ events that led to an order.
     pub dedup_savings: Option<f64>,
     /// Raised events that led to an order (new or merged) ÷ raised events
@@ -226,17 +238,33 @@ pub async fn compute<C: ConnectionTrait>(conn: &C, q: &KpiQuery, now: DateTime<U
     .await?;
 
     // SLA: completed by due-by, against completed plus open past due.
-    let mut met = orders_where(
-        " AND w.due_by IS NOT NULL AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status = 'completed' AND h.at <= w.due_by)",
-    );
-    let met_n = count(conn, &met).await?;
-    met = orders_where(
-        " AND w.due_by IS NOT NULL AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status = 'completed')",
-    );
-    let completed_n = count(conn, &met).await?;
-    let mut overdue = orders_where(" AND w.open_key IS NOT NULL AND w.due_by < ");
-    overdue.bind(now);
-    let overdue_n = count(conn, &overdue).await?;
+    let mut met_n = 0;
+    let mut missed_n = 0;
+    let mut sla_by_priority = vec![];
+    for p in 1..=5 {
+        if q.priority.is_some_and(|qp| qp != p) {
+            continue;
+        }
+        let by_priority = KpiQuery { priority: Some(p), ..q.clone() };
+        let w = |extra: &str| {
+            let mut sql = Sql::new(backend);
+            sql.push("SELECT COUNT(*) AS n FROM work_orders w");
+            by_priority.order_filter(&mut sql, since, until);
+            sql.push(extra);
+            sql
+        };
+        let completed = " AND w.due_by IS NOT NULL AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status = 'completed'";
+        let met = count(conn, &w(&format!("{completed} AND h.at <= w.due_by)"))).await?;
+        let done = count(conn, &w(&format!("{completed})"))).await?;
+        let mut overdue = w(" AND w.open_key IS NOT NULL AND w.due_by < ");
+        overdue.bind(now);
+        let missed = done - met + count(conn, &overdue).await?;
+        met_n += met;
+        missed_n += missed;
+        if met + missed > 0 {
+            sla_by_priority.push(SlaCompliance { priority: p, met, missed, compliance: ratio(met, met + missed) });
+        }
+    }
 
     let backlog_open = count(conn, &orders_where(" AND w.open_key IS NOT NULL")).await?;
     let mut oldest = Sql::new(backend);
@@ -298,7 +326,8 @@ pub async fn compute<C: ConnectionTrait>(conn: &C, q: &KpiQuery, now: DateTime<U
         .await?,
         time_to_complete: duration_stats(conn, q, &["completed"], since, until).await?,
         acceptance_rate: ratio(accepted, accepted + declined),
-        sla_compliance: ratio(met_n, completed_n + overdue_n),
+        sla_compliance: ratio(met_n, met_n + missed_n),
+        sla_by_priority,
         dedup_savings: ratio(merged, automated),
         automation_rate: ratio(automated, raised),
         mapping_coverage: ratio(mapped, all_events),
@@ -319,4 +348,104 @@ mod tests {
         assert_eq!(nearest_rank(0.5, 1), 1);
         assert_eq!(nearest_rank(0.5, 5), 3);
     }
+}
+
+/// Per rule and version.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RuleKpis {
+    pub rule_id: String,
+    pub rule_version: i32,
+    /// Events this rule version decided (received in range).
+    pub events_matched: u64,
+    pub orders_created: u64,
+    pub events_merged: u64,
+    /// Its orders (first event in range) that reached in progress or completed.
+    pub orders_accepted: u64,
+    pub orders_rejected: u64,
+    pub orders_cancelled: u64,
+    /// accepted ÷ (accepted + rejected + cancelled): the rule's precision.
+    pub precision: Option<f64>,
+    /// Median time to acknowledge, in seconds.
+    pub median_time_to_acknowledge: Option<f64>,
+    pub feedback_useful: u64,
+    pub feedback_false_alarm: u64,
+}
+
+#[derive(FromQueryResult)]
+struct RuleKey {
+    rule_id: String,
+    rule_version: i32,
+}
+
+pub async fn by_rule<C: ConnectionTrait>(
+    conn: &C,
+    q: &KpiQuery,
+    now: DateTime<Utc>,
+) -> Result<Vec<RuleKpis>, StoreError> {
+    let backend = conn.get_database_backend();
+    let (since, until) = q.range(now);
+    let mut keys = Sql::new(backend);
+    keys.push("SELECT DISTINCT e.rule_id AS rule_id, e.rule_version AS rule_version FROM events e WHERE e.rule_id IS NOT NULL AND e.received_at >= ")
+        .bind(since)
+        .push(" AND e.received_at < ")
+        .bind(until);
+    if let Some(r) = &q.rule {
+        keys.push(" AND e.rule_id = ").bind(r.clone());
+    }
+    keys.push(" ORDER BY rule_id, rule_version");
+    let mut out = vec![];
+    for key in RuleKey::find_by_statement(keys.statement()).all(conn).await? {
+        let events = |extra: &str| {
+            let mut sql = Sql::new(backend);
+            sql.push("SELECT COUNT(*) AS n FROM events e WHERE e.rule_id = ")
+                .bind(key.rule_id.clone())
+                .push(" AND e.rule_version = ")
+                .bind(key.rule_version)
+                .push(" AND e.received_at >= ")
+                .bind(since)
+                .push(" AND e.received_at < ")
+                .bind(until);
+            if let Some(s) = &q.site {
+                sql.push(" AND e.site = ").bind(s.clone());
+            }
+            sql.push(extra);
+            sql
+        };
+        let scoped = KpiQuery { rule: Some(key.rule_id.clone()), ..q.clone() };
+        let orders = |extra: String| {
+            let mut sql = Sql::new(backend);
+            sql.push("SELECT COUNT(*) AS n FROM work_orders w");
+            scoped.order_filter(&mut sql, since, until);
+            sql.push(" AND w.rule_version = ").bind(key.rule_version);
+            sql.push(&extra);
+            sql
+        };
+        let reached = |s: &str| {
+            format!(" AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status IN ({s}))")
+        };
+        let not_accepted = " AND NOT EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status IN ('in_progress', 'completed'))";
+        let accepted = count(conn, &orders(reached("'in_progress', 'completed'"))).await?;
+        let rejected = count(conn, &orders(format!("{}{not_accepted}", reached("'rejected'")))).await?;
+        let cancelled = count(conn, &orders(format!("{}{not_accepted}", reached("'cancelled'")))).await?;
+        let verdict = |v: &str| {
+            orders(format!(" AND EXISTS (SELECT 1 FROM feedback f WHERE f.work_order_id = w.id AND f.verdict = '{v}')"))
+        };
+        let ack = duration_stats(conn, &scoped, &["acknowledged", "in_progress", "completed", "closed"], since, until)
+            .await?;
+        out.push(RuleKpis {
+            events_matched: count(conn, &events("")).await?,
+            orders_created: count(conn, &events(" AND e.outcome = 'created'")).await?,
+            events_merged: count(conn, &events(" AND e.outcome = 'merged'")).await?,
+            orders_accepted: accepted,
+            orders_rejected: rejected,
+            orders_cancelled: cancelled,
+            precision: ratio(accepted, accepted + rejected + cancelled),
+            median_time_to_acknowledge: ack.p50,
+            feedback_useful: count(conn, &verdict("useful")).await?,
+            feedback_false_alarm: count(conn, &verdict("false_alarm")).await?,
+            rule_id: key.rule_id,
+            rule_version: key.rule_version,
+        });
+    }
+    Ok(out)
 }

@@ -42,7 +42,7 @@ async fn kpis_match_values_worked_out_by_hand(backend: Backend) {
     clock.set(t(10, 10));
     let (_b, sb) = order_for(&app, "k-b", "BEDFORD.PUMPING.P504.BRG_TEMP").await;
     clock.set(t(10, 20));
-    let (_c, sc) = order_for(&app, "k-c", "BEDFORD.PUMPING.P405.BRG_TEMP").await;
+    let (c, sc) = order_for(&app, "k-c", "BEDFORD.PUMPING.P405.BRG_TEMP").await;
     // A acknowledged at 10:30, B in progress at 10:40, C cancelled at 10:50, A completed at 11:00.
     clock.set(t(10, 30));
     move_to(&app, &sa, "acknowledged").await;
@@ -72,11 +72,32 @@ async fn kpis_match_values_worked_out_by_hand(backend: Backend) {
     assert_eq!(k["time_to_complete"], json!({"count": 1, "mean": 3600.0, "p50": 3600.0, "p90": 3600.0, "p99": 3600.0}));
     close(&k["acceptance_rate"], 2.0 / 3.0); // A and B accepted, C cancelled
     close(&k["sla_compliance"], 1.0); // A completed before its due-by, nothing open is overdue
+    assert_eq!(k["sla_by_priority"], json!([{"priority": 2, "met": 1, "missed": 0, "compliance": 1.0}]));
     close(&k["dedup_savings"], 0.25); // 1 merged of 4 events that led to an order
     close(&k["automation_rate"], 0.8); // 4 of 5 raised events led to an order
     close(&k["mapping_coverage"], 0.8); // 4 of 5 events mapped
     assert_eq!(k["backlog_open"], 1); // B
     close(&k["backlog_oldest_age"], 3000.0); // B was decided at 10:10, it is 11:00
+
+    // Per rule: the one rule, version 1; C gets a false-alarm verdict.
+    app.post_json(&format!("/v1/work-orders/{c}/feedback"), &json!({"verdict": "false_alarm", "author": "j.planner"}))
+        .await;
+    let (s, rules) = app.get("/v1/kpis/rules?since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z").await;
+    assert_eq!(s, 200, "{rules}");
+    let r = &rules[0];
+    assert_eq!(rules.as_array().unwrap().len(), 1);
+    assert_eq!(r["rule_version"], 1);
+    assert_eq!(
+        (r["events_matched"].as_u64(), r["orders_created"].as_u64(), r["events_merged"].as_u64()),
+        (Some(4), Some(3), Some(1))
+    );
+    assert_eq!(
+        (r["orders_accepted"].as_u64(), r["orders_rejected"].as_u64(), r["orders_cancelled"].as_u64()),
+        (Some(2), Some(0), Some(1))
+    );
+    close(&r["precision"], 2.0 / 3.0);
+    assert_eq!(r["median_time_to_acknowledge"], 1800.0);
+    assert_eq!((r["feedback_useful"].as_u64(), r["feedback_false_alarm"].as_u64()), (Some(0), Some(1)));
 
     // Filters: only the mixer's order (asset class MIXER).
     let (_, mixers) = app.get("/v1/kpis?since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z&asset_class=MIXER").await;
