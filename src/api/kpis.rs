@@ -38,3 +38,50 @@ pub async fn get_rule_kpis(
 ) -> Result<web::Json<Vec<crate::kpis::RuleKpis>>, ApiError> {
     Ok(web::Json(kpis::by_rule(state.store.conn(), &q, state.clock.now()).await?))
 }
+
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SeriesQuery {
+    /// hour, day or week.
+    pub bucket: crate::kpis::Bucket,
+    /// IANA time zone that aligns the buckets (default UTC), e.g. `America/Chicago`.
+    pub tz: Option<String>,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct SeriesPoint {
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+    pub kpis: Kpis,
+}
+
+/// The KPIs of `GET /v1/kpis`, bucketed by hour, day or week in the time
+/// zone the request names (a plant's day is its local day; weeks start on
+/// Monday). At most 400 buckets.
+#[utoipa::path(tag = "work-orders", params(KpiQuery, SeriesQuery), responses(
+    (status = 200, body = Vec<SeriesPoint>),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/kpis/timeseries")]
+pub async fn get_kpi_series(
+    state: web::Data<AppState>,
+    q: web::Query<KpiQuery>,
+    series: web::Query<SeriesQuery>,
+) -> Result<web::Json<Vec<SeriesPoint>>, ApiError> {
+    let tz: chrono_tz::Tz = series.tz.as_deref().unwrap_or("UTC").parse().map_err(|_| {
+        ApiError::Validation(format!("tz {:?} is not an IANA time zone", series.tz.as_deref().unwrap_or("")))
+    })?;
+    let now = state.clock.now();
+    let until = q.until.unwrap_or(now);
+    let since = q.since.unwrap_or(until - chrono::Duration::days(30));
+    if until <= since {
+        return Err(ApiError::Validation("until must be after since".into()));
+    }
+    let bounds = kpis::buckets(since, until, series.bucket, tz).map_err(ApiError::Validation)?;
+    let mut points = Vec::with_capacity(bounds.len());
+    for (start, end) in bounds {
+        let bucket = KpiQuery { since: Some(start), until: Some(end), ..q.0.clone() };
+        points.push(SeriesPoint { start, end, kpis: kpis::compute(state.store.conn(), &bucket, now).await? });
+    }
+    Ok(web::Json(points))
+}

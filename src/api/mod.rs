@@ -103,6 +103,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(health::healthz)
         .service(kpis::get_kpis)
         .service(kpis::get_rule_kpis)
+        .service(kpis::get_kpi_series)
         .service(health::readyz)
         .service(health::metrics);
 }

@@ -449,3 +449,85 @@ pub async fn by_rule<C: ConnectionTrait>(
     }
     Ok(out)
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Bucket {
+    Hour,
+    Day,
+    Week,
+}
+
+/// A bucket: `[start, end)`.
+pub type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// Most buckets one time series may have.
+pub const MAX_BUCKETS: usize = 400;
+
+/// Bucket boundaries covering `[since, until)`, aligned in time zone `tz`
+/// (a plant's day is its local day; weeks start on Monday), DST-aware.
+pub fn buckets(
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+    bucket: Bucket,
+    tz: chrono_tz::Tz,
+) -> Result<Vec<Span>, String> {
+    use chrono::{Datelike, NaiveTime, TimeZone, Timelike};
+    let local = since.with_timezone(&tz).naive_local();
+    let mut start = match bucket {
+        Bucket::Hour => local.date().and_time(NaiveTime::from_hms_opt(local.hour(), 0, 0).unwrap_or_default()),
+        Bucket::Day => local.date().and_time(NaiveTime::MIN),
+        Bucket::Week => (local.date() - chrono::Days::new(u64::from(local.weekday().num_days_from_monday())))
+            .and_time(NaiveTime::MIN),
+    };
+    let to_utc = |n: chrono::NaiveDateTime| {
+        tz.from_local_datetime(&n)
+            .earliest()
+            .or_else(|| tz.from_local_datetime(&(n + chrono::Duration::hours(1))).earliest())
+            .map(|d| d.with_timezone(&Utc))
+    };
+    let mut out = vec![];
+    loop {
+        let next = match bucket {
+            Bucket::Hour => start + chrono::Duration::hours(1),
+            Bucket::Day => start + chrono::Days::new(1),
+            Bucket::Week => start + chrono::Days::new(7),
+        };
+        let (Some(a), Some(b)) = (to_utc(start), to_utc(next)) else {
+            return Err("a bucket boundary does not exist in that time zone".into());
+        };
+        if a >= until {
+            break;
+        }
+        if b > a {
+            out.push((a, b));
+        }
+        if out.len() > MAX_BUCKETS {
+            return Err(format!("more than {MAX_BUCKETS} buckets: use a larger bucket or a shorter range"));
+        }
+        start = next;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn days_follow_the_plant_time_zone_and_dst() {
+        let t = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        let auckland: chrono_tz::Tz = "Pacific/Auckland".parse().unwrap();
+        let b = buckets(t("2026-11-24T00:00:00Z"), t("2026-11-25T00:00:00Z"), Bucket::Day, auckland).unwrap();
+        assert_eq!(b[0], (t("2026-11-23T11:00:00Z"), t("2026-11-24T11:00:00Z")));
+        assert_eq!(b.len(), 2);
+        // Europe/Berlin leaves summer time on 2026-10-25: that day has 25 hours.
+        let berlin: chrono_tz::Tz = "Europe/Berlin".parse().unwrap();
+        let b = buckets(t("2026-10-25T00:00:00Z"), t("2026-10-25T12:00:00Z"), Bucket::Day, berlin).unwrap();
+        assert_eq!(b[0].1 - b[0].0, chrono::Duration::hours(25));
+        // weeks start on Monday (2026-11-23 is a Monday)
+        let b = buckets(t("2026-11-25T12:00:00Z"), t("2026-11-26T00:00:00Z"), Bucket::Week, chrono_tz::UTC).unwrap();
+        assert_eq!(b[0].0, t("2026-11-23T00:00:00Z"));
+        assert!(buckets(t("2020-01-01T00:00:00Z"), t("2026-01-01T00:00:00Z"), Bucket::Hour, chrono_tz::UTC).is_err());
+    }
+}

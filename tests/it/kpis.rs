@@ -99,6 +99,19 @@ async fn kpis_match_values_worked_out_by_hand(backend: Backend) {
     assert_eq!(r["median_time_to_acknowledge"], 1800.0);
     assert_eq!((r["feedback_useful"].as_u64(), r["feedback_false_alarm"].as_u64()), (Some(0), Some(1)));
 
+    // By the plant's local day (Auckland: UTC+13 in November): 10:00 UTC is
+    // 23:00 on the 24th there, so all three orders fall in the first day.
+    let (s, series) = app
+        .get("/v1/kpis/timeseries?bucket=day&tz=Pacific/Auckland&since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z")
+        .await;
+    assert_eq!(s, 200, "{series}");
+    let points = series.as_array().unwrap();
+    assert_eq!(points.len(), 2);
+    assert_eq!(points[0]["start"], "2026-11-23T11:00:00Z");
+    assert_eq!((points[0]["kpis"]["orders"].as_u64(), points[1]["kpis"]["orders"].as_u64()), (Some(3), Some(0)));
+    let (s, _) = app.get("/v1/kpis/timeseries?bucket=day&tz=Mars/Olympus").await;
+    assert_eq!(s, 422);
+
     // Filters: only the mixer's order (asset class MIXER).
     let (_, mixers) = app.get("/v1/kpis?since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z&asset_class=MIXER").await;
     assert_eq!(mixers["orders"], 1);
