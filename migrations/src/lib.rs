@@ -9,6 +9,7 @@ mod m20261125_000004_webhooks;
 mod m20261125_000005_order_comments;
 mod m20261125_000006_history_published;
 mod m20261125_000007_feedback;
+mod m20261125_000008_feedback_codes;
 
 pub struct Migrator;
 
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000005_order_comments::Migration),
             Box::new(m20261125_000006_history_published::Migration),
             Box::new(m20261125_000007_feedback::Migration),
+            Box::new(m20261125_000008_feedback_codes::Migration),
         ]
     }
 }

@@ -80,7 +80,8 @@ async fn save(
     }
     let webhook = input.webhook.as_ref();
     let now = state.clock.now();
-    Ok(connectors::save(state.store.conn(), name, input.enabled, &input.config, webhook, replace, now).await?)
+    let codes = &input.feedback_codes;
+    Ok(connectors::save(state.store.conn(), name, input.enabled, &input.config, webhook, codes, replace, now).await?)
 }
 
 #[utoipa::path(tag = "connectors", params(("name" = String, Path)), responses(

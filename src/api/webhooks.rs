@@ -104,6 +104,9 @@ pub async fn receive_webhook(
         now,
     )
     .await?;
+    if applied {
+        sync::closure_feedback(&txn, &connector, &order.id, report.closure_code.as_deref(), now).await?;
+    }
     txn.commit().await.map_err(StoreError::from)?;
     Ok(web::Json(WebhookResult { applied, duplicate: false, work_order_id: Some(order.id), status: Some(status) }))
 }

@@ -251,6 +251,7 @@ impl super::Connector for MaximoConnector {
                             .and_then(Value::as_str)
                             .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
                             .map(|d| d.with_timezone(&chrono::Utc)),
+                        closure_code: None,
                     })
                 })
                 .collect(),

@@ -46,6 +46,8 @@ pub struct PolledStatus {
     pub status: String,
     /// When it changed, if the EAM says.
     pub changed_at: Option<DateTime<Utc>>,
+    /// The closure or failure code, where the EAM reports one.
+    pub closure_code: Option<String>,
 }
 
 /// The EAM's answer to a create.
@@ -280,6 +282,8 @@ pub struct ConnectorView {
     pub config: ConnectorConfig,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSettings>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub feedback_codes: BTreeMap<String, crate::store::feedback::Verdict>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -295,6 +299,11 @@ pub struct ConnectorInput {
     pub config: ConnectorConfig,
     #[serde(default)]
     pub webhook: Option<WebhookSettings>,
+    /// The EAM's closure or failure codes that count as feedback, e.g.
+    /// `{"No Fault Found": "false_alarm", "Solved (Permanently)": "useful"}`
+    /// (a ServiceNow `close_code`, a Maximo failure remedy, an SAP cause code).
+    #[serde(default)]
+    pub feedback_codes: BTreeMap<String, crate::store::feedback::Verdict>,
 }
 
 fn enabled_default() -> bool {

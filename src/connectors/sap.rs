@@ -279,6 +279,7 @@ impl super::Connector for SapConnector {
                         external_id: r.get("MaintenanceNotification")?.as_str()?.to_owned(),
                         status: r.get("NotifProcessingPhase")?.as_str()?.to_owned(),
                         changed_at: r.get("LastChangeDateTime").and_then(Value::as_str).and_then(odata_date),
+                        closure_code: None,
                     })
                 })
                 .collect(),

@@ -254,7 +254,7 @@ impl super::Connector for ServiceNowConnector {
     async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
         let req = self.request(reqwest::Method::GET, &self.config.table_url()).await?.query(&[
             ("sysparm_query", format!("sys_idIN{}", external_ids.join(",")).as_str()),
-            ("sysparm_fields", "sys_id,state,sys_updated_on"),
+            ("sysparm_fields", "sys_id,state,sys_updated_on,close_code"),
             ("sysparm_limit", &external_ids.len().max(1).to_string()),
         ]);
         let reply = self.send(req).await?;
@@ -271,6 +271,11 @@ impl super::Connector for ServiceNowConnector {
                             .and_then(Value::as_str)
                             .and_then(|d| chrono::NaiveDateTime::parse_from_str(d, "%Y-%m-%d %H:%M:%S").ok())
                             .map(|d| d.and_utc()),
+                        closure_code: r
+                            .get("close_code")
+                            .and_then(Value::as_str)
+                            .filter(|c| !c.is_empty())
+                            .map(str::to_owned),
                     })
                 })
                 .collect(),

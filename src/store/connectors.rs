@@ -14,6 +14,7 @@ pub struct StoredConnector {
     pub enabled: bool,
     pub config: ConnectorConfig,
     pub webhook: Option<WebhookSettings>,
+    pub feedback_codes: std::collections::BTreeMap<String, crate::store::feedback::Verdict>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -25,6 +26,7 @@ impl StoredConnector {
             enabled: self.enabled,
             config: self.config.redacted(),
             webhook: self.webhook.as_ref().map(WebhookSettings::redacted),
+            feedback_codes: self.feedback_codes.clone(),
             created_at: self.created_at,
             updated_at: self.updated_at,
         }
@@ -38,11 +40,16 @@ fn from_model(m: connectors::Model) -> Result<StoredConnector, StoreError> {
         Some(w) => Some(serde_json::from_value(w).map_err(|_| corrupt("webhook settings of", &m.name))?),
         None => None,
     };
+    let feedback_codes = match m.feedback_codes {
+        Some(f) => serde_json::from_value(f).map_err(|_| corrupt("feedback codes of", &m.name))?,
+        None => Default::default(),
+    };
     Ok(StoredConnector {
         name: m.name,
         enabled: m.enabled,
         config,
         webhook,
+        feedback_codes,
         created_at: m.created_at,
         updated_at: m.updated_at,
     })
@@ -62,6 +69,7 @@ pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<StoredConnector>, 
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 /// Creates (`must_exist = false`, conflict if present) or replaces
 /// (`must_exist = true`, not found if absent) a connector.
 pub async fn save<C: ConnectionTrait>(
@@ -70,6 +78,7 @@ pub async fn save<C: ConnectionTrait>(
     enabled: bool,
     config: &ConnectorConfig,
     webhook: Option<&WebhookSettings>,
+    feedback_codes: &std::collections::BTreeMap<String, crate::store::feedback::Verdict>,
     must_exist: bool,
     now: DateTime<Utc>,
 ) -> Result<StoredConnector, StoreError> {
@@ -79,6 +88,9 @@ pub async fn save<C: ConnectionTrait>(
         kind: Set(config.kind().to_owned()),
         config: Set(serde_json::to_value(config).unwrap_or_default()),
         webhook: Set(webhook.map(|w| serde_json::to_value(w).unwrap_or_default())),
+        feedback_codes: Set(
+            (!feedback_codes.is_empty()).then(|| serde_json::to_value(feedback_codes).unwrap_or_default())
+        ),
         enabled: Set(enabled),
         created_at: Set(existing.as_ref().map_or(now, |e| e.created_at)),
         updated_at: Set(now),

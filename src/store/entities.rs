@@ -100,6 +100,7 @@ pub mod connectors {
         pub kind: String,
         pub config: Json,
         pub webhook: Option<Json>,
+        pub feedback_codes: Option<Json>,
         pub enabled: bool,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,

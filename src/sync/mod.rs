@@ -27,3 +27,23 @@ pub async fn apply<C: ConnectionTrait>(
 ) -> Result<bool, StoreError> {
     work_orders::change_status(conn, order_id, &r, now).await
 }
+
+/// Records the EAM's closure code as feedback when the connector maps it
+/// (`feedback_codes`); `true` when it did.
+pub async fn closure_feedback<C: ConnectionTrait>(
+    conn: &C,
+    connector: &crate::store::connectors::StoredConnector,
+    order_id: &str,
+    code: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let Some(code) = code else { return Ok(false) };
+    let Some(verdict) = connector.feedback_codes.get(code) else { return Ok(false) };
+    let input = crate::store::feedback::FeedbackInput {
+        verdict: *verdict,
+        comment: Some(format!("closure code {code:?} in {}", connector.name)),
+        author: connector.name.clone(),
+    };
+    crate::store::feedback::add(conn, order_id, &input, "eam", now).await?;
+    Ok(true)
+}

@@ -81,6 +81,7 @@ impl Poller {
                 };
                 if super::apply(&txn, &order.id, reported, now).await? {
                     changed += 1;
+                    super::closure_feedback(&txn, &stored, &order.id, p.closure_code.as_deref(), now).await?;
                 }
             }
             txn.commit().await?;

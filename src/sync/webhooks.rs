@@ -97,6 +97,10 @@ pub struct StatusReport {
     pub changed_at: Option<DateTime<Utc>>,
     #[serde(default)]
     pub note: Option<String>,
+    /// The EAM's closure or failure code, if any; mapped to feedback by the
+    /// connector's `feedback_codes`.
+    #[serde(default)]
+    pub closure_code: Option<String>,
 }
 
 #[cfg(test)]

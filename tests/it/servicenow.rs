@@ -127,13 +127,15 @@ async fn polling_uses_one_query_per_batch(backend: Backend) {
         .and(path(TABLE))
         .and(query_param("sysparm_query", "sys_idINc1"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"result": [
-            {"sys_id": "c1", "state": "6", "sys_updated_on": "2026-11-24 16:30:00"}
+            {"sys_id": "c1", "state": "6", "sys_updated_on": "2026-11-24 16:30:00", "close_code": "No Fault Found"}
         ]})))
         .mount(&server)
         .await;
     let env = vec![("WORKBRIDGE_SYNC__POLL_INTERVAL_MS", "100".to_owned())];
     let app = spawn_app(backend, Options { env, ..Default::default() }).await;
-    app.setup_flow(connector(&server)).await;
+    let mut c = connector(&server);
+    c["feedback_codes"] = json!({"No Fault Found": "false_alarm", "Solved (Permanently)": "useful"});
+    app.setup_flow(c).await;
     let (_, a) = app.post_json("/v1/events", &alert("snp-1")).await;
     let order_id = a["work_order_id"].as_str().unwrap().to_owned();
     app.eventually("resolved", || async {
@@ -143,6 +145,12 @@ async fn polling_uses_one_query_per_batch(backend: Backend) {
     let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
     let polled = o["history"].as_array().unwrap().iter().find(|h| h["source"] == "poll").unwrap().clone();
     assert_eq!((polled["at"].as_str(), polled["external_status"].as_str()), (Some("2026-11-24T16:30:00Z"), Some("6")));
+    // ServiceNow's close code counts as feedback: no fault found, a false alarm.
+    assert_eq!(o["feedback"].as_array().unwrap().len(), 1, "{o}");
+    assert_eq!(
+        (o["feedback"][0]["verdict"].as_str(), o["feedback"][0]["source"].as_str()),
+        (Some("false_alarm"), Some("eam"))
+    );
 }
 on_both_backends!(polling_uses_one_query_per_batch);
 

@@ -40,7 +40,7 @@ async fn signed_status_webhooks_reach_the_history(backend: Backend) {
     let app = spawn_app(backend, Options::default()).await;
     app.setup_flow(json!({"name": "maximo",
         "config": {"kind": "maximo", "base_url": server.uri(), "api_key": "k"},
-        "webhook": {"secrets": [OLD, NEW]}}))
+        "webhook": {"secrets": [OLD, NEW]}, "feedback_codes": {"NFF": "false_alarm"}}))
         .await;
     let (_, a) = app.post_json("/v1/events", &alert("wh-1")).await;
     let order_id = a["work_order_id"].as_str().unwrap().to_owned();
@@ -87,8 +87,11 @@ async fn signed_status_webhooks_reach_the_history(backend: Backend) {
     assert_eq!(r.status(), 404);
 
     // By our reference, with the old key: completed.
-    let (s, r) = push(&app, "msg_6", now, OLD, &json!({"reference": order_id, "status": "COMP"})).await;
+    let (s, r) =
+        push(&app, "msg_6", now, OLD, &json!({"reference": order_id, "status": "COMP", "closure_code": "NFF"})).await;
     assert_eq!((s, r["status"].as_str()), (200, Some("completed")));
+    let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    assert_eq!(o["feedback"][0]["verdict"], "false_alarm", "the EAM's closure code is feedback");
     // Secrets are never shown.
     let (_, c) = app.get("/v1/connectors/maximo").await;
     assert_eq!(c["webhook"]["secrets"], json!(["***", "***"]));
