@@ -13,6 +13,9 @@ fn env() -> &'static Environment<'static> {
         // a typo in a template shows up as an empty field in the order.
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
         env.set_recursion_limit(64);
+        // A hostile or mistaken template (a huge loop) runs out of fuel
+        // instead of holding a worker: instructions and allocations count.
+        env.set_fuel(Some(100_000));
         env
     })
 }
@@ -72,6 +75,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out, json!({"p": 2, "t": "Pump \"P-101\"", "s": "WO for P-101", "n": 5, "missing": null}));
+    }
+
+    #[test]
+    fn runaway_templates_run_out_of_fuel() {
+        let err = render(
+            "{% for i in range(10000) %}{% for j in range(10000) %}x{% endfor %}{% endfor %}",
+            serde_json::json!({}),
+        )
+        .unwrap_err();
+        assert!(err.to_lowercase().contains("fuel"), "{err}");
+        assert_eq!(render("{{ 1 + 1 }}", serde_json::json!({})).unwrap(), "2");
     }
 
     #[test]
