@@ -91,6 +91,18 @@ impl Application {
         if settings.database.migrate_on_start {
             store.migrate().await.map_err(StartError::Migrate)?;
         }
+        if let Some(key) = &settings.admin_key {
+            // Seeds (or keeps) the admin key given by WORKBRIDGE_ADMIN_KEY.
+            crate::store::api_keys::insert(
+                store.conn(),
+                "admin (WORKBRIDGE_ADMIN_KEY)",
+                crate::store::api_keys::Role::Admin,
+                key,
+                clock.now(),
+            )
+            .await
+            .map_err(StartError::Migrate)?;
+        }
         if let Some(path) = &settings.rules.file {
             apply_rules_file(&store, path, clock.now()).await?;
         }
@@ -147,6 +159,7 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(problem::json_error))
                 .app_data(web::QueryConfig::default().error_handler(problem::query_error))
                 .app_data(web::PathConfig::default().error_handler(problem::path_error))
+                .wrap(actix_web::middleware::from_fn(crate::api::auth::authorize))
                 .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("workbridge::http"))
                 .into_utoipa_app()
                 .configure(api::routes)

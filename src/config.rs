@@ -110,6 +110,8 @@ pub struct HttpSettings {
     pub max_body_bytes: usize,
     /// Most events in one batch request.
     pub max_batch_events: usize,
+    /// Require a viewer key for `/metrics` (open by default, for Prometheus).
+    pub protect_metrics: bool,
 }
 
 #[derive(Clone, Deserialize)]
@@ -271,6 +273,7 @@ impl Settings {
             ("http.addr", "127.0.0.1:8080".into()),
             ("http.max_body_bytes", (256 * 1024).into()),
             ("http.max_batch_events", 1000.into()),
+            ("http.protect_metrics", false.into()),
             ("database.url", "sqlite://workbridge.db?mode=rwc".into()),
             ("database.max_connections", 10.into()),
             ("database.migrate_on_start", true.into()),

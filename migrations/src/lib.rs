@@ -10,6 +10,7 @@ mod m20261125_000005_order_comments;
 mod m20261125_000006_history_published;
 mod m20261125_000007_feedback;
 mod m20261125_000008_feedback_codes;
+mod m20261125_000009_api_keys;
 
 pub struct Migrator;
 
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000006_history_published::Migration),
             Box::new(m20261125_000007_feedback::Migration),
             Box::new(m20261125_000008_feedback_codes::Migration),
+            Box::new(m20261125_000009_api_keys::Migration),
         ]
     }
 }

@@ -1,7 +1,9 @@
 //! The REST API: thin actix handlers, each documented with utoipa. The
 //! OpenAPI document is generated from the same router that serves requests.
 
+mod api_keys;
 mod assets;
+pub mod auth;
 mod connectors;
 mod events;
 mod health;
@@ -41,11 +43,34 @@ pub struct AppState {
     pub dispatcher: crate::decisions::dispatcher::Dispatcher,
 }
 
+/// Declares the bearer API key scheme.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "An API key: Authorization: Bearer <key>. Roles: admin, planner, viewer, ingest.",
+                    ))
+                    .build(),
+            ),
+        );
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
+    modifiers(&BearerAuth),
+    security(("api_key" = [])),
     info(
         title = "workbridge",
-        description = "Turns alert, anomaly and data-quality events from a plant's trusted data layer into work orders in EAM systems, and follows them.\n\nErrors are RFC 9457 `application/problem+json` documents with a stable `type` (`urn:workbridge:problem:<code>`).\n\nLists are paginated with `limit` (1–500, default 50) and `offset`, and return `total`.",
+        description = "Turns alert, anomaly and data-quality events from a plant's trusted data layer into work orders in EAM systems, and follows them.\n\nEvery /v1 route needs an API key (`Authorization: Bearer <key>`) whose role allows it: viewer reads, planner also gives feedback, retries and moves sandbox orders, ingest posts events, admin does everything. Missing or unknown key: 401; wrong role: 403. /healthz, /readyz, /metrics, /openapi.json, /docs and the signed /v1/webhooks are open.\n\nErrors are RFC 9457 `application/problem+json` documents with a stable `type` (`urn:workbridge:problem:<code>`).\n\nLists are paginated with `limit` (1–500, default 50) and `offset`, and return `total`.",
         license(name = "Apache-2.0")
     ),
     tags(
@@ -104,6 +129,9 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(kpis::get_kpis)
         .service(kpis::get_rule_kpis)
         .service(kpis::get_kpi_series)
+        .service(api_keys::list_keys)
+        .service(api_keys::create_key)
+        .service(api_keys::revoke_key)
         .service(health::readyz)
         .service(health::metrics);
 }

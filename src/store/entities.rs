@@ -297,3 +297,20 @@ pub mod feedback {
     }
     no_relations!();
 }
+
+pub mod api_keys {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "api_keys")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub name: String,
+        pub role: String,
+        pub key_hash: String,
+        pub created_at: ChronoDateTimeUtc,
+        pub revoked_at: Option<ChronoDateTimeUtc>,
+    }
+    no_relations!();
+}

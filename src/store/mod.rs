@@ -2,6 +2,7 @@
 //! functions in the sibling modules take a connection or a transaction and
 //! return domain or view types.
 
+pub mod api_keys;
 pub mod assets;
 pub mod connectors;
 mod entities;

@@ -18,6 +18,9 @@ use workbridge::clock::{Clock, SystemClock};
 use workbridge::config::Settings;
 use workbridge::store::Store;
 
+/// The admin key every test app is seeded with; `TestApp::client` sends it.
+pub const ADMIN_KEY: &str = "wb_test_admin_key_0123456789abcdef";
+
 pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,6 +179,7 @@ pub struct TestApp {
 pub fn settings(backend_url: &str, opts: &Options) -> Settings {
     let mut env: Vec<(String, String)> = vec![
         ("WORKBRIDGE_HTTP_ADDR".into(), "127.0.0.1:0".into()),
+        ("WORKBRIDGE_ADMIN_KEY".into(), ADMIN_KEY.into()),
         ("WORKBRIDGE_DATABASE_URL".into(), backend_url.into()),
         ("WORKBRIDGE_AMQP_URL".into(), amqp_url()),
         ("WORKBRIDGE_DATABASE__MAX_CONNECTIONS".into(), "5".into()),
@@ -250,7 +254,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
     let stopped = tokio::spawn(app.run_until_stopped());
     TestApp {
         base,
-        client: reqwest::Client::new(),
+        client: client_with_key(ADMIN_KEY),
         store,
         settings,
         handle,
@@ -462,4 +466,11 @@ impl Broker {
         }
         let _ = self.conn.close(200, "done".into()).await;
     }
+}
+
+/// An HTTP client that sends `key` as its bearer token.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
+    reqwest::Client::builder().default_headers(headers).build().unwrap()
 }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod amqp_ingest;
+mod auth;
 mod delivery;
 mod http_ingest;
 mod kpis;

@@ -1,0 +1,58 @@
+use actix_web::{HttpResponse, delete, get, post, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::AppState;
+use super::problem::{ApiError, Problem};
+use crate::store::api_keys::{self, ApiKey, Role};
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyInput {
+    pub name: String,
+    pub role: Role,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CreatedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// The secret, shown this once; workbridge keeps only its hash.
+    pub secret: String,
+}
+
+/// API keys (never their secrets).
+#[utoipa::path(tag = "operations", responses((status = 200, body = Vec<ApiKey>)))]
+#[get("/v1/api-keys")]
+pub async fn list_keys(state: web::Data<AppState>) -> Result<web::Json<Vec<ApiKey>>, ApiError> {
+    Ok(web::Json(api_keys::list(state.store.conn()).await?))
+}
+
+/// Create an API key with a role: admin (configuration and keys), planner
+/// (read, feedback, retry), viewer (read) or ingest (post events). The
+/// secret is in this answer only.
+#[utoipa::path(tag = "operations", request_body = ApiKeyInput, responses(
+    (status = 201, body = CreatedApiKey),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[post("/v1/api-keys")]
+pub async fn create_key(state: web::Data<AppState>, input: web::Json<ApiKeyInput>) -> Result<HttpResponse, ApiError> {
+    let name = input.name.trim();
+    if name.is_empty() || name.len() > 128 {
+        return Err(ApiError::Validation("name must be 1 to 128 characters".into()));
+    }
+    let secret = format!("wb_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+    let key = api_keys::insert(state.store.conn(), name, input.role, &secret, state.clock.now()).await?;
+    Ok(HttpResponse::Created().json(CreatedApiKey { key, secret }))
+}
+
+/// Revoke an API key at once.
+#[utoipa::path(tag = "operations", params(("id" = String, Path)), responses(
+    (status = 204, description = "Revoked"),
+    (status = 404, body = Problem, content_type = "application/problem+json"),
+))]
+#[delete("/v1/api-keys/{id}")]
+pub async fn revoke_key(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    api_keys::revoke(state.store.conn(), &id, state.clock.now()).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
