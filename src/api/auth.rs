@@ -43,13 +43,13 @@ pub fn required_role(method: &Method, path: &str, protect_metrics: bool) -> Opti
 
 /// Whether a key's role covers the role a route needs.
 pub fn allows(have: Role, need: Role) -> bool {
-    match (have, need) {
-        (Role::Admin, _) => true,
-        (Role::Planner, Role::Planner | Role::Viewer) => true,
-        (Role::Viewer, Role::Viewer) => true,
-        (Role::Ingest, Role::Ingest) => true,
-        _ => false,
-    }
+    matches!(
+        (have, need),
+        (Role::Admin, _)
+            | (Role::Planner, Role::Planner | Role::Viewer)
+            | (Role::Viewer, Role::Viewer)
+            | (Role::Ingest, Role::Ingest)
+    )
 }
 
 pub async fn authorize(
