@@ -11,6 +11,7 @@ mod m20261125_000006_history_published;
 mod m20261125_000007_feedback;
 mod m20261125_000008_feedback_codes;
 mod m20261125_000009_api_keys;
+mod m20261125_000010_audit;
 
 pub struct Migrator;
 
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000007_feedback::Migration),
             Box::new(m20261125_000008_feedback_codes::Migration),
             Box::new(m20261125_000009_api_keys::Migration),
+            Box::new(m20261125_000010_audit::Migration),
         ]
     }
 }

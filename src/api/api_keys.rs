@@ -2,9 +2,10 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::problem::{ApiError, Problem};
+use super::{AppState, audit, json_of};
 use crate::store::api_keys::{self, ApiKey, Role};
+use crate::store::audit::Actor;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -36,13 +37,19 @@ pub async fn list_keys(state: web::Data<AppState>) -> Result<web::Json<Vec<ApiKe
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/api-keys")]
-pub async fn create_key(state: web::Data<AppState>, input: web::Json<ApiKeyInput>) -> Result<HttpResponse, ApiError> {
+pub async fn create_key(
+    state: web::Data<AppState>,
+    actor: Actor,
+    input: web::Json<ApiKeyInput>,
+) -> Result<HttpResponse, ApiError> {
     let name = input.name.trim();
     if name.is_empty() || name.len() > 128 {
         return Err(ApiError::Validation("name must be 1 to 128 characters".into()));
     }
     let secret = format!("wb_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let key = api_keys::insert(state.store.conn(), name, input.role, &secret, state.clock.now()).await?;
+    // The key without its secret.
+    audit(&state, &actor, "create", "api_key", &key.id, None, json_of(&key)).await?;
     Ok(HttpResponse::Created().json(CreatedApiKey { key, secret }))
 }
 
@@ -52,7 +59,28 @@ pub async fn create_key(state: web::Data<AppState>, input: web::Json<ApiKeyInput
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/api-keys/{id}")]
-pub async fn revoke_key(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn revoke_key(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     api_keys::revoke(state.store.conn(), &id, state.clock.now()).await?;
+    audit(&state, &actor, "revoke", "api_key", &id, None, None).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The audit trail, newest first: every change to rules, assets, tag
+/// patterns, connectors, suppressions and API keys, and every retry and
+/// feedback, with the acting key, the time, and before/after (secrets
+/// masked).
+#[utoipa::path(tag = "operations", params(crate::store::audit::AuditFilter, crate::store::PageRequest), responses(
+    (status = 200, body = crate::store::Page<crate::store::audit::AuditEntry>),
+))]
+#[get("/v1/audit")]
+pub async fn list_audit(
+    state: web::Data<AppState>,
+    filter: web::Query<crate::store::audit::AuditFilter>,
+    page: web::Query<crate::store::PageRequest>,
+) -> Result<web::Json<crate::store::Page<crate::store::audit::AuditEntry>>, ApiError> {
+    Ok(web::Json(crate::store::audit::list(state.store.conn(), &filter, *page).await?))
 }

@@ -3,9 +3,10 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
-use super::{AppState, mime, read_body};
+use super::{AppState, audit, json_of, mime, read_body};
 use crate::mapping::registry::{AssetInput, AssetView, CsvAssetRow, TagPattern, TagPatternInput};
 use crate::store::assets::{self, AssetFilter, Upserted};
+use crate::store::audit::Actor;
 use crate::store::{Page, PageRequest, StoreError, TransactionTrait};
 
 /// Most rows in one bulk load.
@@ -29,7 +30,11 @@ pub async fn list_assets(
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/assets")]
-pub async fn create_asset(state: web::Data<AppState>, input: web::Json<AssetInput>) -> Result<HttpResponse, ApiError> {
+pub async fn create_asset(
+    state: web::Data<AppState>,
+    actor: Actor,
+    input: web::Json<AssetInput>,
+) -> Result<HttpResponse, ApiError> {
     let valid = input.into_inner().validate(None).map_err(ApiError::Validation)?;
     let conn = state.store.conn();
     if assets::get(conn, &valid.asset.id).await?.is_some() {
@@ -39,6 +44,7 @@ pub async fn create_asset(state: web::Data<AppState>, input: web::Json<AssetInpu
     assets::upsert(&txn, &valid, state.clock.now()).await?;
     txn.commit().await.map_err(StoreError::from)?;
     let view = assets::view(conn, &valid.asset.id).await?;
+    audit(&state, &actor, "create", "asset", &view.asset.id, None, json_of(&view)).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/assets/{}", view.asset.id))).json(view))
 }
 
@@ -61,15 +67,20 @@ pub async fn get_asset(state: web::Data<AppState>, id: web::Path<String>) -> Res
 #[put("/v1/assets/{id}")]
 pub async fn put_asset(
     state: web::Data<AppState>,
+    actor: Actor,
     id: web::Path<String>,
     input: web::Json<AssetInput>,
 ) -> Result<web::Json<AssetView>, ApiError> {
     let valid = input.into_inner().validate(Some(&id)).map_err(ApiError::Validation)?;
     let conn = state.store.conn();
+    let before = assets::view(conn, &valid.asset.id).await.ok();
     let txn = conn.begin().await.map_err(StoreError::from)?;
     assets::upsert(&txn, &valid, state.clock.now()).await?;
     txn.commit().await.map_err(StoreError::from)?;
-    Ok(web::Json(assets::view(conn, &valid.asset.id).await?))
+    let after = assets::view(conn, &valid.asset.id).await?;
+    let action = if before.is_some() { "update" } else { "create" };
+    audit(&state, &actor, action, "asset", &after.asset.id, before.as_ref().and_then(json_of), json_of(&after)).await?;
+    Ok(web::Json(after))
 }
 
 /// Remove an asset and its tags. Events already mapped to it keep their record.
@@ -78,10 +89,16 @@ pub async fn put_asset(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/assets/{id}")]
-pub async fn delete_asset(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_asset(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let before = assets::view(state.store.conn(), &id).await.ok();
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
     assets::delete(&txn, &id).await?;
     txn.commit().await.map_err(StoreError::from)?;
+    audit(&state, &actor, "delete", "asset", &id, before.as_ref().and_then(json_of), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -122,6 +139,7 @@ pub struct BulkResult {
 #[post("/v1/assets/bulk")]
 pub async fn bulk_assets(
     state: web::Data<AppState>,
+    actor: Actor,
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<web::Json<BulkResult>, ApiError> {
@@ -180,6 +198,7 @@ pub async fn bulk_assets(
         )));
     }
     txn.commit().await.map_err(StoreError::from)?;
+    audit(&state, &actor, "bulk_upsert", "asset", "*", None, json_of(&result)).await?;
     Ok(web::Json(result))
 }
 
@@ -200,10 +219,12 @@ pub async fn list_patterns(state: web::Data<AppState>) -> Result<web::Json<Vec<T
 #[post("/v1/tag-patterns")]
 pub async fn create_pattern(
     state: web::Data<AppState>,
+    actor: Actor,
     input: web::Json<TagPatternInput>,
 ) -> Result<HttpResponse, ApiError> {
     input.validate().map_err(ApiError::Validation)?;
     let p = assets::create_pattern(state.store.conn(), &input, state.clock.now()).await?;
+    audit(&state, &actor, "create", "tag_pattern", &p.id, None, json_of(&p)).await?;
     Ok(HttpResponse::Created().json(p))
 }
 
@@ -212,7 +233,12 @@ pub async fn create_pattern(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/tag-patterns/{id}")]
-pub async fn delete_pattern(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_pattern(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     assets::delete_pattern(state.store.conn(), &id).await?;
+    audit(&state, &actor, "delete", "tag_pattern", &id, None, None).await?;
     Ok(HttpResponse::NoContent().finish())
 }

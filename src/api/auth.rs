@@ -28,7 +28,7 @@ pub fn required_role(method: &Method, path: &str, protect_metrics: bool) -> Opti
     if path == "/v1/events" && method == Method::POST {
         return Some(Role::Ingest);
     }
-    if method == Method::GET && !path.starts_with("/v1/api-keys") {
+    if method == Method::GET && !path.starts_with("/v1/api-keys") && !path.starts_with("/v1/audit") {
         return Some(Role::Viewer);
     }
     let planner = path.starts_with("/v1/work-orders/") && (path.ends_with("/feedback") || path.ends_with("/retry"))
@@ -105,10 +105,26 @@ mod tests {
         assert_eq!(r(Method::POST, "/v1/work-orders/x/feedback"), Some(Role::Planner));
         assert_eq!(r(Method::POST, "/v1/rules"), Some(Role::Admin));
         assert_eq!(r(Method::GET, "/v1/api-keys"), Some(Role::Admin));
+        assert_eq!(r(Method::GET, "/v1/audit"), Some(Role::Admin));
         assert!(allows(Role::Admin, Role::Ingest));
         assert!(allows(Role::Planner, Role::Viewer));
         assert!(!allows(Role::Viewer, Role::Planner));
         assert!(!allows(Role::Ingest, Role::Viewer));
         assert!(!allows(Role::Planner, Role::Ingest));
+    }
+}
+
+/// The acting API key, for the audit trail (protected routes only).
+impl actix_web::FromRequest for crate::store::audit::Actor {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<ApiKey>()
+                .map(|k| crate::store::audit::Actor { key_id: k.id.clone(), name: k.name.clone() })
+                .ok_or_else(|| ApiError::Unauthorized("an API key is required".into())),
+        )
     }
 }

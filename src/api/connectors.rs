@@ -1,8 +1,9 @@
 use actix_web::{HttpResponse, delete, get, post, put, web};
 
-use super::AppState;
 use super::problem::{ApiError, Problem};
+use super::{AppState, audit, json_of};
 use crate::connectors::{ConnectorInput, ConnectorView, validate_name};
+use crate::store::audit::Actor;
 use crate::store::connectors;
 
 /// All connectors. Credentials given literally are masked; references to
@@ -24,11 +25,13 @@ pub async fn list_connectors(state: web::Data<AppState>) -> Result<web::Json<Vec
 #[post("/v1/connectors")]
 pub async fn create_connector(
     state: web::Data<AppState>,
+    actor: Actor,
     input: web::Json<ConnectorInput>,
 ) -> Result<HttpResponse, ApiError> {
     let name = input.name.clone().ok_or_else(|| ApiError::Validation("name is required".into()))?;
     validate_name(&name).map_err(ApiError::Validation)?;
     let saved = save(&state, &name, &input, false).await?;
+    audit(&state, &actor, "create", "connector", &name, None, json_of(&saved.view())).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/connectors/{name}"))).json(saved.view()))
 }
 
@@ -56,6 +59,7 @@ pub async fn get_connector(
 #[put("/v1/connectors/{name}")]
 pub async fn put_connector(
     state: web::Data<AppState>,
+    actor: Actor,
     name: web::Path<String>,
     input: web::Json<ConnectorInput>,
 ) -> Result<web::Json<ConnectorView>, ApiError> {
@@ -64,7 +68,10 @@ pub async fn put_connector(
     {
         return Err(ApiError::Validation(format!("name {body_name:?} in the body differs from {name:?} in the path")));
     }
-    Ok(web::Json(save(&state, &name, &input, true).await?.view()))
+    let before = connectors::get(state.store.conn(), &name).await?.map(|c| c.view());
+    let after = save(&state, &name, &input, true).await?.view();
+    audit(&state, &actor, "update", "connector", &name, before.as_ref().and_then(json_of), json_of(&after)).await?;
+    Ok(web::Json(after))
 }
 
 /// Validates and stores a connector (`replace`: it must exist; else it must not).
@@ -89,8 +96,14 @@ async fn save(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/connectors/{name}")]
-pub async fn delete_connector(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_connector(
+    state: web::Data<AppState>,
+    actor: Actor,
+    name: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let before = connectors::get(state.store.conn(), &name).await?.map(|c| c.view());
     connectors::delete(state.store.conn(), &name).await?;
+    audit(&state, &actor, "delete", "connector", &name, before.as_ref().and_then(json_of), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -132,6 +132,7 @@ pub fn routes(cfg: &mut ServiceConfig) {
         .service(api_keys::list_keys)
         .service(api_keys::create_key)
         .service(api_keys::revoke_key)
+        .service(api_keys::list_audit)
         .service(health::readyz)
         .service(health::metrics);
 }
@@ -164,4 +165,23 @@ fn mime(req: &actix_web::HttpRequest) -> String {
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
         .unwrap_or_default()
+}
+
+/// Records a change in the audit trail (after it is made).
+async fn audit(
+    state: &AppState,
+    actor: &crate::store::audit::Actor,
+    action: &str,
+    entity: &str,
+    id: &str,
+    before: Option<serde_json::Value>,
+    after: Option<serde_json::Value>,
+) -> Result<(), ApiError> {
+    crate::store::audit::record(state.store.conn(), actor, action, entity, id, before, after, state.clock.now())
+        .await?;
+    Ok(())
+}
+
+fn json_of(v: &impl serde::Serialize) -> Option<serde_json::Value> {
+    serde_json::to_value(v).ok()
 }

@@ -2,13 +2,14 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::events::CloudEvent;
 use super::problem::{ApiError, Problem};
+use super::{AppState, audit, json_of};
 use crate::decisions::DryRun;
 use crate::decisions::backtest::{self, BacktestReport, BacktestRequest};
 use crate::ingest::parse;
 use crate::rules::{Action, Rule, RuleInput, RuleSet};
+use crate::store::audit::Actor;
 use crate::store::rules::{self, RuleVersion};
 use crate::store::{StoreError, TransactionTrait, connectors};
 
@@ -37,11 +38,16 @@ pub async fn list_rules(state: web::Data<AppState>) -> Result<web::Json<Vec<Rule
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/rules")]
-pub async fn create_rule(state: web::Data<AppState>, input: web::Json<RuleInput>) -> Result<HttpResponse, ApiError> {
+pub async fn create_rule(
+    state: web::Data<AppState>,
+    actor: Actor,
+    input: web::Json<RuleInput>,
+) -> Result<HttpResponse, ApiError> {
     validate(&state, &input).await?;
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
     let rule = rules::create(&txn, &input, state.clock.now()).await?;
     txn.commit().await.map_err(StoreError::from)?;
+    audit(&state, &actor, "create", "rule", &rule.id, None, json_of(&rule)).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/rules/{}", rule.id))).json(rule))
 }
 
@@ -64,13 +70,16 @@ pub async fn get_rule(state: web::Data<AppState>, id: web::Path<String>) -> Resu
 #[put("/v1/rules/{id}")]
 pub async fn put_rule(
     state: web::Data<AppState>,
+    actor: Actor,
     id: web::Path<String>,
     input: web::Json<RuleInput>,
 ) -> Result<web::Json<Rule>, ApiError> {
     validate(&state, &input).await?;
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
+    let before = rules::get(&txn, &id).await.ok();
     let rule = rules::update(&txn, &id, &input, state.clock.now()).await?;
     txn.commit().await.map_err(StoreError::from)?;
+    audit(&state, &actor, "update", "rule", &rule.id, before.as_ref().and_then(json_of), json_of(&rule)).await?;
     Ok(web::Json(rule))
 }
 
@@ -80,8 +89,14 @@ pub async fn put_rule(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/rules/{id}")]
-pub async fn delete_rule(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_rule(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let before = rules::get(state.store.conn(), &id).await.ok();
     rules::delete(state.store.conn(), &id).await?;
+    audit(&state, &actor, "delete", "rule", &id, before.as_ref().and_then(json_of), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

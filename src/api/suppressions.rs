@@ -2,8 +2,9 @@ use actix_web::{HttpResponse, delete, get, post, web};
 use serde::Deserialize;
 use utoipa::IntoParams;
 
-use super::AppState;
 use super::problem::{ApiError, Problem};
+use super::{AppState, audit, json_of};
+use crate::store::audit::Actor;
 use crate::store::suppressions::{self, Suppression, SuppressionInput};
 
 #[derive(Deserialize, IntoParams)]
@@ -35,6 +36,7 @@ pub async fn list_suppressions(
 #[post("/v1/suppressions")]
 pub async fn create_suppression(
     state: web::Data<AppState>,
+    actor: Actor,
     input: web::Json<SuppressionInput>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
@@ -49,6 +51,7 @@ pub async fn create_suppression(
         return Err(ApiError::Validation("ends_at must be after starts_at".into()));
     }
     let s = suppressions::create(state.store.conn(), &input, now).await?;
+    audit(&state, &actor, "create", "suppression", &s.id, None, json_of(&s)).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/suppressions/{}", s.id))).json(s))
 }
 
@@ -58,7 +61,13 @@ pub async fn create_suppression(
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]
 #[delete("/v1/suppressions/{id}")]
-pub async fn delete_suppression(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn delete_suppression(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
+    let before = suppressions::get(state.store.conn(), &id).await.ok();
     suppressions::delete(state.store.conn(), &id).await?;
+    audit(&state, &actor, "delete", "suppression", &id, before.as_ref().and_then(json_of), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -2,8 +2,9 @@ use actix_web::{HttpResponse, get, post, web};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::AppState;
 use super::problem::{ApiError, Problem};
+use super::{AppState, audit, json_of};
+use crate::store::audit::Actor;
 use crate::store::events::{self, EventRecord};
 use crate::store::feedback::{self, Feedback, FeedbackInput};
 use crate::store::outbox::{self, Delivery, DeliveryFilter};
@@ -76,7 +77,11 @@ pub async fn list_deliveries(
     (status = 409, description = "The order is not failed", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/work-orders/{id}/retry")]
-pub async fn retry_work_order(state: web::Data<AppState>, id: web::Path<String>) -> Result<HttpResponse, ApiError> {
+pub async fn retry_work_order(
+    state: web::Data<AppState>,
+    actor: Actor,
+    id: web::Path<String>,
+) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
     work_orders::reopen_for_retry(&txn, &id, "delivery retried through the API", now).await?;
@@ -84,6 +89,7 @@ pub async fn retry_work_order(state: web::Data<AppState>, id: web::Path<String>)
     outbox::enqueue_retry(&txn, &id, outbox::KIND_CREATE, now).await?;
     txn.commit().await.map_err(StoreError::from)?;
     state.decider.wake_dispatcher();
+    audit(&state, &actor, "retry", "work_order", &id, None, None).await?;
     Ok(HttpResponse::Accepted().json(work_orders::get(state.store.conn(), &id).await?))
 }
 
@@ -97,6 +103,7 @@ pub async fn retry_work_order(state: web::Data<AppState>, id: web::Path<String>)
 #[post("/v1/work-orders/{id}/feedback")]
 pub async fn add_feedback(
     state: web::Data<AppState>,
+    actor: Actor,
     id: web::Path<String>,
     input: web::Json<FeedbackInput>,
 ) -> Result<HttpResponse, ApiError> {
@@ -109,5 +116,6 @@ pub async fn add_feedback(
     }
     work_orders::get(state.store.conn(), &id).await?;
     let f = feedback::add(state.store.conn(), &id, &input, "planner", state.clock.now()).await?;
+    audit(&state, &actor, "feedback", "work_order", &id, None, json_of(&f)).await?;
     Ok(HttpResponse::Created().json(f))
 }

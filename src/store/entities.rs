@@ -314,3 +314,23 @@ pub mod api_keys {
     }
     no_relations!();
 }
+
+pub mod audit {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "audit")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub at: ChronoDateTimeUtc,
+        pub actor_key_id: String,
+        pub actor_name: String,
+        pub action: String,
+        pub entity: String,
+        pub entity_id: String,
+        pub before: Option<Json>,
+        pub after: Option<Json>,
+    }
+    no_relations!();
+}

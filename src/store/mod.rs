@@ -4,6 +4,7 @@
 
 pub mod api_keys;
 pub mod assets;
+pub mod audit;
 pub mod connectors;
 mod entities;
 pub mod events;

@@ -100,6 +100,21 @@ async fn every_role_on_every_route_group(backend: Backend) {
         );
     }
 
+    // The audit trail names who changed what, with before/after and no secrets.
+    let (s, audit) = app.get("/v1/audit?entity=connector").await;
+    assert_eq!(s, 200);
+    assert_eq!(audit["items"][0]["action"], "create");
+    assert_eq!(audit["items"][0]["actor_name"], "admin (WORKBRIDGE_ADMIN_KEY)");
+    assert_eq!(audit["items"][0]["after"]["config"]["kind"], "sandbox");
+    let (_, rules) = app.get("/v1/audit?entity=rule&action=create").await;
+    assert_eq!(rules["total"], 2, "setup's rule and the admin's r-admin");
+    let (_, fb) = app.get(&format!("/v1/audit?entity=work_order&entity_id={order}")).await;
+    let actors: Vec<&str> = fb["items"].as_array().unwrap().iter().map(|e| e["actor_name"].as_str().unwrap()).collect();
+    assert_eq!(actors, ["planner key", "admin key"], "both feedbacks, newest first");
+    let (_, keys) = app.get("/v1/audit?entity=api_key").await;
+    assert!(!keys.to_string().contains("wb_"), "no secret in the audit trail");
+    assert_eq!(status(&app, &clients[3].1, "GET", "/v1/audit", None).await, 403);
+
     // Keys are listed without secrets; a revoked key stops working at once.
     let r = admin.get(app.url("/v1/api-keys")).send().await.unwrap().text().await.unwrap();
     assert!(!r.contains("secret") && !r.contains("wb_"), "{r}");
