@@ -88,6 +88,21 @@ pub async fn authorize(
     next.call(req).await
 }
 
+/// The acting API key, for the audit trail (protected routes only).
+impl actix_web::FromRequest for crate::store::audit::Actor {
+    type Error = ApiError;
+    type Future = std::future::Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(
+            req.extensions()
+                .get::<ApiKey>()
+                .map(|k| crate::store::audit::Actor { key_id: k.id.clone(), name: k.name.clone() })
+                .ok_or_else(|| ApiError::Unauthorized("an API key is required".into())),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -111,20 +126,5 @@ mod tests {
         assert!(!allows(Role::Viewer, Role::Planner));
         assert!(!allows(Role::Ingest, Role::Viewer));
         assert!(!allows(Role::Planner, Role::Ingest));
-    }
-}
-
-/// The acting API key, for the audit trail (protected routes only).
-impl actix_web::FromRequest for crate::store::audit::Actor {
-    type Error = ApiError;
-    type Future = std::future::Ready<Result<Self, ApiError>>;
-
-    fn from_request(req: &actix_web::HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        std::future::ready(
-            req.extensions()
-                .get::<ApiKey>()
-                .map(|k| crate::store::audit::Actor { key_id: k.id.clone(), name: k.name.clone() })
-                .ok_or_else(|| ApiError::Unauthorized("an API key is required".into())),
-        )
     }
 }
