@@ -470,6 +470,8 @@ impl Broker {
 
 /// An HTTP client that sends `key` as its bearer token.
 pub fn client_with_key(key: &str) -> reqwest::Client {
+    // The one TLS provider (ring), as the service installs it.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut headers = reqwest::header::HeaderMap::new();
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
     reqwest::Client::builder().default_headers(headers).build().unwrap()

@@ -17,5 +17,6 @@ mod rules;
 mod sap;
 mod secrets;
 mod servicenow;
+mod shutdown;
 mod webhooks;
 mod windows;
