@@ -71,6 +71,7 @@ pub struct Application {
     cancel: CancellationToken,
     store: Store,
     dispatcher: Dispatcher,
+    shutdown_timeout: Duration,
 }
 
 /// Installs the one TLS provider (ring) for outbound HTTPS.
@@ -171,10 +172,11 @@ impl Application {
         })
         .listen(listener)
         .map_err(|source| StartError::Bind { addr: settings.http.addr.clone(), source })?
-        .shutdown_timeout(30)
+        .shutdown_timeout(settings.http.shutdown_timeout_secs)
         .run();
         tracing::info!(port, database = %redact_url(&settings.database.url), amqp = settings.amqp.enabled, "workbridge started");
-        Ok(Self { port, server, workers, cancel, store, dispatcher })
+        let shutdown_timeout = Duration::from_secs(settings.http.shutdown_timeout_secs);
+        Ok(Self { port, server, workers, cancel, store, dispatcher, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {

@@ -112,6 +112,9 @@ pub struct HttpSettings {
     pub max_batch_events: usize,
     /// Require a viewer key for `/metrics` (open by default, for Prometheus).
     pub protect_metrics: bool,
+    /// On SIGTERM or Ctrl-C: seconds for requests in flight, then again for
+    /// the consumer, the dispatcher and the other workers to finish.
+    pub shutdown_timeout_secs: u64,
 }
 
 #[derive(Clone, Deserialize)]
@@ -274,6 +277,7 @@ impl Settings {
             ("http.max_body_bytes", (256 * 1024).into()),
             ("http.max_batch_events", 1000.into()),
             ("http.protect_metrics", false.into()),
+            ("http.shutdown_timeout_secs", 30.into()),
             ("database.url", "sqlite://workbridge.db?mode=rwc".into()),
             ("database.max_connections", 10.into()),
             ("database.migrate_on_start", true.into()),
