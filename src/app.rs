@@ -205,10 +205,10 @@ impl Application {
         let result = self.server.await;
         self.cancel.cancel();
         let drained =
-            tokio::time::timeout(Duration::from_secs(30), async { while self.workers.join_next().await.is_some() {} })
+            tokio::time::timeout(self.shutdown_timeout, async { while self.workers.join_next().await.is_some() {} })
                 .await;
         if drained.is_err() {
-            tracing::warn!("workers did not stop within 30 s; exiting anyway");
+            tracing::warn!(seconds = self.shutdown_timeout.as_secs(), "workers did not stop in time; exiting anyway");
         }
         self.store.close().await;
         tracing::info!("workbridge stopped");
