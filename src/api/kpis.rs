@@ -43,6 +43,7 @@ pub async fn get_rule_kpis(
 #[into_params(parameter_in = Query)]
 pub struct SeriesQuery {
     /// hour, day or week.
+    #[param(inline)]
     pub bucket: crate::kpis::Bucket,
     /// IANA time zone that aligns the buckets (default UTC), e.g. `America/Chicago`.
     pub tz: Option<String>,

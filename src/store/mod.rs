@@ -110,7 +110,8 @@ pub struct PageRequest {
     /// Items per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
-    /// Items to skip (default 0).
+    /// Items to skip (default 0, at most 1,000,000,000).
+    #[param(maximum = 1_000_000_000)]
     pub offset: Option<u64>,
 }
 
@@ -118,8 +119,10 @@ impl PageRequest {
     pub fn limit(&self) -> u64 {
         self.limit.unwrap_or(50).clamp(1, 500)
     }
+    /// Clamped: the databases take signed 64-bit offsets, and nothing lies
+    /// that far anyway.
     pub fn offset(&self) -> u64 {
-        self.offset.unwrap_or(0)
+        self.offset.unwrap_or(0).min(1_000_000_000)
     }
 }
 

@@ -25,3 +25,12 @@ async fn the_service_serves_its_spec_and_docs_offline() {
     let js = app.client.get(app.url("/docs/swagger-ui-bundle.js")).send().await.unwrap();
     assert_eq!(js.status(), 200, "Swagger UI's script is embedded");
 }
+
+/// Found by schemathesis: an offset past i64::MAX crashed the SQLite driver.
+#[tokio::test]
+async fn huge_offsets_are_clamped_not_fatal() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, Default::default()).await;
+    let (s, page) = app.get("/v1/events?offset=9223372036854775808").await;
+    assert_eq!(s, 200);
+    assert_eq!(page["items"], serde_json::json!([]));
+}
