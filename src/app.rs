@@ -70,7 +70,6 @@ pub struct Application {
     workers: JoinSet<()>,
     cancel: CancellationToken,
     store: Store,
-    dispatcher: Dispatcher,
     shutdown_timeout: Duration,
 }
 
@@ -176,7 +175,7 @@ impl Application {
         .run();
         tracing::info!(port, database = %redact_url(&settings.database.url), amqp = settings.amqp.enabled, "workbridge started");
         let shutdown_timeout = Duration::from_secs(settings.http.shutdown_timeout_secs);
-        Ok(Self { port, server, workers, cancel, store, dispatcher, shutdown_timeout })
+        Ok(Self { port, server, workers, cancel, store, shutdown_timeout })
     }
 
     pub fn port(&self) -> u16 {
@@ -191,11 +190,6 @@ impl Application {
     /// The database the service uses (tests inspect it).
     pub fn store(&self) -> Store {
         self.store.clone()
-    }
-
-    /// The dispatcher, so that tests can deliver one batch on demand.
-    pub fn dispatcher(&self) -> Dispatcher {
-        self.dispatcher.clone()
     }
 
     /// Serves until SIGINT/SIGTERM (or `server_handle().stop()`), then stops

@@ -38,7 +38,7 @@ pub struct MaximoConfig {
     /// Maximo status (internal value) → lifecycle status.
     #[serde(default = "default_statuses")]
     pub statuses: BTreeMap<String, OrderStatus>,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "super::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -47,9 +47,6 @@ fn default_api_path() -> String {
 }
 fn default_object_structure() -> String {
     "mxapiwodetail".into()
-}
-fn default_timeout() -> u64 {
-    10_000
 }
 fn default_work_types() -> BTreeMap<String, String> {
     [("corrective", "CM"), ("emergency", "EM"), ("preventive", "PM"), ("inspection", "PM"), ("calibration", "CAL")]
@@ -60,7 +57,7 @@ fn default_work_types() -> BTreeMap<String, String> {
 /// Work-order statuses of Maximo and where they sit in the common lifecycle.
 pub fn default_statuses() -> BTreeMap<String, OrderStatus> {
     use OrderStatus::*;
-    [
+    super::status_map(&[
         ("WAPPR", Created),
         ("APPR", Acknowledged),
         ("WSCH", Acknowledged),
@@ -70,10 +67,7 @@ pub fn default_statuses() -> BTreeMap<String, OrderStatus> {
         ("COMP", Completed),
         ("CLOSE", Closed),
         ("CAN", Cancelled),
-    ]
-    .into_iter()
-    .map(|(a, b)| (a.to_owned(), b))
-    .collect()
+    ])
 }
 
 impl MaximoConfig {

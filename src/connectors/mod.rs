@@ -38,6 +38,16 @@ pub struct OrderDocument {
     pub context: serde_json::Value,
 }
 
+/// Default per-request timeout of the EAM connectors, in milliseconds.
+pub(crate) fn default_timeout_ms() -> u64 {
+    10_000
+}
+
+/// A status map from (EAM status word, lifecycle status) pairs.
+pub(crate) fn status_map(pairs: &[(&str, OrderStatus)]) -> BTreeMap<String, OrderStatus> {
+    pairs.iter().map(|(word, status)| ((*word).to_owned(), *status)).collect()
+}
+
 /// One order's status as the EAM reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolledStatus {

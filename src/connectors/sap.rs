@@ -40,7 +40,7 @@ pub struct SapConfig {
     /// confirmed by SAP's documentation; check the others on your system.
     #[serde(default = "default_statuses")]
     pub statuses: BTreeMap<String, OrderStatus>,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "super::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -50,15 +50,9 @@ fn default_type() -> String {
 fn default_tech_object_type() -> String {
     "EAMS_EQUI".into()
 }
-fn default_timeout() -> u64 {
-    10_000
-}
 pub fn default_statuses() -> BTreeMap<String, OrderStatus> {
     use OrderStatus::*;
-    [("1", Created), ("2", InProgress), ("3", Acknowledged), ("4", Completed)]
-        .into_iter()
-        .map(|(a, b)| (a.to_owned(), b))
-        .collect()
+    super::status_map(&[("1", Created), ("2", InProgress), ("3", Acknowledged), ("4", Completed)])
 }
 
 /// Our reference in the ≤20 characters of `MaintNotifExtReferenceNumber`:

@@ -40,7 +40,7 @@ pub struct ServiceNowConfig {
     /// The `state` value that cancels (incident: 8).
     #[serde(default = "default_cancel_state")]
     pub cancel_state: String,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "super::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
@@ -50,16 +50,17 @@ fn default_table() -> String {
 fn default_cancel_state() -> String {
     "8".into()
 }
-fn default_timeout() -> u64 {
-    10_000
-}
 /// Incident states: 1 New, 2 In Progress, 3 On Hold, 6 Resolved, 7 Closed, 8 Canceled.
 pub fn default_statuses() -> BTreeMap<String, OrderStatus> {
     use OrderStatus::*;
-    [("1", Created), ("2", InProgress), ("3", Acknowledged), ("6", Completed), ("7", Closed), ("8", Cancelled)]
-        .into_iter()
-        .map(|(a, b)| (a.to_owned(), b))
-        .collect()
+    super::status_map(&[
+        ("1", Created),
+        ("2", InProgress),
+        ("3", Acknowledged),
+        ("6", Completed),
+        ("7", Closed),
+        ("8", Cancelled),
+    ])
 }
 
 /// workbridge priority → ServiceNow (impact, urgency); ServiceNow computes

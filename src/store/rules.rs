@@ -29,15 +29,17 @@ fn from_model(m: rules::Model) -> Result<Rule, StoreError> {
 pub type Stamp = (u64, Option<DateTime<Utc>>);
 
 pub async fn stamp<C: ConnectionTrait>(conn: &C) -> Result<Stamp, StoreError> {
-    use sea_orm::{PaginatorTrait, QuerySelect};
-    let count = rules::Entity::find().count(conn).await?;
-    let latest: Option<Option<DateTime<Utc>>> = rules::Entity::find()
+    use sea_orm::QuerySelect;
+    // One query per event: count and latest change together.
+    let (count, latest): (i64, Option<DateTime<Utc>>) = rules::Entity::find()
         .select_only()
+        .column_as(rules::Column::Id.count(), "n")
         .column_as(rules::Column::UpdatedAt.max(), "latest")
         .into_tuple()
         .one(conn)
-        .await?;
-    Ok((count, latest.flatten()))
+        .await?
+        .unwrap_or((0, None));
+    Ok((count.max(0) as u64, latest))
 }
 
 /// All rules in evaluation order.
