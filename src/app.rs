@@ -18,7 +18,7 @@ use crate::api::{self, AppState, problem};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url};
 use crate::connectors::breaker::Breakers;
-use crate::decisions::{Decider, Policy, dispatcher::Dispatcher};
+use crate::decisions::{Decider, EvalBudget, Policy, dispatcher::Dispatcher};
 use crate::ingest::amqp::{BrokerStatus, Consumer};
 use crate::store::{Store, StoreError};
 use crate::sync::lifecycle::LifecyclePublisher;
@@ -109,7 +109,11 @@ impl Application {
         let cancel = CancellationToken::new();
         let mut workers = JoinSet::new();
         let wake = Arc::new(Notify::new());
-        let policy = Policy { sla: settings.sla.clone(), inhibit: settings.inhibit.clone() };
+        let policy = Policy {
+            sla: settings.sla.clone(),
+            inhibit: settings.inhibit.clone(),
+            budget: EvalBudget::new(Duration::from_millis(settings.rules.eval_timeout_ms)),
+        };
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), policy).with_metrics(metrics.clone());
         let http = reqwest::Client::builder()

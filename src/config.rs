@@ -50,11 +50,21 @@ impl Default for SyncSettings {
     }
 }
 
-/// Rules as code.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// Rules as code, and the bound on evaluating them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
 pub struct RulesSettings {
     /// A YAML rules file applied at start-up (by rule name).
     pub file: Option<std::path::PathBuf>,
+    /// Longest one event's rule evaluation may take (CEL has no run-time
+    /// budget); an event that exceeds it is refused, not decided.
+    pub eval_timeout_ms: u64,
+}
+
+impl Default for RulesSettings {
+    fn default() -> Self {
+        Self { file: None, eval_timeout_ms: 250 }
+    }
 }
 
 /// Due-by targets per priority.
@@ -144,6 +154,10 @@ pub struct AmqpSettings {
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
     pub prefetch: u16,
+    /// Most messages decided in one transaction (group commit); a batch is
+    /// what has arrived while the previous one was being committed, so a
+    /// quiet queue still gets one message per transaction, without delay.
+    pub batch_max: usize,
     /// Deliveries of one message before the broker dead-letters it
     /// (quorum queue `x-delivery-limit`).
     pub delivery_limit: u32,
@@ -168,6 +182,7 @@ impl std::fmt::Debug for AmqpSettings {
             .field("dead_letter_exchange", &self.dead_letter_exchange)
             .field("dead_letter_queue", &self.dead_letter_queue)
             .field("prefetch", &self.prefetch)
+            .field("batch_max", &self.batch_max)
             .field("delivery_limit", &self.delivery_limit)
             .field("max_message_bytes", &self.max_message_bytes)
             .finish_non_exhaustive()
@@ -288,7 +303,8 @@ impl Settings {
             ("amqp.binding_key", "#".into()),
             ("amqp.dead_letter_exchange", "workbridge.dlx".into()),
             ("amqp.dead_letter_queue", "workbridge.events.dead".into()),
-            ("amqp.prefetch", 64.into()),
+            ("amqp.prefetch", 256.into()),
+            ("amqp.batch_max", 128.into()),
             ("amqp.delivery_limit", 5.into()),
             ("amqp.max_message_bytes", (256 * 1024).into()),
             ("amqp.reconnect_min_ms", 500.into()),

@@ -48,6 +48,8 @@ pub struct Metrics {
     pub deliveries: Family<DeliveryLabels, Counter>,
     pub delivery_seconds: Family<ConnectorLabels, Histogram, fn() -> Histogram>,
     pub redeliveries: Counter,
+    /// Messages decided per transaction (group commit).
+    pub batch_size: Histogram,
     pub outbox_depth: Gauge,
     pub orders_open: Gauge,
     pub connector_healthy: Family<ConnectorLabels, Gauge>,
@@ -85,6 +87,12 @@ impl Default for Metrics {
             "RabbitMQ messages delivered again (redelivered flag)",
             redeliveries.clone(),
         );
+        let batch_size = Histogram::new(exponential_buckets(1.0, 2.0, 9));
+        r.register(
+            "workbridge_consumer_batch_size",
+            "RabbitMQ messages decided in one transaction (group commit)",
+            batch_size.clone(),
+        );
         let outbox_depth = Gauge::default();
         r.register("workbridge_outbox_depth", "Deliveries waiting to be made", outbox_depth.clone());
         let orders_open = Gauge::default();
@@ -102,6 +110,7 @@ impl Default for Metrics {
             deliveries,
             delivery_seconds,
             redeliveries,
+            batch_size,
             outbox_depth,
             orders_open,
             connector_healthy,
@@ -125,6 +134,10 @@ impl Metrics {
         if let Some(s) = seconds {
             self.delivery_seconds.get_or_create(&ConnectorLabels { connector: connector.to_owned() }).observe(s);
         }
+    }
+
+    pub fn batch(&self, size: usize) {
+        self.batch_size.observe(size as f64);
     }
 
     /// The text exposition format.

@@ -8,7 +8,7 @@ use crate::decisions::Accepted;
 use crate::domain::{AlertState, AssetHint, EventKind, InboundEvent, Severity};
 use crate::ingest::parse::{self, IngestError};
 use crate::store::events::{self, EventFilter, EventRecord};
-use crate::store::{Page, PageRequest};
+use crate::store::{Page, PageRequest, StoreError};
 
 /// A CloudEvent in structured mode (documentation of the contract; unknown
 /// extra attributes and `data` fields are accepted and kept).
@@ -88,6 +88,7 @@ pub struct BatchResult {
         (status = 413, description = "Body or batch too large", body = Problem, content_type = "application/problem+json"),
         (status = 415, description = "Unsupported Content-Type", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Not a valid event", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "A rule condition ran past `rules.eval_timeout_ms`: the event is not stored", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/v1/events")]
@@ -140,7 +141,22 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
     for (index, item) in parsed.into_iter().enumerate() {
         let entry = match item {
             Ok(event) => {
-                let accepted = state.decider.accept(&event).await?;
+                let accepted = match state.decider.accept(&event).await {
+                    Ok(a) => a,
+                    // This element's rules ran too long; the others go on.
+                    Err(e @ StoreError::EvaluationTimeout(_)) => {
+                        result.rejected += 1;
+                        let problem = ApiError::from(e).problem();
+                        result.items.push(BatchItem {
+                            index,
+                            status: "rejected".into(),
+                            result: None,
+                            error: Some(problem),
+                        });
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let status = if accepted.duplicate {
                     result.duplicates += 1;
                     "duplicate"

@@ -140,9 +140,68 @@ pub fn routes(cfg: &mut ServiceConfig) {
 /// The OpenAPI document, as served at `/openapi.json` and committed at
 /// `openapi/openapi.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) =
+    let (_, mut api) =
         actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts();
+    document_common_responses(&mut api);
     api
+}
+
+/// What every operation can answer besides its own responses, applied in
+/// one place so that the document says what the middleware and the
+/// extractors really do: 401/403 from the API-key check (open routes carry
+/// an empty security requirement instead), 400/413/415/422 from reading a
+/// body, and 422 from a query that does not parse.
+fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::path::ParameterIn;
+    use utoipa::openapi::security::SecurityRequirement;
+    use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+
+    let problem = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/problem+json",
+                ContentBuilder::new().schema(Some(Ref::from_schema_name("Problem"))).build(),
+            )
+            .build()
+    };
+    for (path, item) in api.paths.paths.iter_mut() {
+        for (method, op) in [
+            (actix_web::http::Method::GET, item.get.as_mut()),
+            (actix_web::http::Method::POST, item.post.as_mut()),
+            (actix_web::http::Method::PUT, item.put.as_mut()),
+            (actix_web::http::Method::DELETE, item.delete.as_mut()),
+        ] {
+            let Some(op) = op else { continue };
+            let mut add = |status: &str, description: &str| {
+                if !op.responses.responses.contains_key(status) {
+                    op.responses.responses.insert(status.into(), problem(description).into());
+                }
+            };
+            // Path templates (`{id}`) never name an open route's dynamic part but the webhook's.
+            let concrete = path.replace("{connector}", "x");
+            if auth::required_role(&method, &concrete, false).is_none() {
+                op.security = Some(vec![SecurityRequirement::default()]);
+            } else {
+                add("401", "No API key, or an unknown or revoked one");
+                add("403", "The key's role does not allow this");
+            }
+            if op.request_body.is_some() {
+                add("400", "Malformed body");
+                add("413", "Body too large");
+                add("415", "Unsupported Content-Type");
+                add("422", "Validation failed");
+            }
+            let has_query = op
+                .parameters
+                .iter()
+                .flatten()
+                .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
+            if has_query {
+                add("422", "A query parameter is not valid");
+            }
+        }
+    }
 }
 
 /// Reads a request body up to `limit` bytes (413 past it).

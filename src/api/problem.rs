@@ -43,6 +43,9 @@ pub enum ApiError {
     BatchTooLarge { count: usize, limit: usize },
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// The event is valid but a rule is too expensive to evaluate.
+    #[error("{0}")]
+    EvaluationTimeout(String),
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -61,6 +64,9 @@ impl ApiError {
             Self::BatchTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "batch-too-large", "Batch too large"),
             Self::UnsupportedMediaType(_) => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported-media-type", "Unsupported media type")
+            }
+            Self::EvaluationTimeout(_) => {
+                (StatusCode::SERVICE_UNAVAILABLE, "rule-evaluation-timeout", "Rule evaluation timed out")
             }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -97,6 +103,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             StoreError::Conflict(msg) => Self::Conflict(msg),
+            e @ StoreError::EvaluationTimeout(_) => Self::EvaluationTimeout(e.to_string()),
             other => Self::Internal(Box::new(other)),
         }
     }

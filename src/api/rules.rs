@@ -180,6 +180,7 @@ fn proposed_rule_set(inputs: Vec<RuleInput>, now: chrono::DateTime<chrono::Utc>)
 #[utoipa::path(tag = "rules", request_body = BacktestRequest, responses(
     (status = 200, body = BacktestReport),
     (status = 422, body = Problem, content_type = "application/problem+json"),
+    (status = 503, description = "A rule condition ran past `rules.eval_timeout_ms`", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/rules/backtest")]
 pub async fn backtest_rules(
@@ -194,5 +195,6 @@ pub async fn backtest_rules(
         Some(inputs) => proposed_rule_set(inputs, state.clock.now())?,
         None => RuleSet::compile_skipping(rules::list(state.store.conn()).await?).0,
     };
-    Ok(web::Json(backtest::run(&state.store, &rules, input.since, input.until).await?))
+    let rules = std::sync::Arc::new(rules);
+    Ok(web::Json(backtest::run(&state.store, &rules, state.decider.budget(), input.since, input.until).await?))
 }

@@ -13,16 +13,17 @@
 //! past moment).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::event_context;
+use super::{EvalBudget, event_context};
 use crate::domain::{AlertState, EventOutcome, OrderStatus};
 use crate::ingest::parse;
 use crate::mapping::Asset;
-use crate::rules::{Action, Debounce, RuleInput, RuleSet, evaluate, template};
+use crate::rules::{Action, Debounce, RuleInput, RuleSet, template};
 use crate::store::{Store, StoreError, assets, events, suppressions, work_orders};
 
 /// Most events one backtest replays.
@@ -131,7 +132,8 @@ struct Open {
 
 pub async fn run(
     store: &Store,
-    rules: &RuleSet,
+    rules: &Arc<RuleSet>,
+    budget: &EvalBudget,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<BacktestReport, StoreError> {
@@ -172,7 +174,7 @@ pub async fn run(
                 match asset {
                     None => EventOutcome::Unmapped,
                     Some(asset) => {
-                        let eval = evaluate(&event, &asset, rules);
+                        let eval = budget.verdict(&event, &asset, rules).await?.resolve(rules);
                         match eval.acting.map(|r| (r, &r.action)) {
                             None => EventOutcome::NoMatch,
                             Some((_, Action::Ignore)) => EventOutcome::Ignored,

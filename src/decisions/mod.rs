@@ -21,7 +21,7 @@ use crate::domain::{AlertState, EventOutcome, InboundEvent};
 use crate::mapping::{self, Asset, Mapping};
 use crate::metrics::Metrics;
 use crate::rules::inhibit::{InhibitRule, parse_equal};
-use crate::rules::{self, Action, CreateAction, Debounce, OnClear, Rule, RuleSet, template};
+use crate::rules::{self, Action, CreateAction, Debounce, OnClear, Rule, RuleSet, Verdict, template};
 use crate::store::events::{self, Decided};
 use crate::store::suppressions::{self, Scope};
 use crate::store::work_orders::{self, NewOrder, StatusUpdate};
@@ -90,6 +90,68 @@ impl RuleCache {
 pub struct Policy {
     pub sla: SlaSettings,
     pub inhibit: Vec<InhibitRule>,
+    pub budget: EvalBudget,
+}
+
+/// Rule evaluation with CEL conditions runs on the blocking pool under a
+/// deadline: CEL has no run-time budget, so a hostile condition could
+/// otherwise hold an async worker for ever. CPU work cannot be cancelled;
+/// the permits bound how many evaluations, finished or runaway, run at once.
+#[derive(Clone)]
+pub struct EvalBudget {
+    permits: Arc<tokio::sync::Semaphore>,
+    limit: std::time::Duration,
+}
+
+impl std::fmt::Debug for EvalBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EvalBudget").field("limit", &self.limit).finish_non_exhaustive()
+    }
+}
+
+impl Default for EvalBudget {
+    fn default() -> Self {
+        Self::new(std::time::Duration::from_millis(250))
+    }
+}
+
+impl EvalBudget {
+    pub fn new(limit: std::time::Duration) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self { permits: Arc::new(tokio::sync::Semaphore::new(cores * 2)), limit }
+    }
+
+    /// The verdict of `rules` on the event, or `EvaluationTimeout`.
+    pub async fn verdict(
+        &self,
+        event: &InboundEvent,
+        asset: &Asset,
+        rules: &Arc<RuleSet>,
+    ) -> Result<Verdict, StoreError> {
+        if !rules.has_conditions() {
+            // Matchers alone are bounded by the set's size: no need to leave the task.
+            return Ok(rules::verdict(event, asset, rules));
+        }
+        let timeout = || StoreError::EvaluationTimeout(self.limit.as_millis() as u64);
+        let deadline = tokio::time::Instant::now() + self.limit;
+        let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| timeout())?
+            .map_err(|_| timeout())?;
+        let (event, asset, rules) = (event.clone(), asset.clone(), rules.clone());
+        let task = tokio::task::spawn_blocking(move || {
+            let _held_until_done = permit;
+            rules::verdict(&event, &asset, &rules)
+        });
+        match tokio::time::timeout_at(deadline, task).await {
+            Ok(Ok(verdict)) => Ok(verdict),
+            Ok(Err(e)) => Err(StoreError::Corrupt(format!("rule evaluation failed: {e}"))),
+            Err(_) => {
+                tracing::error!(limit_ms = self.limit.as_millis() as u64, "rule evaluation timed out");
+                Err(timeout())
+            }
+        }
+    }
 }
 
 /// What a decision would do, computed without side effects.
@@ -131,6 +193,11 @@ impl Decider {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
+    }
+
+    /// The bound on rule evaluation.
+    pub fn budget(&self) -> &EvalBudget {
+        &self.policy.budget
     }
 
     /// Asks the dispatcher to look for work now (after a manual retry).
@@ -180,7 +247,96 @@ impl Decider {
         let now = self.clock.now();
         let txn = conn.begin().await?;
         let rules = self.rules.get(&txn).await?;
-        let (decided, _) = decide(&txn, event, &rules, &self.policy, now).await?;
+        let Some(accepted) = self.decide_and_store(&txn, event, &rules, now).await? else {
+            // Another consumer or replica stored it first: undo our effects.
+            txn.rollback().await?;
+            let existing = events::find(conn, &event.source, &event.id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("event {}", event.id)))?;
+            return Ok(duplicate(existing));
+        };
+        txn.commit().await?;
+        self.metrics.event(event.kind.as_str(), accepted.outcome.as_str());
+        if accepted.outcome == EventOutcome::Created {
+            self.wake.notify_one();
+        }
+        tracing::debug!(outcome = accepted.outcome.as_str(), "event decided");
+        Ok(accepted)
+    }
+}
+
+impl Decider {
+    /// Stores a batch of events and everything they cause in ONE transaction
+    /// (group commit: one flush to disk for the lot), deciding them in order,
+    /// so a later event sees the order an earlier one opened. All or nothing:
+    /// on any error nothing is stored and the caller decides them one by one.
+    pub async fn accept_batch(&self, batch: &[InboundEvent]) -> Result<Vec<Accepted>, StoreError> {
+        let now = self.clock.now();
+        let txn = self.store.conn().begin().await?;
+        let rules = self.rules.get(&txn).await?;
+        let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
+        let stored = events::existing(&txn, &keys).await?;
+        let mut seen: std::collections::HashMap<(&str, &str), usize> =
+            std::collections::HashMap::with_capacity(batch.len());
+        let mut results: Vec<Option<Accepted>> = Vec::with_capacity(batch.len());
+        for event in batch {
+            let key = (event.source.as_str(), event.id.as_str());
+            if stored.contains(&(key.0.to_owned(), key.1.to_owned())) {
+                // Answered after the commit, from what is stored.
+                results.push(None);
+                continue;
+            }
+            if let Some(&first) = seen.get(&key) {
+                let earlier = results[first].as_ref().expect("decided in this batch");
+                results.push(Some(Accepted { duplicate: true, ..earlier.clone() }));
+                continue;
+            }
+            let Some(accepted) = self.decide_and_store(&txn, event, &rules, now).await? else {
+                // Another replica stored it meanwhile: let the caller go one by one.
+                txn.rollback().await?;
+                return Err(StoreError::Conflict(format!("event {} was stored concurrently", event.id)));
+            };
+            seen.insert(key, results.len());
+            results.push(Some(accepted));
+        }
+        txn.commit().await?;
+        let mut created = false;
+        let mut out = Vec::with_capacity(batch.len());
+        for (event, result) in batch.iter().zip(results) {
+            match result {
+                Some(a) => {
+                    if !a.duplicate {
+                        self.metrics.event(event.kind.as_str(), a.outcome.as_str());
+                        created |= a.outcome == EventOutcome::Created;
+                    }
+                    out.push(a);
+                }
+                None => {
+                    let existing = events::find(self.store.conn(), &event.source, &event.id)
+                        .await?
+                        .ok_or_else(|| StoreError::NotFound(format!("event {}", event.id)))?;
+                    out.push(duplicate(existing));
+                }
+            }
+        }
+        if created {
+            self.wake.notify_one();
+        }
+        Ok(out)
+    }
+}
+
+impl Decider {
+    /// Decides `event` and stores it with its effects in `txn`; `None` when
+    /// its (source, id) is stored already by another transaction.
+    async fn decide_and_store(
+        &self,
+        txn: &store_mod::DatabaseTransaction,
+        event: &InboundEvent,
+        rules: &Arc<RuleSet>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Accepted>, StoreError> {
+        let (decided, _) = decide(txn, event, rules, &self.policy, now).await?;
         let id = new_id();
         let accepted = Accepted {
             id: id.clone(),
@@ -191,21 +347,7 @@ impl Decider {
             asset_id: decided.asset_id.clone(),
             work_order_id: decided.work_order_id.clone(),
         };
-        if !events::insert_if_new(&txn, &id, event, decided, now).await? {
-            // Another consumer or replica stored it first: undo our effects.
-            txn.rollback().await?;
-            let existing = events::find(conn, &event.source, &event.id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("event {}", event.id)))?;
-            return Ok(duplicate(existing));
-        }
-        txn.commit().await?;
-        self.metrics.event(event.kind.as_str(), accepted.outcome.as_str());
-        if accepted.outcome == EventOutcome::Created {
-            self.wake.notify_one();
-        }
-        tracing::debug!(outcome = accepted.outcome.as_str(), "event decided");
-        Ok(accepted)
+        Ok(events::insert_if_new(txn, &id, event, decided, now).await?.then_some(accepted))
     }
 }
 
@@ -257,7 +399,7 @@ fn mapping_trace(m: &Option<Mapping>) -> Value {
 async fn decide(
     txn: &store_mod::DatabaseTransaction,
     event: &InboundEvent,
-    rules: &RuleSet,
+    rules: &Arc<RuleSet>,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<(Decided, Option<NewOrder>), StoreError> {
@@ -280,7 +422,8 @@ async fn decide(
         };
         return Ok((decided, None));
     };
-    let eval = rules::evaluate(event, &m.asset, rules);
+    let verdict = policy.budget.verdict(event, &m.asset, rules).await?;
+    let eval = verdict.resolve(rules);
     let ctx = template_context(event, &m.asset);
     let mut decided = Decided {
         site: Some(m.asset.site.clone()),

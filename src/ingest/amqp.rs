@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions,
@@ -116,7 +116,26 @@ impl Consumer {
                 d = deliveries.next() => d,
             };
             match delivery {
-                Some(Ok(d)) => self.handle(&channel, d, cancel).await?,
+                Some(Ok(d)) => {
+                    // Group commit: take what the broker has already sent
+                    // (never wait for more), and decide it in one transaction.
+                    let mut batch = vec![d];
+                    let mut failed = None;
+                    while batch.len() < s.batch_max.max(1) {
+                        match deliveries.next().now_or_never() {
+                            Some(Some(Ok(d))) => batch.push(d),
+                            Some(Some(Err(e))) => {
+                                failed = Some(e);
+                                break;
+                            }
+                            Some(None) | None => break,
+                        }
+                    }
+                    self.handle_batch(&channel, batch, cancel).await?;
+                    if let Some(e) = failed {
+                        return Err(e);
+                    }
+                }
                 Some(Err(e)) => return Err(e),
                 None => {
                     return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
@@ -128,20 +147,59 @@ impl Consumer {
         }
     }
 
-    async fn handle(&self, channel: &Channel, d: Delivery, cancel: &CancellationToken) -> Result<(), lapin::Error> {
-        if d.redelivered {
-            self.decider.metrics().redeliveries.inc();
-        }
-        let event = match self.parse(&d) {
-            Ok(e) => e,
-            Err(e) => {
-                self.decider.metrics().rejected(e.kind());
-                tracing::warn!(routing_key = %d.routing_key, reason = %e, "dead-lettering a message");
-                dead_letter(channel, &self.settings, &d, &e).await?;
-                d.ack(BasicAckOptions::default()).await?;
-                return Ok(());
+    /// Dead-letters what does not parse, decides the rest in one
+    /// transaction and acks them all with one `multiple` ack after the
+    /// commit. If the batch fails, its messages are decided one by one,
+    /// which isolates a message that cannot be decided and retries the
+    /// database while it is away.
+    async fn handle_batch(
+        &self,
+        channel: &Channel,
+        batch: Vec<Delivery>,
+        cancel: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
+        let mut parsed = Vec::with_capacity(batch.len());
+        for d in batch {
+            if d.redelivered {
+                self.decider.metrics().redeliveries.inc();
             }
-        };
+            match self.parse(&d) {
+                Ok(event) => parsed.push((d, event)),
+                Err(e) => {
+                    self.decider.metrics().rejected(e.kind());
+                    tracing::warn!(routing_key = %d.routing_key, reason = %e, "dead-lettering a message");
+                    dead_letter(channel, &self.settings, &d, &e.to_string(), e.kind()).await?;
+                    d.ack(BasicAckOptions::default()).await?;
+                }
+            }
+        }
+        let Some((last, _)) = parsed.last() else { return Ok(()) };
+        if parsed.len() > 1 {
+            let events: Vec<InboundEvent> = parsed.iter().map(|(_, e)| e.clone()).collect();
+            match self.decider.accept_batch(&events).await {
+                Ok(_) => {
+                    self.decider.metrics().batch(parsed.len());
+                    // Every earlier delivery on this channel is settled, so
+                    // `multiple` acks exactly this batch.
+                    return last.ack(BasicAckOptions { multiple: true }).await.map(drop);
+                }
+                Err(e) => tracing::info!(error = %e, size = parsed.len(), "batch failed; deciding one by one"),
+            }
+        }
+        for (d, event) in parsed {
+            self.handle(channel, d, event, cancel).await?;
+        }
+        Ok(())
+    }
+
+    async fn handle(
+        &self,
+        channel: &Channel,
+        d: Delivery,
+        event: InboundEvent,
+        cancel: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
+        self.decider.metrics().batch(1);
         // Keep the message (unacked) while the database is away; a message
         // whose processing fails for another reason goes back to the queue,
         // whose delivery limit dead-letters it if it keeps failing.
@@ -150,6 +208,13 @@ impl Consumer {
         loop {
             match self.decider.accept(&event).await {
                 Ok(_) => return d.ack(BasicAckOptions::default()).await.map(drop),
+                // Valid, but no decision is possible until a rule changes:
+                // keep it, with the reason, where an operator can replay it.
+                Err(e @ StoreError::EvaluationTimeout(_)) => {
+                    tracing::warn!(routing_key = %d.routing_key, reason = %e, "dead-lettering a message");
+                    dead_letter(channel, &self.settings, &d, &e.to_string(), "rule_timeout").await?;
+                    return d.ack(BasicAckOptions::default()).await.map(drop);
+                }
                 Err(e) => {
                     failures += 1;
                     let transient = is_connection_error(&e);
@@ -276,11 +341,17 @@ pub async fn declare_topology(channel: &Channel, s: &AmqpSettings) -> Result<(),
 
 /// Republishes `d` to the dead-letter exchange with the reason, and waits
 /// for the broker's confirm so that the original can be acked safely.
-async fn dead_letter(channel: &Channel, s: &AmqpSettings, d: &Delivery, e: &IngestError) -> Result<(), lapin::Error> {
+async fn dead_letter(
+    channel: &Channel,
+    s: &AmqpSettings,
+    d: &Delivery,
+    reason: &str,
+    kind: &str,
+) -> Result<(), lapin::Error> {
     let mut headers = d.properties.headers().clone().unwrap_or_default();
-    let reason: String = e.to_string().chars().take(1000).collect();
+    let reason: String = reason.chars().take(1000).collect();
     headers.insert("x-workbridge-error".into(), AMQPValue::LongString(LongString::from(reason)));
-    headers.insert("x-workbridge-error-kind".into(), AMQPValue::LongString(e.kind().into()));
+    headers.insert("x-workbridge-error-kind".into(), AMQPValue::LongString(kind.into()));
     headers.insert("x-original-exchange".into(), AMQPValue::LongString(d.exchange.as_str().into()));
     headers.insert("x-original-routing-key".into(), AMQPValue::LongString(d.routing_key.as_str().into()));
     let properties = d.properties.clone().with_headers(headers).with_delivery_mode(2);

@@ -40,7 +40,14 @@ impl Condition {
                 .join("; ")
         })?;
         let references = program.references();
-        let mut unknown: Vec<&str> = references.variables().into_iter().filter(|v| !VARIABLES.contains(v)).collect();
+        // The references include the variables that comprehensions bind
+        // (`readings.exists(r, r > 90.0)`): those are not unknown.
+        let bound = comprehension_variables(source);
+        let mut unknown: Vec<&str> = references
+            .variables()
+            .into_iter()
+            .filter(|v| !VARIABLES.contains(v) && !bound.iter().any(|b| b == v))
+            .collect();
         unknown.sort_unstable();
         unknown.dedup();
         if !unknown.is_empty() {
@@ -64,6 +71,17 @@ impl Condition {
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// The names bound by comprehension macros: `.all(x, …)`, `.exists(x, …)`,
+/// `.exists_one(x, …)`, `.map(x, …)`, `.filter(x, …)`.
+fn comprehension_variables(source: &str) -> Vec<String> {
+    static MACRO: OnceLock<regex::Regex> = OnceLock::new();
+    let re = MACRO.get_or_init(|| {
+        regex::Regex::new(r"\.\s*(?:all|exists_one|exists|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,")
+            .expect("a valid pattern")
+    });
+    re.captures_iter(source).map(|c| c[1].to_owned()).collect()
 }
 
 /// The variables of one event, built once and shared by every condition.
@@ -98,5 +116,10 @@ mod tests {
         let err = Condition::compile("evnt.value > 2").unwrap_err();
         assert!(err.contains("unknown variable evnt"), "{err}");
         assert!(Condition::compile("event.value > 2.0 * event.threshold").is_ok());
+        // comprehension variables are bound, not unknown; a typo beside them still is
+        let ok = "event.data.readings.exists(r, r > 90.0) && [1, 2].all(n, n > 0)";
+        assert!(Condition::compile(ok).is_ok(), "{:?}", Condition::compile(ok).err());
+        let err = Condition::compile("event.data.readings.exists(r, r > limit)").unwrap_err();
+        assert!(err.contains("unknown variable limit"), "{err}");
     }
 }

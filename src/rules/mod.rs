@@ -280,15 +280,43 @@ pub struct Evaluation<'r> {
     pub shadow: Vec<&'r Rule>,
 }
 
+/// An evaluation that names rules by their position in the set, so that it
+/// owns nothing of the set and can be computed on another thread.
+#[derive(Debug)]
+pub struct Verdict {
+    acting: Option<usize>,
+    trace: Vec<RuleTrace>,
+    skipped: usize,
+    shadow: Vec<usize>,
+}
+
+impl Verdict {
+    /// The evaluation against `rules`, the set this verdict was computed on.
+    pub fn resolve(self, rules: &RuleSet) -> Evaluation<'_> {
+        Evaluation {
+            acting: self.acting.map(|p| &rules.at(p).rule),
+            trace: self.trace,
+            skipped: self.skipped,
+            shadow: self.shadow.into_iter().map(|p| &rules.at(p).rule).collect(),
+        }
+    }
+}
+
 /// Evaluates the rules that can match (the set's index picks them, in
 /// position order) against an event and its asset.
 pub fn evaluate<'r>(event: &InboundEvent, asset: &Asset, rules: &'r RuleSet) -> Evaluation<'r> {
+    verdict(event, asset, rules).resolve(rules)
+}
+
+/// `evaluate`, by rule positions.
+pub fn verdict(event: &InboundEvent, asset: &Asset, rules: &RuleSet) -> Verdict {
     let mut trace = Vec::new();
     let candidates = rules.candidates(event, &asset.site);
     let skipped = rules.len() - candidates.len();
     let mut cel_input = None;
     let mut shadow = vec![];
-    for rule in candidates {
+    for position in candidates {
+        let rule = rules.at(position);
         let miss = mismatch(rule, event, asset, &mut cel_input);
         let is_shadow = rule.rule.mode == RuleMode::Shadow;
         trace.push(RuleTrace {
@@ -297,17 +325,17 @@ pub fn evaluate<'r>(event: &InboundEvent, asset: &Asset, rules: &'r RuleSet) -> 
             version: rule.rule.version,
             matched: miss.is_none(),
             shadow: is_shadow,
-            reason: miss.clone().unwrap_or_else(|| "all matchers hold".into()),
+            reason: miss.unwrap_or_else(|| "all matchers hold".into()),
         });
-        if miss.is_none() {
+        if trace.last().is_some_and(|t| t.matched) {
             if is_shadow {
-                shadow.push(&rule.rule);
+                shadow.push(position);
                 continue;
             }
-            return Evaluation { acting: Some(&rule.rule), trace, skipped, shadow };
+            return Verdict { acting: Some(position), trace, skipped, shadow };
         }
     }
-    Evaluation { acting: None, trace, skipped, shadow }
+    Verdict { acting: None, trace, skipped, shadow }
 }
 
 /// `None` when every matcher holds, else why not.

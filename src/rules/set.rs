@@ -47,6 +47,7 @@ pub struct RuleSet {
     rules: Vec<CompiledRule>,
     /// (type or None for any, code or None for any) → rule positions.
     index: HashMap<IndexKey, Vec<usize>>,
+    has_conditions: bool,
 }
 
 impl RuleSet {
@@ -105,6 +106,7 @@ impl RuleSet {
                     }
                 }
             }
+            set.has_conditions |= condition.is_some();
             set.rules.push(CompiledRule { rule, condition, tags });
         }
         (set, errors)
@@ -118,8 +120,18 @@ impl RuleSet {
         self.rules.is_empty()
     }
 
-    /// The rules that can match `event`, in evaluation order.
-    pub fn candidates(&self, event: &InboundEvent, site: &str) -> Vec<&CompiledRule> {
+    /// Whether any rule has a CEL condition (whose cost is unbounded).
+    pub fn has_conditions(&self) -> bool {
+        self.has_conditions
+    }
+
+    /// The rule at `position` (as given by `candidates`).
+    pub fn at(&self, position: usize) -> &CompiledRule {
+        &self.rules[position]
+    }
+
+    /// The positions of the rules that can match `event`, in evaluation order.
+    pub fn candidates(&self, event: &InboundEvent, site: &str) -> Vec<usize> {
         let mut positions: Vec<usize> = vec![];
         for kind in [Some(event.kind), None] {
             for code in [Some(event.code.clone()), None] {
@@ -132,6 +144,6 @@ impl RuleSet {
         }
         positions.sort_unstable();
         positions.dedup();
-        positions.into_iter().map(|p| &self.rules[p]).collect()
+        positions
     }
 }

@@ -131,6 +131,26 @@ pub async fn find<C: ConnectionTrait>(conn: &C, source: &str, ce_id: &str) -> Re
         .transpose()
 }
 
+/// Which of `keys` (source, CloudEvents id) are stored already: one query.
+pub async fn existing<C: ConnectionTrait>(
+    conn: &C,
+    keys: &[(&str, &str)],
+) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+    if keys.is_empty() {
+        return Ok(Default::default());
+    }
+    let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
+    let rows: Vec<(String, String)> = events::Entity::find()
+        .select_only()
+        .column(events::Column::Source)
+        .column(events::Column::CeId)
+        .filter(events::Column::CeId.is_in(ids))
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().filter(|(source, id)| keys.contains(&(source.as_str(), id.as_str()))).collect())
+}
+
 /// By workbridge id, or else by CloudEvents id.
 pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<EventRecord, StoreError> {
     if let Some(m) = events::Entity::find_by_id(id.to_owned()).one(conn).await? {

@@ -258,3 +258,43 @@ async fn status_changes_are_published_as_lifecycle_events(backend: Backend) {
     broker.cleanup().await;
 }
 on_both_backends!(status_changes_are_published_as_lifecycle_events);
+
+/// A backlog is decided in batches (one transaction each, acked with
+/// `multiple` after the commit); a duplicate inside a batch or across
+/// batches counts once, and a later event merges into the order an earlier
+/// event of the same batch opened.
+async fn a_backlog_is_decided_in_batches_each_event_once(backend: Backend) {
+    let names = AmqpNames::new();
+    let opts = Options { amqp: Some(names.clone()), ..Default::default() };
+    let s = settings("sqlite::memory:", &opts);
+    let broker = Broker::connect(&names).await;
+    workbridge::ingest::amqp::declare_topology(&broker.channel, &s.amqp).await.unwrap();
+    for i in 0..200 {
+        let mut e = alert(&format!("b-{i}"));
+        e["data"]["code"] = json!(format!("CODE_{}", i % 10));
+        broker.publish_structured(&e).await;
+        if i % 10 == 0 {
+            broker.publish_structured(&e).await;
+        }
+    }
+    let app = spawn_app_prepared(backend, opts, async |app| app.setup_flow(sandbox_connector()).await).await;
+    app.eventually("the backlog is decided", || async { app.get("/v1/events?limit=1").await.1["total"] == 200 }).await;
+    let orders = app.orders().await;
+    assert_eq!(orders.len(), 10, "one order per code");
+    for o in &orders {
+        assert_eq!(o["event_count"], 20, "{o}");
+    }
+    app.eventually("every message is acked", || async { broker.queue_depth(&names.queue).await == 0 }).await;
+    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let value = |name: &str| -> f64 {
+        let line = metrics.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("{name} in {metrics}"));
+        line.rsplit(' ').next().unwrap().parse().unwrap()
+    };
+    assert_eq!(value("workbridge_consumer_batch_size_sum"), 220.0, "every delivery counted once");
+    let batches = value("workbridge_consumer_batch_size_count");
+    assert!(value("workbridge_consumer_batch_size_bucket{le=\"1.0\"}") < batches, "some batches hold several");
+    assert!(batches < 220.0);
+    drop(app);
+    broker.cleanup().await;
+}
+on_both_backends!(a_backlog_is_decided_in_batches_each_event_once);

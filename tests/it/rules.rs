@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{Backend, Options, alert, sandbox_connector, spawn_app};
+use crate::helpers::{AmqpNames, Backend, Broker, Options, alert, sandbox_connector, spawn_app};
 use crate::on_both_backends;
 
 async fn conditions_matrix_and_sla_shape_the_order(backend: Backend) {
@@ -247,3 +247,62 @@ async fn backtest_compares_proposed_rules_with_what_happened(backend: Backend) {
     assert_eq!(s, 404);
 }
 on_both_backends!(backtest_compares_proposed_rules_with_what_happened);
+
+/// CEL has no run-time budget: a condition that takes too long refuses the
+/// event (HTTP 503, AMQP dead-letter with the reason) instead of holding a
+/// worker, and the service goes on deciding once the rule is fixed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_runaway_condition_is_cut_off_and_the_event_kept() {
+    let names = AmqpNames::new();
+    let opts = Options {
+        amqp: Some(names.clone()),
+        env: vec![("WORKBRIDGE_RULES__EVAL_TIMEOUT_MS", "20".into())],
+        ..Default::default()
+    };
+    let app = spawn_app(Backend::Sqlite, opts).await;
+    app.setup_flow(sandbox_connector()).await;
+    // 32,000 iterations: far beyond 20 ms in a test build.
+    let l = "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19]";
+    let slow = format!("[0,1,2,3].all(a, {l}.all(b, {l}.all(c, {l}.all(d, a + b + c + d >= 0))))");
+    let (s, rule) = app
+        .post_json(
+            "/v1/rules",
+            &json!({"name": "runaway", "position": -1, "when": {"condition": slow}, "action": {"kind": "ignore"}}),
+        )
+        .await;
+    assert_eq!(s, 201, "{rule}");
+
+    let (s, p) = app.post_json("/v1/events", &alert("slow-http")).await;
+    assert_eq!(s, 503, "{p}");
+    assert_eq!(p["code"], "rule-evaluation-timeout");
+    assert!(p["detail"].as_str().unwrap().contains("20 ms"), "{p}");
+    // In a batch, the element is rejected with the same problem.
+    let (s, b) = app.post_json("/v1/events", &json!([alert("slow-batch")])).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["items"][0]["error"]["code"], "rule-evaluation-timeout", "{b}");
+
+    app.eventually("the consumer is up", || async { app.get("/readyz").await.0 == 200 }).await;
+    let broker = Broker::connect(&names).await;
+    broker.publish_structured(&alert("slow-amqp")).await;
+    let dead = broker.take(&names.dead_queue, 1).await;
+    let headers = dead[0].properties.headers().as_ref().unwrap().inner();
+    assert_eq!(
+        headers.get("x-workbridge-error-kind"),
+        Some(&lapin::types::AMQPValue::LongString("rule_timeout".into()))
+    );
+    assert_eq!(app.get("/v1/events").await.1["total"], 0, "neither event was decided");
+
+    // Fixed: the same service decides again at once.
+    let (s, _) = app
+        .client
+        .delete(app.url(&format!("/v1/rules/{}", rule["id"].as_str().unwrap())))
+        .send()
+        .await
+        .map(|r| (r.status(), ()))
+        .unwrap();
+    assert!(s.is_success());
+    let (s, e) = app.post_json("/v1/events", &alert("after-fix")).await;
+    assert_eq!(s, 201, "{e}");
+    assert_eq!(e["outcome"], "created");
+    broker.cleanup().await;
+}
