@@ -141,7 +141,54 @@ pub fn path_error(err: actix_web::error::PathError, _: &actix_web::HttpRequest) 
     ApiError::NotFound(format!("path: {err}")).into()
 }
 
-/// For routes that do not exist.
-pub async fn not_found(req: actix_web::HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())))
+/// For routes that do not exist: 405 with `Allow` when the path exists
+/// with other methods, else 404.
+pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
+    let allowed = allowed_methods(req.path());
+    if allowed.is_empty() {
+        return ApiError::NotFound(format!("no route for {} {}", req.method(), req.path())).error_response();
+    }
+    let allow = allowed.join(", ");
+    let problem = Problem {
+        kind: "urn:workbridge:problem:method-not-allowed".into(),
+        title: "Method not allowed".into(),
+        status: 405,
+        detail: format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
+        code: "method-not-allowed".into(),
+    };
+    HttpResponse::MethodNotAllowed()
+        .insert_header((actix_web::http::header::ALLOW, allow))
+        .content_type("application/problem+json")
+        .json(problem)
+}
+
+/// The methods the API documents for `path` (matching `{param}` segments).
+fn allowed_methods(path: &str) -> Vec<&'static str> {
+    static ROUTES: std::sync::OnceLock<Vec<(Vec<String>, Vec<&'static str>)>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        super::openapi()
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ];
+                let segments = template.split('/').map(str::to_owned).collect();
+                (segments, methods.into_iter().filter(|(_, has)| *has).map(|(m, _)| m).collect())
+            })
+            .collect()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    routes
+        .iter()
+        .find(|(template, _)| {
+            template.len() == segments.len()
+                && template.iter().zip(&segments).all(|(t, s)| t == s || (t.starts_with('{') && !s.is_empty()))
+        })
+        .map(|(_, methods)| methods.clone())
+        .unwrap_or_default()
 }

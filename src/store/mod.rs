@@ -110,8 +110,8 @@ pub struct PageRequest {
     /// Items per page (1 to 500, default 50).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
-    /// Items to skip (default 0, at most 1,000,000,000).
-    #[param(maximum = 1_000_000_000)]
+    /// Items to skip (default 0); an offset past 1,000,000,000 counts as
+    /// 1,000,000,000 (an empty page).
     pub offset: Option<u64>,
 }
 

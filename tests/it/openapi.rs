@@ -34,3 +34,21 @@ async fn huge_offsets_are_clamped_not_fatal() {
     assert_eq!(s, 200);
     assert_eq!(page["items"], serde_json::json!([]));
 }
+
+/// A known path with a method it does not have: 405 naming the methods it
+/// has (found by schemathesis); an unknown path stays 404.
+#[tokio::test]
+async fn undeclared_methods_get_405_with_allow() {
+    let app = crate::helpers::spawn_app(crate::helpers::Backend::Sqlite, Default::default()).await;
+    let trace = app.client.request(reqwest::Method::TRACE, app.url("/healthz")).send().await.unwrap();
+    assert_eq!(trace.status(), 405);
+    assert_eq!(trace.headers()["allow"], "GET");
+    let patch = app.client.patch(app.url("/v1/assets/MX-101")).send().await.unwrap();
+    assert_eq!(patch.status(), 405);
+    assert_eq!(patch.headers()["allow"], "GET, PUT, DELETE");
+    assert_eq!(patch.headers()["content-type"], "application/problem+json");
+    let problem: serde_json::Value = patch.json().await.unwrap();
+    assert_eq!(problem["code"], "method-not-allowed");
+    let (s, p) = app.get("/v1/nothing-here").await;
+    assert_eq!(s, 404, "{p}");
+}
