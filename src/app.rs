@@ -46,6 +46,42 @@ pub enum StartError {
     Rules { path: String, errors: String },
     #[error("cannot apply the rules file")]
     ApplyRules(#[source] StoreError),
+    #[error(
+        "another workbridge is running on the SQLite database {path}: SQLite serves one replica \
+         (run several replicas on PostgreSQL)"
+    )]
+    SqliteInUse { path: String },
+    #[error("cannot lock {path}")]
+    SqliteLock {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// SQLite is single-replica (one writer, one connection): a second service
+/// on the same file is refused with a clear error, by an exclusive lock on
+/// `<file>.lock` that the OS releases when the process ends, even on a crash.
+fn lock_sqlite_file(url: &str) -> Result<Option<std::fs::File>, StartError> {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return Ok(None);
+    };
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    if path.is_empty() || path == ":memory:" || query.split('&').any(|p| p == "mode=memory") {
+        return Ok(None);
+    }
+    let lock_path = format!("{path}.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| StartError::SqliteLock { path: lock_path.clone(), source })?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StartError::SqliteInUse { path: path.to_owned() }),
+        Err(std::fs::TryLockError::Error(source)) => Err(StartError::SqliteLock { path: lock_path, source }),
+    }
 }
 
 /// Applies the configured rules file; a file with errors stops start-up.
@@ -71,6 +107,8 @@ pub struct Application {
     cancel: CancellationToken,
     store: Store,
     shutdown_timeout: Duration,
+    /// Held for the life of the service (SQLite only).
+    _sqlite_lock: Option<std::fs::File>,
 }
 
 /// Installs the one TLS provider (ring) for outbound HTTPS.
@@ -85,6 +123,7 @@ impl Application {
 
     pub async fn build_with_clock(settings: Settings, clock: Arc<dyn Clock>) -> Result<Self, StartError> {
         install_tls_provider();
+        let sqlite_lock = lock_sqlite_file(&settings.database.url)?;
         let store = Store::connect(&settings.database.url, settings.database.max_connections)
             .await
             .map_err(|source| StartError::Database { url: redact_url(&settings.database.url), source })?;
@@ -179,7 +218,7 @@ impl Application {
         .run();
         tracing::info!(port, database = %redact_url(&settings.database.url), amqp = settings.amqp.enabled, "workbridge started");
         let shutdown_timeout = Duration::from_secs(settings.http.shutdown_timeout_secs);
-        Ok(Self { port, server, workers, cancel, store, shutdown_timeout })
+        Ok(Self { port, server, workers, cancel, store, shutdown_timeout, _sqlite_lock: sqlite_lock })
     }
 
     pub fn port(&self) -> u16 {

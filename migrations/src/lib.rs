@@ -12,6 +12,7 @@ mod m20261125_000007_feedback;
 mod m20261125_000008_feedback_codes;
 mod m20261125_000009_api_keys;
 mod m20261125_000010_audit;
+mod m20261125_000011_poll_lease;
 
 pub struct Migrator;
 
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000008_feedback_codes::Migration),
             Box::new(m20261125_000009_api_keys::Migration),
             Box::new(m20261125_000010_audit::Migration),
+            Box::new(m20261125_000011_poll_lease::Migration),
         ]
     }
 }

@@ -178,6 +178,7 @@ pub mod work_orders {
         pub last_error: Option<String>,
         pub due_by: Option<ChronoDateTimeUtc>,
         pub last_comment_at: Option<ChronoDateTimeUtc>,
+        pub polled_at: Option<ChronoDateTimeUtc>,
     }
     no_relations!();
 }

@@ -124,6 +124,7 @@ pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTi
         last_error: Set(None),
         due_by: Set(o.due_by),
         last_comment_at: Set(None),
+        polled_at: Set(None),
     })
     .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
     .exec_without_returning(conn)
@@ -434,18 +435,49 @@ pub async fn find_for_connector<C: ConnectionTrait>(
 
 /// Delivered orders of a connector that are still open, least recently
 /// updated first (the polling batch).
-pub async fn open_delivered<C: ConnectionTrait>(
+/// Claims up to `limit` open, delivered orders of `connector` for a status
+/// poll: those not polled since `due_before`, least recently polled first,
+/// stamped `polled_at = now` in the same statement. Replicas therefore
+/// split the orders between them and each order is polled once per
+/// interval; on PostgreSQL rows another replica is claiming are skipped
+/// (`FOR UPDATE SKIP LOCKED`), on SQLite (one replica) the UPDATE is atomic.
+pub async fn claim_for_poll<C: ConnectionTrait>(
     conn: &C,
     connector: &str,
+    now: DateTime<Utc>,
+    due_before: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<WorkOrder>, StoreError> {
-    use sea_orm::QuerySelect;
+    #[derive(Debug, sea_orm::FromQueryResult)]
+    struct Claimed {
+        id: String,
+    }
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "UPDATE work_orders SET polled_at = $1 WHERE id IN (\
+               SELECT id FROM work_orders WHERE connector = $2 AND open_key IS NOT NULL \
+               AND external_id IS NOT NULL AND (polled_at IS NULL OR polled_at < $3) \
+               ORDER BY polled_at NULLS FIRST, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+             RETURNING id"
+        }
+        _ => {
+            "UPDATE work_orders SET polled_at = ?1 WHERE id IN (\
+               SELECT id FROM work_orders WHERE connector = ?2 AND open_key IS NOT NULL \
+               AND external_id IS NOT NULL AND (polled_at IS NULL OR polled_at < ?3) \
+               ORDER BY polled_at NULLS FIRST, id LIMIT ?4) \
+             RETURNING id"
+        }
+    };
+    let values = [now.into(), connector.into(), due_before.into(), (limit as i64).into()];
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, values);
+    use sea_orm::FromQueryResult;
+    let ids: Vec<String> = Claimed::find_by_statement(stmt).all(conn).await?.into_iter().map(|c| c.id).collect();
+    if ids.is_empty() {
+        return Ok(vec![]);
+    }
     work_orders::Entity::find()
-        .filter(work_orders::Column::Connector.eq(connector))
-        .filter(work_orders::Column::OpenKey.is_not_null())
-        .filter(work_orders::Column::ExternalId.is_not_null())
-        .order_by_asc(work_orders::Column::UpdatedAt)
-        .limit(limit)
+        .filter(work_orders::Column::Id.is_in(ids))
         .all(conn)
         .await?
         .into_iter()

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::types::FieldTable;
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
@@ -21,6 +22,8 @@ use crate::store::Store;
 use crate::store::work_orders::{self, Unpublished};
 
 const BATCH: u64 = 100;
+/// The advisory-lock key of the lifecycle publisher (any constant; "wblc").
+const PUBLISHER_LOCK: i64 = 0x77626c63;
 
 pub struct LifecyclePublisher {
     settings: AmqpSettings,
@@ -102,42 +105,72 @@ impl LifecyclePublisher {
             .await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
         loop {
-            let batch = work_orders::unpublished(self.store.conn(), BATCH).await?;
-            if batch.is_empty() {
+            let published = if self.store.conn().get_database_backend() == DbBackend::Postgres {
+                // One publisher at a time across replicas, so that changes
+                // go out in the order they were recorded: a transaction
+                // advisory lock, released by the commit (or a crash).
+                let txn = self.store.begin().await?;
+                let mine: Option<bool> = txn
+                    .query_one_raw(Statement::from_string(
+                        DbBackend::Postgres,
+                        format!("SELECT pg_try_advisory_xact_lock({PUBLISHER_LOCK}) AS locked"),
+                    ))
+                    .await?
+                    .map(|row| row.try_get("", "locked"))
+                    .transpose()?;
+                let n = if mine == Some(true) { self.publish_round(&txn, &channel).await? } else { 0 };
+                txn.commit().await?;
+                n
+            } else {
+                // SQLite runs one replica (see `Store::connect`).
+                self.publish_round(self.store.conn(), &channel).await?
+            };
+            if published == 0 {
                 tokio::select! {
                     _ = cancel.cancelled() => {
                         let _ = conn.close(200, "shutdown".into()).await;
                         return Ok(());
                     }
-                    _ = tokio::time::sleep(Duration::from_millis(250)) => continue,
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
                 }
             }
-            // Publish the batch, then wait for all confirms (pipelined).
-            let mut pending = Vec::with_capacity(batch.len());
-            for u in &batch {
-                let body = serde_json::to_vec(&cloudevent(u))?;
-                let properties = BasicProperties::default()
-                    .with_content_type("application/cloudevents+json".into())
-                    .with_message_id(u.id.as_str().into())
-                    .with_delivery_mode(2);
-                let confirm = channel
-                    .basic_publish(
-                        exchange.into(),
-                        routing_key(u).into(),
-                        BasicPublishOptions::default(),
-                        &body,
-                        properties,
-                    )
-                    .await?;
-                pending.push((u.id.clone(), confirm));
-            }
-            let mut confirmed = Vec::with_capacity(pending.len());
-            for (id, confirm) in pending {
-                if confirm.await?.is_ack() {
-                    confirmed.push(id);
-                }
-            }
-            work_orders::mark_published(self.store.conn(), &confirmed, self.clock.now()).await?;
         }
+    }
+
+    /// Publishes one batch of unpublished changes, waits for the broker's
+    /// confirms, and marks the confirmed ones; returns how many there were.
+    async fn publish_round<C: ConnectionTrait>(
+        &self,
+        conn: &C,
+        channel: &Channel,
+    ) -> Result<usize, Box<dyn std::error::Error + Send + Sync>> {
+        let exchange = self.settings.lifecycle_exchange.as_str();
+        let batch = work_orders::unpublished(conn, BATCH).await?;
+        let mut pending = Vec::with_capacity(batch.len());
+        for u in &batch {
+            let body = serde_json::to_vec(&cloudevent(u))?;
+            let properties = BasicProperties::default()
+                .with_content_type("application/cloudevents+json".into())
+                .with_message_id(u.id.as_str().into())
+                .with_delivery_mode(2);
+            let confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    routing_key(u).into(),
+                    BasicPublishOptions::default(),
+                    &body,
+                    properties,
+                )
+                .await?;
+            pending.push((u.id.clone(), confirm));
+        }
+        let mut confirmed = Vec::with_capacity(pending.len());
+        for (id, confirm) in pending {
+            if confirm.await?.is_ack() {
+                confirmed.push(id);
+            }
+        }
+        work_orders::mark_published(conn, &confirmed, self.clock.now()).await?;
+        Ok(batch.len())
     }
 }

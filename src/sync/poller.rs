@@ -46,7 +46,16 @@ impl Poller {
             if !stored.enabled {
                 continue;
             }
-            let orders = work_orders::open_delivered(self.store.conn(), &stored.name, self.settings.batch_size).await?;
+            let now = self.clock.now();
+            let interval = chrono::Duration::milliseconds(self.settings.poll_interval_ms as i64);
+            let orders = work_orders::claim_for_poll(
+                self.store.conn(),
+                &stored.name,
+                now,
+                now - interval + chrono::Duration::milliseconds(1),
+                self.settings.batch_size,
+            )
+            .await?;
             if orders.is_empty() {
                 continue;
             }

@@ -232,11 +232,16 @@ pub async fn spawn_app_prepared(backend: Backend, opts: Options, setup: impl Asy
 
 impl TestApp {
     /// Stops the service and starts it again on the same database.
-    pub async fn restart(mut self, opts: Options) -> TestApp {
+    /// Stops the service and waits until it has finished; its database stays.
+    pub async fn stop(&mut self) {
         self.handle.stop(true).await;
         if let Some(stopped) = self.stopped.take() {
             let _ = stopped.await;
         }
+    }
+
+    pub async fn restart(mut self, opts: Options) -> TestApp {
+        self.stop().await;
         let url = self.settings.database.url.clone();
         let dir = std::mem::replace(&mut self._dir, tempfile::tempdir().unwrap());
         let pg_database = self.pg_database.take();

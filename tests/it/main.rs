@@ -15,6 +15,7 @@ mod openapi;
 mod registry;
 mod rules;
 mod sap;
+mod scale;
 mod secrets;
 mod servicenow;
 mod shutdown;

@@ -134,7 +134,7 @@ async fn rules_file_is_applied_at_start_up_by_name(backend: Backend) {
 
     // Change one rule and restart: it gets version 2, the other stays at 1.
     std::fs::write(&file, v1.replace("priority: 2", "priority: 1")).unwrap();
-    let app = app.restart(Options { rules_file: Some(file.clone()), ..Default::default() }).await;
+    let mut app = app.restart(Options { rules_file: Some(file.clone()), ..Default::default() }).await;
     let (_, rules) = app.get("/v1/rules").await;
     let version = |name: &str| rules.as_array().unwrap().iter().find(|r| r["name"] == name).unwrap()["version"].clone();
     assert_eq!(version("pumps"), 2);
@@ -142,6 +142,7 @@ async fn rules_file_is_applied_at_start_up_by_name(backend: Backend) {
     assert_eq!(version("api-made"), 1);
 
     // A file with an error stops start-up, naming the line.
+    app.stop().await;
     std::fs::write(
         &file,
         "rules:\n  - name: broken\n    when: {condition: \"event.value >\"}\n    action: {kind: ignore}\n",
