@@ -13,6 +13,7 @@ mod m20261125_000008_feedback_codes;
 mod m20261125_000009_api_keys;
 mod m20261125_000010_audit;
 mod m20261125_000011_poll_lease;
+mod m20261125_000012_outbox_claims;
 
 pub struct Migrator;
 
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000009_api_keys::Migration),
             Box::new(m20261125_000010_audit::Migration),
             Box::new(m20261125_000011_poll_lease::Migration),
+            Box::new(m20261125_000012_outbox_claims::Migration),
         ]
     }
 }

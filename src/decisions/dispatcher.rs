@@ -115,6 +115,18 @@ impl Dispatcher {
         let claimed = outbox::claim(self.store.conn(), now, lease, self.settings.batch_size).await?;
         let n = claimed.len();
         for c in claimed {
+            let lease = self.clock.now() + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
+            match outbox::renew(self.store.conn(), &c, lease).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(order = %c.work_order_id, "lease lost to another dispatcher; skipping");
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(order = %c.work_order_id, error = %e, "renewing a lease failed");
+                    continue;
+                }
+            }
             if let Err(e) = self.deliver(&c).await {
                 // The lease runs out and the row is claimed again.
                 tracing::warn!(order = %c.work_order_id, error = %e, "recording a delivery failed");
@@ -146,8 +158,13 @@ impl Dispatcher {
             Ok(connector) => {
                 let doc = self.document(&order).await?;
                 // A retry may follow a create whose outcome was unknown (a
-                // timeout after the EAM stored it): look for our order first.
-                let found = if c.attempts > 0 { connector.find_by_reference(&doc.reference).await } else { Ok(None) };
+                // timeout after the EAM stored it), and a row claimed again
+                // may follow a crash after the EAM stored it: look first.
+                let found = if c.attempts > 0 || c.claims > 1 {
+                    connector.find_by_reference(&doc.reference).await
+                } else {
+                    Ok(None)
+                };
                 match found {
                     Ok(Some(existing)) => {
                         tracing::info!(external_id = %existing.external_id, "found the order from an earlier attempt");

@@ -200,6 +200,8 @@ pub mod outbox {
         pub last_error: Option<String>,
         pub created_at: ChronoDateTimeUtc,
         pub updated_at: ChronoDateTimeUtc,
+        pub claims: i32,
+        pub claim_token: Option<String>,
     }
     no_relations!();
 }

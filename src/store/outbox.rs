@@ -69,6 +69,8 @@ async fn insert<C: ConnectionTrait>(
         attempts: Set(attempts),
         next_attempt_at: Set(now),
         locked_until: Set(None),
+        claims: Set(0),
+        claim_token: Set(None),
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
@@ -85,6 +87,11 @@ pub struct Claimed {
     pub work_order_id: String,
     pub kind: String,
     pub attempts: i32,
+    /// How often the row has been claimed, this claim included: more than
+    /// once means an earlier claim may have reached the EAM.
+    pub claims: i32,
+    /// This claim's token, to renew the lease by (`renew`).
+    pub claim_token: String,
 }
 
 /// Claims up to `limit` due deliveries. On PostgreSQL rows locked by another
@@ -99,22 +106,38 @@ pub async fn claim<C: ConnectionTrait>(
     let backend = conn.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
-            "UPDATE outbox SET locked_until = $1 WHERE id IN (\
+            "UPDATE outbox SET locked_until = $1, claims = claims + 1, claim_token = $4 WHERE id IN (\
                SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
                AND (locked_until IS NULL OR locked_until < $2) \
                ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
-             RETURNING id, work_order_id, kind, attempts"
+             RETURNING id, work_order_id, kind, attempts, claims, claim_token"
         }
         _ => {
-            "UPDATE outbox SET locked_until = ?1 WHERE id IN (\
+            "UPDATE outbox SET locked_until = ?1, claims = claims + 1, claim_token = ?4 WHERE id IN (\
                SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= ?2 \
                AND (locked_until IS NULL OR locked_until < ?2) \
                ORDER BY next_attempt_at LIMIT ?3) \
-             RETURNING id, work_order_id, kind, attempts"
+             RETURNING id, work_order_id, kind, attempts, claims, claim_token"
         }
     };
-    let stmt = Statement::from_sql_and_values(backend, sql, [lease_until.into(), now.into(), (limit as i64).into()]);
+    let token = uuid::Uuid::new_v4().to_string();
+    let values = [lease_until.into(), now.into(), (limit as i64).into(), token.into()];
+    let stmt = Statement::from_sql_and_values(backend, sql, values);
     Ok(Claimed::find_by_statement(stmt).all(conn).await?)
+}
+
+/// Extends a claimed row's lease just before it is delivered; `false` when
+/// the claim is no longer ours (the lease ran out while earlier rows of the
+/// batch were delivered, and another replica claimed it): then skip it.
+pub async fn renew<C: ConnectionTrait>(conn: &C, c: &Claimed, lease_until: DateTime<Utc>) -> Result<bool, StoreError> {
+    let res = outbox::Entity::update_many()
+        .col_expr(outbox::Column::LockedUntil, Expr::value(Some(lease_until)))
+        .filter(outbox::Column::Id.eq(c.id.as_str()))
+        .filter(outbox::Column::ClaimToken.eq(c.claim_token.as_str()))
+        .filter(outbox::Column::Status.eq("pending"))
+        .exec(conn)
+        .await?;
+    Ok(res.rows_affected == 1)
 }
 
 pub async fn mark_done<C: ConnectionTrait>(
