@@ -59,7 +59,12 @@ pub struct ConnectorHealth {
 ))]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    let db = state.store.ping().await;
+    // Bounded: a database that is away would otherwise hold the probe for
+    // the pool's acquire timeout, and probes expect an answer within seconds.
+    let db = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok(()),
+        _ => Err(()),
+    };
     let conn = state.store.conn();
     let (outbox_pending, unmapped_events) = if db.is_ok() {
         (outbox::pending_count(conn).await.ok(), events::count_by_outcome(conn, EventOutcome::Unmapped).await.ok())
