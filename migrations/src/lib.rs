@@ -14,6 +14,7 @@ mod m20261125_000009_api_keys;
 mod m20261125_000010_audit;
 mod m20261125_000011_poll_lease;
 mod m20261125_000012_outbox_claims;
+mod m20261125_000013_inhibit_indexes;
 
 pub struct Migrator;
 
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000010_audit::Migration),
             Box::new(m20261125_000011_poll_lease::Migration),
             Box::new(m20261125_000012_outbox_claims::Migration),
+            Box::new(m20261125_000013_inhibit_indexes::Migration),
         ]
     }
 }

@@ -85,6 +85,38 @@ impl RuleCache {
     }
 }
 
+/// What one transaction loads once for all the events it decides.
+pub(crate) struct Snapshot {
+    rules: Arc<RuleSet>,
+    /// Per inhibit rule: whether any event could inhibit now (a recent
+    /// raised source event is stored, or one is in this batch). Most of the
+    /// time none is, and the per-event inhibitor queries are skipped.
+    inhibit_live: Vec<bool>,
+}
+
+impl Snapshot {
+    async fn load(
+        txn: &store_mod::DatabaseTransaction,
+        rules: Arc<RuleSet>,
+        policy: &Policy,
+        batch: &[InboundEvent],
+        now: DateTime<Utc>,
+    ) -> Result<Self, StoreError> {
+        let earliest = batch.iter().map(|e| e.time.unwrap_or(now)).min().unwrap_or(now);
+        let mut inhibit_live = Vec::with_capacity(policy.inhibit.len());
+        for rule in &policy.inhibit {
+            let in_batch = batch.iter().any(|e| e.state == AlertState::Raised && rule.source.matches(e.kind, &e.code));
+            let live = in_batch || {
+                let kinds: Vec<String> = rule.source.types.iter().map(|k| k.as_str().to_owned()).collect();
+                let since = earliest - Duration::hours(i64::from(rule.max_age_hours));
+                events::any_raised(txn, &kinds, &rule.source.codes, since).await?
+            };
+            inhibit_live.push(live);
+        }
+        Ok(Self { rules, inhibit_live })
+    }
+}
+
 /// Settings that shape decisions beyond the rules themselves.
 #[derive(Debug, Clone, Default)]
 pub struct Policy {
@@ -214,7 +246,9 @@ impl Decider {
             Some(set) => Arc::new(set),
             None => self.rules.get(&txn).await?,
         };
-        let (decided, order) = decide(&txn, event, &rules, &self.policy, self.clock.now()).await?;
+        let now = self.clock.now();
+        let snap = Snapshot::load(&txn, rules, &self.policy, std::slice::from_ref(event), now).await?;
+        let (decided, order) = decide(&txn, event, &snap, &self.policy, now).await?;
         txn.rollback().await?;
         let created = decided.outcome == EventOutcome::Created;
         Ok(DryRun {
@@ -247,7 +281,8 @@ impl Decider {
         let now = self.clock.now();
         let txn = conn.begin().await?;
         let rules = self.rules.get(&txn).await?;
-        let Some(accepted) = self.decide_and_store(&txn, event, &rules, now).await? else {
+        let snap = Snapshot::load(&txn, rules, &self.policy, std::slice::from_ref(event), now).await?;
+        let Some(accepted) = self.decide_and_store(&txn, event, &snap, now).await? else {
             // Another consumer or replica stored it first: undo our effects.
             txn.rollback().await?;
             let existing = events::find(conn, &event.source, &event.id)
@@ -274,6 +309,7 @@ impl Decider {
         let now = self.clock.now();
         let txn = self.store.conn().begin().await?;
         let rules = self.rules.get(&txn).await?;
+        let snap = Snapshot::load(&txn, rules, &self.policy, batch, now).await?;
         let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
         let stored = events::existing(&txn, &keys).await?;
         let mut seen: std::collections::HashMap<(&str, &str), usize> =
@@ -291,7 +327,7 @@ impl Decider {
                 results.push(Some(Accepted { duplicate: true, ..earlier.clone() }));
                 continue;
             }
-            let Some(accepted) = self.decide_and_store(&txn, event, &rules, now).await? else {
+            let Some(accepted) = self.decide_and_store(&txn, event, &snap, now).await? else {
                 // Another replica stored it meanwhile: let the caller go one by one.
                 txn.rollback().await?;
                 return Err(StoreError::Conflict(format!("event {} was stored concurrently", event.id)));
@@ -333,10 +369,10 @@ impl Decider {
         &self,
         txn: &store_mod::DatabaseTransaction,
         event: &InboundEvent,
-        rules: &Arc<RuleSet>,
+        snap: &Snapshot,
         now: DateTime<Utc>,
     ) -> Result<Option<Accepted>, StoreError> {
-        let (decided, _) = decide(txn, event, rules, &self.policy, now).await?;
+        let (decided, _) = decide(txn, event, snap, &self.policy, now).await?;
         let id = new_id();
         let accepted = Accepted {
             id: id.clone(),
@@ -399,10 +435,11 @@ fn mapping_trace(m: &Option<Mapping>) -> Value {
 async fn decide(
     txn: &store_mod::DatabaseTransaction,
     event: &InboundEvent,
-    rules: &Arc<RuleSet>,
+    snap: &Snapshot,
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<(Decided, Option<NewOrder>), StoreError> {
+    let rules = &snap.rules;
     let mapping = mapping::map_event(txn, event).await?;
     let Some(m) = &mapping else {
         let decided = Decided {
@@ -451,7 +488,8 @@ async fn decide(
                     let key = dedup_key(action, &ctx, event, &m.asset);
                     decided.dedup_key = Some(key.clone());
                     let trace_so_far = json!({"mapping": mapping_trace(&mapping), "rules": eval.trace});
-                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, now };
+                    let inhibit_live = &snap.inhibit_live;
+                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, inhibit_live, now };
                     let (outcome, order_id, detail, order) = step.run(&ctx, trace_so_far).await?;
                     decided.outcome = outcome;
                     decided.work_order_id = order_id;
@@ -519,6 +557,8 @@ struct Step<'a> {
     action: &'a CreateAction,
     key: String,
     policy: &'a Policy,
+    /// Per inhibit rule, whether it can inhibit anything now (`Snapshot`).
+    inhibit_live: &'a [bool],
     now: DateTime<Utc>,
 }
 
@@ -604,7 +644,14 @@ impl Step<'_> {
                 _ => None,
             }
         };
-        'rules: for rule in self.policy.inhibit.iter().filter(|r| r.target.matches(event.kind, &event.code)) {
+        let live = |i: usize| self.inhibit_live.get(i).copied().unwrap_or(true);
+        'rules: for (_, rule) in self
+            .policy
+            .inhibit
+            .iter()
+            .enumerate()
+            .filter(|(i, r)| live(*i) && r.target.matches(event.kind, &event.code))
+        {
             let mut equal = Vec::with_capacity(rule.equal.len());
             for entry in &rule.equal {
                 let Ok((source_field, target_field)) = parse_equal(entry) else { continue 'rules };

@@ -279,6 +279,28 @@ pub struct Inhibitor {
 /// The latest raised event matching `source` (kinds, codes), at or after
 /// `since`, whose fields equal the given values, and that has not been
 /// cleared since (same source, tag and code).
+/// Whether any raised event of these kinds (and codes, if given) happened
+/// at or after `since`: one indexed query.
+pub async fn any_raised<C: ConnectionTrait>(
+    conn: &C,
+    kinds: &[String],
+    codes: &[String],
+    since: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut q = events::Entity::find()
+        .select_only()
+        .column(events::Column::Id)
+        .filter(events::Column::State.eq("raised"))
+        .filter(events::Column::EventTime.gte(since));
+    if !kinds.is_empty() {
+        q = q.filter(events::Column::Kind.is_in(kinds.to_vec()));
+    }
+    if !codes.is_empty() {
+        q = q.filter(events::Column::Code.is_in(codes.to_vec()));
+    }
+    Ok(q.limit(1).into_tuple::<String>().one(conn).await?.is_some())
+}
+
 pub async fn find_inhibitor<C: ConnectionTrait>(
     conn: &C,
     kinds: &[String],
