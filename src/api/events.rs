@@ -138,42 +138,57 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
         return Err(ApiError::BatchTooLarge { count: parsed.len(), limit });
     }
     let mut result = BatchResult { accepted: 0, duplicates: 0, rejected: 0, items: Vec::with_capacity(parsed.len()) };
+    let mut valid = Vec::with_capacity(parsed.len());
+    let mut items: Vec<Option<BatchItem>> = Vec::with_capacity(parsed.len());
     for (index, item) in parsed.into_iter().enumerate() {
-        let entry = match item {
+        match item {
             Ok(event) => {
-                let accepted = match state.decider.accept(&event).await {
-                    Ok(a) => a,
-                    // This element's rules ran too long; the others go on.
-                    Err(e @ StoreError::EvaluationTimeout(_)) => {
-                        result.rejected += 1;
-                        let problem = ApiError::from(e).problem();
-                        result.items.push(BatchItem {
-                            index,
-                            status: "rejected".into(),
-                            result: None,
-                            error: Some(problem),
-                        });
-                        continue;
-                    }
-                    Err(e) => return Err(e.into()),
-                };
-                let status = if accepted.duplicate {
-                    result.duplicates += 1;
-                    "duplicate"
-                } else {
-                    result.accepted += 1;
-                    "accepted"
-                };
-                BatchItem { index, status: status.into(), result: Some(accepted), error: None }
+                valid.push((index, event));
+                items.push(None);
             }
             Err(e) => {
                 state.decider.metrics().rejected(e.kind());
-                result.rejected += 1;
                 let e: IngestError = e;
-                BatchItem { index, status: "rejected".into(), result: None, error: Some(ApiError::from(e).problem()) }
+                let problem = ApiError::from(e).problem();
+                items.push(Some(BatchItem { index, status: "rejected".into(), result: None, error: Some(problem) }));
             }
+        }
+    }
+    // The valid elements in one transaction (group commit); if that fails,
+    // one by one, so that one element's failure does not sink the others.
+    let events: Vec<InboundEvent> = valid.iter().map(|(_, e)| e.clone()).collect();
+    let decided: Vec<Result<crate::decisions::Accepted, StoreError>> = match state.decider.accept_batch(&events).await {
+        Ok(all) => all.into_iter().map(Ok).collect(),
+        Err(_) => {
+            let mut one_by_one = Vec::with_capacity(events.len());
+            for event in &events {
+                one_by_one.push(state.decider.accept(event).await);
+            }
+            one_by_one
+        }
+    };
+    for ((index, _), outcome) in valid.iter().zip(decided) {
+        let item = match outcome {
+            Ok(accepted) => {
+                let status = if accepted.duplicate { "duplicate" } else { "accepted" };
+                BatchItem { index: *index, status: status.into(), result: Some(accepted), error: None }
+            }
+            // This element's rules ran too long; the others go on.
+            Err(e @ StoreError::EvaluationTimeout(_)) => {
+                let problem = ApiError::from(e).problem();
+                BatchItem { index: *index, status: "rejected".into(), result: None, error: Some(problem) }
+            }
+            Err(e) => return Err(e.into()),
         };
-        result.items.push(entry);
+        items[*index] = Some(item);
+    }
+    for item in items.into_iter().flatten() {
+        match item.status.as_str() {
+            "accepted" => result.accepted += 1,
+            "duplicate" => result.duplicates += 1,
+            _ => result.rejected += 1,
+        }
+        result.items.push(item);
     }
     Ok(HttpResponse::Ok().json(result))
 }

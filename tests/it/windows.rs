@@ -263,3 +263,24 @@ async fn data_quality_inhibits_process_alerts_on_its_equipment(backend: Backend)
     assert!(orders.iter().any(|o| o["work_type"] == "calibration" && o["asset_id"] == "VT-101"));
 }
 on_both_backends!(data_quality_inhibits_process_alerts_on_its_equipment);
+
+/// A batch is decided in one transaction: a data-quality event early in it
+/// inhibits an alert later in it, exactly as one by one.
+async fn data_quality_inhibits_within_one_batch(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let rules = [
+        json!({"name": "calibration", "position": 0,
+               "when": {"types": ["tdl.data_quality"], "asset_classes": ["TRANSMITTER"]},
+               "action": {"kind": "create", "connector": "sandbox", "work_type": "calibration", "dedup_key": "{{ asset.id }}:calibration"}}),
+        create_rule(json!({})),
+    ];
+    let app = app_with_rule(backend, clock, &rules).await;
+    let batch = json!([alert_at("p-0", 0), dq_event_state("dq-1", 1, "raised"), alert_at("p-1", 5)]);
+    let (s, b) = app.post_json("/v1/events", &batch).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["accepted"], 3, "{b}");
+    assert_eq!(b["items"][0]["result"]["outcome"], "created", "before the bad signal: {b}");
+    assert_eq!(b["items"][1]["result"]["outcome"], "created", "the calibration order: {b}");
+    assert_eq!(b["items"][2]["result"]["outcome"], "inhibited", "{b}");
+}
+on_both_backends!(data_quality_inhibits_within_one_batch);
