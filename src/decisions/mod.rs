@@ -92,6 +92,8 @@ pub(crate) struct Snapshot {
     /// raised source event is stored, or one is in this batch). Most of the
     /// time none is, and the per-event inhibitor queries are skipped.
     inhibit_live: Vec<bool>,
+    /// Maintenance windows and shelvings in force now.
+    suppressions: Vec<suppressions::Suppression>,
 }
 
 impl Snapshot {
@@ -113,7 +115,8 @@ impl Snapshot {
             };
             inhibit_live.push(live);
         }
-        Ok(Self { rules, inhibit_live })
+        let suppressions = suppressions::all_in_force(txn, now).await?;
+        Ok(Self { rules, inhibit_live, suppressions })
     }
 }
 
@@ -488,8 +491,7 @@ async fn decide(
                     let key = dedup_key(action, &ctx, event, &m.asset);
                     decided.dedup_key = Some(key.clone());
                     let trace_so_far = json!({"mapping": mapping_trace(&mapping), "rules": eval.trace});
-                    let inhibit_live = &snap.inhibit_live;
-                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, inhibit_live, now };
+                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, snap, now };
                     let (outcome, order_id, detail, order) = step.run(&ctx, trace_so_far).await?;
                     decided.outcome = outcome;
                     decided.work_order_id = order_id;
@@ -557,8 +559,7 @@ struct Step<'a> {
     action: &'a CreateAction,
     key: String,
     policy: &'a Policy,
-    /// Per inhibit rule, whether it can inhibit anything now (`Snapshot`).
-    inhibit_live: &'a [bool],
+    snap: &'a Snapshot,
     now: DateTime<Utc>,
 }
 
@@ -577,7 +578,7 @@ impl Step<'_> {
             return self.clear().await;
         }
         // A maintenance window or shelving holds back new work and merges alike.
-        if let Some(s) = suppressions::in_force(txn, &self.asset.id, &self.asset.site, &self.rule.id, self.now).await? {
+        if let Some(s) = suppressions::pick(&self.snap.suppressions, &self.asset.id, &self.asset.site, &self.rule.id) {
             let reason = format!(
                 "suppressed by {} {} ({:?} {} until {}): {}",
                 match s.scope {
@@ -644,7 +645,7 @@ impl Step<'_> {
                 _ => None,
             }
         };
-        let live = |i: usize| self.inhibit_live.get(i).copied().unwrap_or(true);
+        let live = |i: usize| self.snap.inhibit_live.get(i).copied().unwrap_or(true);
         'rules: for (_, rule) in self
             .policy
             .inhibit

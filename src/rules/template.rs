@@ -29,6 +29,10 @@ pub fn check(src: &str) -> Result<(), String> {
 }
 
 pub fn render(src: &str, ctx: impl Serialize) -> Result<String, String> {
+    if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
+        // A literal: nothing to compile.
+        return Ok(src.to_owned());
+    }
     env().render_str(src, minijinja::Value::from(minijinja::value::Serde(ctx))).map_err(|e| e.to_string())
 }
 

@@ -119,6 +119,31 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, id: &str) -> Result<(), StoreE
 }
 
 /// The suppression in force at `at` for this asset, site or rule, if any.
+/// Every suppression in force at `at` (few at any time): loaded once per
+/// decision transaction and matched in memory with `pick`.
+pub async fn all_in_force<C: ConnectionTrait>(conn: &C, at: DateTime<Utc>) -> Result<Vec<Suppression>, StoreError> {
+    suppressions::Entity::find()
+        .filter(suppressions::Column::StartsAt.lte(at))
+        .filter(suppressions::Column::EndsAt.gt(at))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(view)
+        .collect()
+}
+
+/// The suppression of `list` that holds back work on this asset, site or
+/// rule and lasts longest, as `in_force` picks it.
+pub fn pick<'a>(list: &'a [Suppression], asset: &str, site: &str, rule: &str) -> Option<&'a Suppression> {
+    list.iter()
+        .filter(|s| match s.scope {
+            Scope::Asset => s.target == asset,
+            Scope::Site => s.target == site,
+            Scope::Rule => s.target == rule,
+        })
+        .max_by_key(|s| s.ends_at)
+}
+
 pub async fn in_force<C: ConnectionTrait>(
     conn: &C,
     asset: &str,

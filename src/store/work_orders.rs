@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set,
     ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::{Expr, ExprTrait, OnConflict},
+    sea_query::{Expr, OnConflict},
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -143,17 +143,25 @@ pub async fn merge_into_open<C: ConnectionTrait>(
     event_time: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Result<Option<String>, StoreError> {
-    let res = work_orders::Entity::update_many()
-        .col_expr(work_orders::Column::EventCount, Expr::col(work_orders::Column::EventCount).add(1))
-        .col_expr(work_orders::Column::LastEventTime, event_time.into())
-        .col_expr(work_orders::Column::UpdatedAt, now.into())
-        .filter(work_orders::Column::OpenKey.eq(key))
-        .exec(conn)
-        .await?;
-    if res.rows_affected == 0 {
-        return Ok(None);
+    // One round trip: the update names the order it merged into.
+    #[derive(Debug, sea_orm::FromQueryResult)]
+    struct Merged {
+        id: String,
     }
-    find_open(conn, key).await
+    use sea_orm::FromQueryResult;
+    let backend = conn.get_database_backend();
+    let sql = match backend {
+        sea_orm::DbBackend::Postgres => {
+            "UPDATE work_orders SET event_count = event_count + 1, last_event_time = $1, updated_at = $2 \
+             WHERE open_key = $3 RETURNING id"
+        }
+        _ => {
+            "UPDATE work_orders SET event_count = event_count + 1, last_event_time = ?1, updated_at = ?2 \
+             WHERE open_key = ?3 RETURNING id"
+        }
+    };
+    let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, [event_time.into(), now.into(), key.into()]);
+    Ok(Merged::find_by_statement(stmt).one(conn).await?.map(|m| m.id))
 }
 
 pub async fn find_open<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Option<String>, StoreError> {
