@@ -140,10 +140,15 @@ pub async fn existing<C: ConnectionTrait>(
         return Ok(Default::default());
     }
     let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
+    let mut sources: Vec<&str> = keys.iter().map(|(source, _)| *source).collect();
+    sources.sort_unstable();
+    sources.dedup();
+    // Both columns, so that the unique (source, ce_id) index serves it.
     let rows: Vec<(String, String)> = events::Entity::find()
         .select_only()
         .column(events::Column::Source)
         .column(events::Column::CeId)
+        .filter(events::Column::Source.is_in(sources))
         .filter(events::Column::CeId.is_in(ids))
         .into_tuple()
         .all(conn)
