@@ -202,6 +202,8 @@ impl AmqpSettings {
 pub struct OutboxSettings {
     pub poll_interval_ms: u64,
     pub batch_size: u64,
+    /// Deliveries (of different orders) in flight at once per replica.
+    pub concurrency: usize,
     /// Delivery attempts before an order is marked `failed`.
     pub max_attempts: u32,
     pub backoff_min_ms: u64,
@@ -312,6 +314,7 @@ impl Settings {
             ("amqp.lifecycle_exchange", "workbridge.workorders".into()),
             ("outbox.poll_interval_ms", 1000.into()),
             ("outbox.batch_size", 32.into()),
+            ("outbox.concurrency", 8.into()),
             ("outbox.max_attempts", 8.into()),
             ("outbox.backoff_min_ms", 1000.into()),
             ("outbox.backoff_max_ms", 300_000.into()),

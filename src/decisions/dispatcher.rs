@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
+
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -114,25 +116,44 @@ impl Dispatcher {
         let lease = now + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
         let claimed = outbox::claim(self.store.conn(), now, lease, self.settings.batch_size).await?;
         let n = claimed.len();
+        // Deliveries of different orders overlap (an EAM answers in tens of
+        // milliseconds; one at a time caps orders/s); those of one order
+        // (a create, then a comment or a cancel) keep their order.
+        let mut by_order: Vec<Vec<Claimed>> = Vec::new();
         for c in claimed {
-            let lease = self.clock.now() + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
-            match outbox::renew(self.store.conn(), &c, lease).await {
-                Ok(true) => {}
-                Ok(false) => {
-                    tracing::info!(order = %c.work_order_id, "lease lost to another dispatcher; skipping");
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(order = %c.work_order_id, error = %e, "renewing a lease failed");
-                    continue;
-                }
-            }
-            if let Err(e) = self.deliver(&c).await {
-                // The lease runs out and the row is claimed again.
-                tracing::warn!(order = %c.work_order_id, error = %e, "recording a delivery failed");
+            match by_order.iter_mut().find(|g| g[0].work_order_id == c.work_order_id) {
+                Some(group) => group.push(c),
+                None => by_order.push(vec![c]),
             }
         }
+        futures_util::stream::iter(by_order)
+            .for_each_concurrent(self.settings.concurrency.max(1), |group| async move {
+                for c in group {
+                    self.deliver_claimed(&c).await;
+                }
+            })
+            .await;
         Ok(n)
+    }
+
+    /// Renews the lease of one claimed row and delivers it.
+    async fn deliver_claimed(&self, c: &Claimed) {
+        let lease = self.clock.now() + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
+        match outbox::renew(self.store.conn(), c, lease).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(order = %c.work_order_id, "lease lost to another dispatcher; skipping");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(order = %c.work_order_id, error = %e, "renewing a lease failed");
+                return;
+            }
+        }
+        if let Err(e) = self.deliver(c).await {
+            // The lease runs out and the row is claimed again.
+            tracing::warn!(order = %c.work_order_id, error = %e, "recording a delivery failed");
+        }
     }
 
     #[tracing::instrument(skip_all, fields(order = %c.work_order_id, attempt = c.attempts + 1))]

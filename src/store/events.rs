@@ -234,11 +234,13 @@ pub async fn first_of_order<C: ConnectionTrait>(
     order_id: &str,
 ) -> Result<Option<serde_json::Value>, StoreError> {
     Ok(events::Entity::find()
+        .select_only()
+        .column(events::Column::Payload)
         .filter(events::Column::WorkOrderId.eq(order_id))
         .filter(events::Column::Outcome.eq(EventOutcome::Created.as_str()))
+        .into_tuple::<serde_json::Value>()
         .one(conn)
-        .await?
-        .map(|m| m.payload))
+        .await?)
 }
 
 /// Count of events by outcome (for `/readyz` details and the walkthrough).
