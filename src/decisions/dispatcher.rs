@@ -152,7 +152,7 @@ impl Dispatcher {
         }
         if let Err(e) = self.deliver(c).await {
             // The lease runs out and the row is claimed again.
-            tracing::warn!(order = %c.work_order_id, error = %e, "recording a delivery failed");
+            tracing::warn!(order = %c.work_order_id, error = %e, source = ?std::error::Error::source(&e), "recording a delivery failed");
         }
     }
 

@@ -176,14 +176,25 @@ impl Consumer {
         let Some((last, _)) = parsed.last() else { return Ok(()) };
         if parsed.len() > 1 {
             let events: Vec<InboundEvent> = parsed.iter().map(|(_, e)| e.clone()).collect();
-            match self.decider.accept_batch(&events).await {
-                Ok(_) => {
-                    self.decider.metrics().batch(parsed.len());
-                    // Every earlier delivery on this channel is settled, so
-                    // `multiple` acks exactly this batch.
-                    return last.ack(BasicAckOptions { multiple: true }).await.map(drop);
+            // Two replicas' batches can deadlock on the same open orders;
+            // PostgreSQL aborts one, which is simply tried again.
+            for attempt in 1..=3 {
+                match self.decider.accept_batch(&events).await {
+                    Ok(_) => {
+                        self.decider.metrics().batch(parsed.len());
+                        // Every earlier delivery on this channel is settled, so
+                        // `multiple` acks exactly this batch.
+                        return last.ack(BasicAckOptions { multiple: true }).await.map(drop);
+                    }
+                    Err(e) if is_contention(&e) && attempt < 3 => {
+                        tracing::info!(error = %e, source = ?std::error::Error::source(&e), attempt, "batch aborted by lock contention; trying again");
+                        tokio::time::sleep(Duration::from_millis(rand::random_range(5..50))).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), size = parsed.len(), "batch failed; deciding one by one");
+                        break;
+                    }
                 }
-                Err(e) => tracing::info!(error = %e, size = parsed.len(), "batch failed; deciding one by one"),
             }
         }
         for (d, event) in parsed {
@@ -258,6 +269,17 @@ impl Consumer {
         };
         let traceparent = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("traceparent")).map(|(_, v)| v.as_str());
         Ok(parse::with_traceparent(event, traceparent))
+    }
+}
+
+/// A deadlock or serialization failure: the transaction may simply be retried.
+fn is_contention(e: &StoreError) -> bool {
+    use sea_orm::{DbErr, RuntimeErr};
+    match e {
+        StoreError::Db(DbErr::Exec(RuntimeErr::SqlxError(se)) | DbErr::Query(RuntimeErr::SqlxError(se))) => {
+            se.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
+        }
+        _ => false,
     }
 }
 

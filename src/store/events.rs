@@ -139,17 +139,16 @@ pub async fn existing<C: ConnectionTrait>(
     if keys.is_empty() {
         return Ok(Default::default());
     }
-    let ids: Vec<&str> = keys.iter().map(|(_, id)| *id).collect();
-    let mut sources: Vec<&str> = keys.iter().map(|(source, _)| *source).collect();
-    sources.sort_unstable();
-    sources.dedup();
-    // Both columns, so that the unique (source, ce_id) index serves it.
+    // Row values, `(source, ce_id) IN ((…), …)`: the unique index serves it
+    // whatever the table statistics say (with `source IN … AND ce_id IN …`
+    // and stale statistics, PostgreSQL read every event of the source).
+    use sea_orm::sea_query::{Expr, ExprTrait};
+    let pairs = keys.iter().map(|(source, id)| (source.to_string(), id.to_string()));
     let rows: Vec<(String, String)> = events::Entity::find()
         .select_only()
         .column(events::Column::Source)
         .column(events::Column::CeId)
-        .filter(events::Column::Source.is_in(sources))
-        .filter(events::Column::CeId.is_in(ids))
+        .filter(Expr::tuple([Expr::col(events::Column::Source), Expr::col(events::Column::CeId)]).in_tuples(pairs))
         .into_tuple()
         .all(conn)
         .await?;
