@@ -27,11 +27,15 @@ pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<Asset>
     Ok(assets::Entity::find_by_id(id.to_owned()).one(conn).await?.map(to_asset))
 }
 
+/// The asset a historian tag belongs to: one statement (each decision makes it).
 pub async fn by_tag<C: ConnectionTrait>(conn: &C, tag: &str) -> Result<Option<Asset>, StoreError> {
-    let Some(t) = asset_tags::Entity::find_by_id(tag.to_owned()).one(conn).await? else {
-        return Ok(None);
-    };
-    get(conn, &t.asset_id).await
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    let owner = Query::select()
+        .column(asset_tags::Column::AssetId)
+        .from(asset_tags::Entity)
+        .and_where(Expr::col(asset_tags::Column::Tag).eq(tag))
+        .to_owned();
+    Ok(assets::Entity::find().filter(Expr::col(assets::Column::Id).in_subquery(owner)).one(conn).await?.map(to_asset))
 }
 
 async fn tags_of<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Vec<String>, StoreError> {
