@@ -411,5 +411,10 @@ mod tests {
         assert_eq!(s.inhibit.len(), 2);
         assert_eq!(s.sla.due_hours, [4, 24, 72, 168, 336]);
         assert_eq!(s.amqp.lifecycle_exchange, "workbridge.workorders");
+        // The file shows the built-in defaults.
+        let d = Settings::load_from(None, env(&[])).unwrap();
+        assert_eq!((s.amqp.prefetch, s.amqp.batch_max), (d.amqp.prefetch, d.amqp.batch_max));
+        assert_eq!((s.outbox.batch_size, s.outbox.concurrency), (d.outbox.batch_size, d.outbox.concurrency));
+        assert_eq!(s.rules.eval_timeout_ms, d.rules.eval_timeout_ms);
     }
 }

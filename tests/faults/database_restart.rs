@@ -28,7 +28,10 @@ async fn postgres_restarted_under_load_loses_nothing_and_half_writes_nothing() {
     let pg = PgDatabase::create().await;
     let names = AmqpNames::new();
     let (eam, server) = ServiceNowSim::start(Mode::Normal { delay: Duration::from_millis(100) }).await;
-    let env = vec![("WORKBRIDGE_OUTBOX__LEASE_MS", "3000".to_owned())];
+    // One delivery at a time: the few orders of this load would otherwise all
+    // reach the EAM before the fault, and the fault must meet a create in flight.
+    let env =
+        vec![("WORKBRIDGE_OUTBOX__LEASE_MS", "3000".to_owned()), ("WORKBRIDGE_OUTBOX__CONCURRENCY", "1".to_owned())];
     let cfg = ServiceConfig { db_url: &pg.url, names: &names, logs: dir.path(), env };
     let mut svc = Service::spawn("service", &cfg);
     svc.wait_ready(Duration::from_secs(30)).await;
@@ -53,9 +56,16 @@ async fn postgres_restarted_under_load_loses_nothing_and_half_writes_nothing() {
     })
     .await;
     assert!(reported, "/readyz reports the database down while it is stopped; last answer: {seen:?}");
-    // What the consumer could not commit stays unacknowledged in the broker.
-    let (ready, unacked) = queue_counts(&names.queue).await.expect("the queue is listed");
-    assert!(unacked > 0, "the consumer holds unacknowledged deliveries while the database is down ({ready} ready)");
+    // What the consumer could not commit stays unacknowledged in the broker
+    // (the broker's queue counters lag by a few seconds, so wait for them).
+    let mut counts = (0, 0);
+    let holding = wait_for(Duration::from_secs(20), async || {
+        counts = queue_counts(&names.queue).await.expect("the queue is listed");
+        counts.1 > 0
+    })
+    .await;
+    let (ready, unacked) = counts;
+    assert!(holding, "the consumer holds unacknowledged deliveries while the database is down ({ready} ready)");
     outage.end().await;
     eprintln!("PostgreSQL stopped after {at_stop} events published; {unacked} unacknowledged, {ready} ready meanwhile");
 

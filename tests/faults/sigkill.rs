@@ -25,7 +25,10 @@ async fn sigkill_mid_load_then_restart_stores_every_event_once_and_creates_every
     let (eam, server) = ServiceNowSim::start(Mode::Normal { delay: Duration::from_millis(150) }).await;
     // A short lease, so that the deliveries the killed process had claimed
     // come due again soon after the restart.
-    let env = vec![("WORKBRIDGE_OUTBOX__LEASE_MS", "3000".to_owned())];
+    // One delivery at a time: the few orders of this load would otherwise all
+    // reach the EAM before the fault, and the fault must meet a create in flight.
+    let env =
+        vec![("WORKBRIDGE_OUTBOX__LEASE_MS", "3000".to_owned()), ("WORKBRIDGE_OUTBOX__CONCURRENCY", "1".to_owned())];
     let cfg = ServiceConfig { db_url: &db, names: &names, logs: dir.path(), env };
     let mut first = Service::spawn("first", &cfg);
     first.wait_ready(Duration::from_secs(30)).await;
