@@ -139,11 +139,13 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
     }
     let mut result = BatchResult { accepted: 0, duplicates: 0, rejected: 0, items: Vec::with_capacity(parsed.len()) };
     let mut valid = Vec::with_capacity(parsed.len());
+    let mut events = Vec::with_capacity(parsed.len());
     let mut items: Vec<Option<BatchItem>> = Vec::with_capacity(parsed.len());
     for (index, item) in parsed.into_iter().enumerate() {
         match item {
             Ok(event) => {
-                valid.push((index, event));
+                valid.push(index);
+                events.push(event);
                 items.push(None);
             }
             Err(e) => {
@@ -156,7 +158,6 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
     }
     // The valid elements in one transaction (group commit); if that fails,
     // one by one, so that one element's failure does not sink the others.
-    let events: Vec<InboundEvent> = valid.iter().map(|(_, e)| e.clone()).collect();
     let decided: Vec<Result<crate::decisions::Accepted, StoreError>> = match state.decider.accept_batch(&events).await {
         Ok(all) => all.into_iter().map(Ok).collect(),
         Err(_) => {
@@ -167,7 +168,7 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
             one_by_one
         }
     };
-    for ((index, _), outcome) in valid.iter().zip(decided) {
+    for (index, outcome) in valid.iter().zip(decided) {
         let item = match outcome {
             Ok(accepted) => {
                 let status = if accepted.duplicate { "duplicate" } else { "accepted" };

@@ -276,34 +276,23 @@ impl Decider {
     /// Stores the event and everything it causes, once per (source, id).
     #[tracing::instrument(skip_all, fields(source = %event.source, event_id = %event.id))]
     pub async fn accept(&self, event: &InboundEvent) -> Result<Accepted, StoreError> {
-        let conn = self.store.conn();
         // Redeliveries are common (at-least-once): answer them without a write.
-        if let Some(existing) = events::find(conn, &event.source, &event.id).await? {
+        if let Some(existing) = events::find(self.store.conn(), &event.source, &event.id).await? {
             return Ok(duplicate(existing));
         }
-        let now = self.clock.now();
-        let txn = conn.begin().await?;
-        let rules = self.rules.get(&txn).await?;
-        let snap = Snapshot::load(&txn, rules, &self.policy, std::slice::from_ref(event), now).await?;
-        let Some(accepted) = self.decide_and_store(&txn, event, &snap, now).await? else {
-            // Another consumer or replica stored it first: undo our effects.
-            txn.rollback().await?;
-            let existing = events::find(conn, &event.source, &event.id)
-                .await?
-                .ok_or_else(|| StoreError::NotFound(format!("event {}", event.id)))?;
-            return Ok(duplicate(existing));
-        };
-        txn.commit().await?;
-        self.metrics.event(event.kind.as_str(), accepted.outcome.as_str());
-        if accepted.outcome == EventOutcome::Created {
-            self.wake.notify_one();
+        match self.accept_batch(std::slice::from_ref(event)).await {
+            Ok(mut accepted) => accepted.pop().ok_or_else(|| StoreError::NotFound(format!("event {}", event.id))),
+            // Another consumer or replica stored it first: answer from what it stored.
+            Err(e @ StoreError::Conflict(_)) => {
+                match events::find(self.store.conn(), &event.source, &event.id).await? {
+                    Some(existing) => Ok(duplicate(existing)),
+                    None => Err(e),
+                }
+            }
+            Err(e) => Err(e),
         }
-        tracing::debug!(outcome = accepted.outcome.as_str(), "event decided");
-        Ok(accepted)
     }
-}
 
-impl Decider {
     /// Stores a batch of events and everything they cause in ONE transaction
     /// (group commit: one flush to disk for the lot), deciding them in order,
     /// so a later event sees the order an earlier one opened. All or nothing:
@@ -318,9 +307,9 @@ impl Decider {
         let mut seen: std::collections::HashMap<(&str, &str), usize> =
             std::collections::HashMap::with_capacity(batch.len());
         let mut results: Vec<Option<Accepted>> = Vec::with_capacity(batch.len());
-        for event in batch {
+        for (position, event) in batch.iter().enumerate() {
             let key = (event.source.as_str(), event.id.as_str());
-            if stored.contains(&(key.0.to_owned(), key.1.to_owned())) {
+            if stored.contains(&position) {
                 // Answered after the commit, from what is stored.
                 results.push(None);
                 continue;
@@ -363,9 +352,7 @@ impl Decider {
         }
         Ok(out)
     }
-}
 
-impl Decider {
     /// Decides `event` and stores it with its effects in `txn`; `None` when
     /// its (source, id) is stored already by another transaction.
     async fn decide_and_store(

@@ -158,13 +158,17 @@ impl Consumer {
         batch: Vec<Delivery>,
         cancel: &CancellationToken,
     ) -> Result<(), lapin::Error> {
-        let mut parsed = Vec::with_capacity(batch.len());
+        let mut deliveries = Vec::with_capacity(batch.len());
+        let mut events = Vec::with_capacity(batch.len());
         for d in batch {
             if d.redelivered {
                 self.decider.metrics().redeliveries.inc();
             }
             match self.parse(&d) {
-                Ok(event) => parsed.push((d, event)),
+                Ok(event) => {
+                    deliveries.push(d);
+                    events.push(event);
+                }
                 Err(e) => {
                     self.decider.metrics().rejected(e.kind());
                     tracing::warn!(routing_key = %d.routing_key, reason = %e, "dead-lettering a message");
@@ -173,15 +177,14 @@ impl Consumer {
                 }
             }
         }
-        let Some((last, _)) = parsed.last() else { return Ok(()) };
-        if parsed.len() > 1 {
-            let events: Vec<InboundEvent> = parsed.iter().map(|(_, e)| e.clone()).collect();
+        let Some(last) = deliveries.last() else { return Ok(()) };
+        if events.len() > 1 {
             // Two replicas' batches can deadlock on the same open orders;
             // PostgreSQL aborts one, which is simply tried again.
             for attempt in 1..=3 {
                 match self.decider.accept_batch(&events).await {
                     Ok(_) => {
-                        self.decider.metrics().batch(parsed.len());
+                        self.decider.metrics().batch(events.len());
                         // Every earlier delivery on this channel is settled, so
                         // `multiple` acks exactly this batch.
                         return last.ack(BasicAckOptions { multiple: true }).await.map(drop);
@@ -191,13 +194,13 @@ impl Consumer {
                         tokio::time::sleep(Duration::from_millis(rand::random_range(5..50))).await;
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), size = parsed.len(), "batch failed; deciding one by one");
+                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), size = events.len(), "batch failed; deciding one by one");
                         break;
                     }
                 }
             }
         }
-        for (d, event) in parsed {
+        for (d, event) in deliveries.into_iter().zip(events) {
             self.handle(channel, d, event, cancel).await?;
         }
         Ok(())

@@ -131,11 +131,12 @@ pub async fn find<C: ConnectionTrait>(conn: &C, source: &str, ce_id: &str) -> Re
         .transpose()
 }
 
-/// Which of `keys` (source, CloudEvents id) are stored already: one query.
+/// The positions in `keys` (source, CloudEvents id) of the events stored
+/// already: one query.
 pub async fn existing<C: ConnectionTrait>(
     conn: &C,
     keys: &[(&str, &str)],
-) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+) -> Result<std::collections::HashSet<usize>, StoreError> {
     if keys.is_empty() {
         return Ok(Default::default());
     }
@@ -152,7 +153,12 @@ pub async fn existing<C: ConnectionTrait>(
         .into_tuple()
         .all(conn)
         .await?;
-    Ok(rows.into_iter().filter(|(source, id)| keys.contains(&(source.as_str(), id.as_str()))).collect())
+    Ok(keys
+        .iter()
+        .enumerate()
+        .filter(|(_, (source, id))| rows.iter().any(|(s, i)| s == source && i == id))
+        .map(|(position, _)| position)
+        .collect())
 }
 
 /// By workbridge id, or else by CloudEvents id.
