@@ -1198,6 +1198,11 @@ async fn drive(
 ) -> Res<Option<Load>> {
     let args = &run.args;
     let source = source_of(&run.run_id);
+    if args.db == Backend::Postgres && args.analyze_every_secs > 0 {
+        // The registry and rules were just loaded: autovacuum would have
+        // analyzed them before production load arrives.
+        db.execute_unprepared("ANALYZE").await?;
+    }
     // CPU is counted from here.
     let cpu_before = CpuSnapshot::take(&run.replicas);
     let started = Instant::now();

@@ -173,8 +173,10 @@ impl Application {
 
         let broker = Arc::new(BrokerStatus::default());
         if settings.amqp.enabled {
-            let consumer = Consumer::new(settings.amqp.clone(), decider.clone(), broker.clone());
-            workers.spawn(consumer.run(cancel.child_token()));
+            for _ in 0..settings.amqp.consumers.max(1) {
+                let consumer = Consumer::new(settings.amqp.clone(), decider.clone(), broker.clone());
+                workers.spawn(consumer.run(cancel.child_token()));
+            }
             let publisher = LifecyclePublisher::new(settings.amqp.clone(), store.clone(), clock.clone());
             workers.spawn(publisher.run(cancel.child_token()));
         }

@@ -158,6 +158,10 @@ pub struct AmqpSettings {
     /// what has arrived while the previous one was being committed, so a
     /// quiet queue still gets one message per transaction, without delay.
     pub batch_max: usize,
+    /// Consumers per replica, each on its own connection and channel: while
+    /// one waits for its commit, another decides (PostgreSQL; SQLite's one
+    /// connection serialises them anyway).
+    pub consumers: usize,
     /// Deliveries of one message before the broker dead-letters it
     /// (quorum queue `x-delivery-limit`).
     pub delivery_limit: u32,
@@ -183,6 +187,7 @@ impl std::fmt::Debug for AmqpSettings {
             .field("dead_letter_queue", &self.dead_letter_queue)
             .field("prefetch", &self.prefetch)
             .field("batch_max", &self.batch_max)
+            .field("consumers", &self.consumers)
             .field("delivery_limit", &self.delivery_limit)
             .field("max_message_bytes", &self.max_message_bytes)
             .finish_non_exhaustive()
@@ -307,6 +312,7 @@ impl Settings {
             ("amqp.dead_letter_queue", "workbridge.events.dead".into()),
             ("amqp.prefetch", 256.into()),
             ("amqp.batch_max", 128.into()),
+            ("amqp.consumers", 1.into()),
             ("amqp.delivery_limit", 5.into()),
             ("amqp.max_message_bytes", (256 * 1024).into()),
             ("amqp.reconnect_min_ms", 500.into()),

@@ -2,10 +2,9 @@
 //! records the outcome. Connectors classify failures; this is the one place
 //! that retries (exponential backoff with jitter, honouring `Retry-After`).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-use futures_util::StreamExt;
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
@@ -23,8 +22,17 @@ use crate::domain::OrderStatus;
 use crate::ingest::parse;
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Claimed, DeliveryStatus};
-use crate::store::work_orders::{self, StatusUpdate, WorkOrder};
+use crate::store::work_orders::{self, Delivered, StatusUpdate, WorkOrder};
 use crate::store::{Store, StoreError, TransactionTrait, assets, connectors, events};
+
+/// What one batch of deliveries needs from the database, read up front.
+struct Prefetched {
+    orders: HashMap<String, WorkOrder>,
+    connectors: HashMap<String, Option<connectors::StoredConnector>>,
+    /// Order id → the CloudEvent that opened it.
+    first_events: HashMap<String, serde_json::Value>,
+    assets: HashMap<String, crate::mapping::Asset>,
+}
 
 /// A call about an order already in the EAM.
 enum FollowUp {
@@ -111,14 +119,23 @@ impl Dispatcher {
     }
 
     /// Claims and delivers one batch of due deliveries; returns how many.
+    ///
+    /// What the deliveries need from the database (orders, connectors,
+    /// assets, first events) is read once for the batch. Deliveries of
+    /// different orders overlap, `concurrency` at a time (an EAM answers in
+    /// tens of milliseconds; one at a time caps orders/s); those of one order
+    /// (a create, then a comment or a cancel) keep their order. Each round's
+    /// leases are renewed together just before it starts, and its confirmed
+    /// creates are recorded together in one transaction.
     pub async fn dispatch_once(&self) -> Result<usize, StoreError> {
+        let conn = self.store.conn();
         let now = self.clock.now();
-        let lease = now + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
-        let claimed = outbox::claim(self.store.conn(), now, lease, self.settings.batch_size).await?;
+        let lease_for = || self.clock.now() + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
+        let claimed = outbox::claim(conn, now, lease_for(), self.settings.batch_size).await?;
         let n = claimed.len();
-        // Deliveries of different orders overlap (an EAM answers in tens of
-        // milliseconds; one at a time caps orders/s); those of one order
-        // (a create, then a comment or a cancel) keep their order.
+        if n == 0 {
+            return Ok(0);
+        }
         let mut by_order: Vec<Vec<Claimed>> = Vec::new();
         for c in claimed {
             match by_order.iter_mut().find(|g| g[0].work_order_id == c.work_order_id) {
@@ -126,58 +143,131 @@ impl Dispatcher {
                 None => by_order.push(vec![c]),
             }
         }
-        futures_util::stream::iter(by_order)
-            .for_each_concurrent(self.settings.concurrency.max(1), |group| async move {
-                for c in group {
-                    self.deliver_claimed(&c).await;
+        let batch = self.prefetch(&by_order).await?;
+        for round in by_order.chunks(self.settings.concurrency.max(1)) {
+            let rows: Vec<&Claimed> = round.iter().flatten().collect();
+            let ours = match outbox::renew_many(conn, &rows, lease_for()).await {
+                Ok(ours) => ours,
+                Err(e) => {
+                    tracing::warn!(error = %e, "renewing leases failed");
+                    continue;
                 }
-            })
+            };
+            let confirmed = futures_util::future::join_all(round.iter().map(|group| {
+                let (batch, ours) = (&batch, &ours);
+                async move {
+                    let mut confirmed = None;
+                    for (i, c) in group.iter().enumerate() {
+                        if !ours.contains(&c.id) {
+                            tracing::info!(order = %c.work_order_id, "lease lost to another dispatcher; skipping");
+                            break;
+                        }
+                        // A create followed by a cancel or comment is recorded
+                        // at once: those read the order's EAM id.
+                        let last = i + 1 == group.len();
+                        match self.deliver(c, batch, last).await {
+                            Ok(done) => confirmed = done,
+                            // The lease runs out and the row is claimed again.
+                            Err(e) => {
+                                tracing::warn!(order = %c.work_order_id, error = %e, source = ?std::error::Error::source(&e), "recording a delivery failed")
+                            }
+                        }
+                    }
+                    confirmed
+                }
+            }))
             .await;
+            let confirmed: Vec<(String, Delivered)> = confirmed.into_iter().flatten().collect();
+            if !confirmed.is_empty()
+                && let Err(e) = self.record_created(&confirmed).await
+            {
+                // The rows are claimed again once their leases end, and their
+                // orders found in the EAM by reference.
+                tracing::warn!(error = %e, source = ?std::error::Error::source(&e), "recording deliveries failed");
+            }
+        }
         Ok(n)
     }
 
-    /// Renews the lease of one claimed row and delivers it.
-    async fn deliver_claimed(&self, c: &Claimed) {
-        let lease = self.clock.now() + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
-        match outbox::renew(self.store.conn(), c, lease).await {
-            Ok(true) => {}
-            Ok(false) => {
-                tracing::info!(order = %c.work_order_id, "lease lost to another dispatcher; skipping");
-                return;
-            }
-            Err(e) => {
-                tracing::warn!(order = %c.work_order_id, error = %e, "renewing a lease failed");
-                return;
-            }
+    /// What a batch of deliveries needs from the database, in a few statements.
+    async fn prefetch(&self, by_order: &[Vec<Claimed>]) -> Result<Prefetched, StoreError> {
+        let conn = self.store.conn();
+        let ids: Vec<&str> = by_order.iter().map(|g| g[0].work_order_id.as_str()).collect();
+        let orders = work_orders::get_many(conn, &ids).await?;
+        let mut names: Vec<&str> = orders.values().map(|o| o.connector.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        let mut stored = std::collections::HashMap::new();
+        for name in names {
+            stored.insert(name.to_owned(), connectors::get(conn, name).await?);
         }
-        if let Err(e) = self.deliver(c).await {
-            // The lease runs out and the row is claimed again.
-            tracing::warn!(order = %c.work_order_id, error = %e, source = ?std::error::Error::source(&e), "recording a delivery failed");
-        }
+        let creating: Vec<&str> = by_order
+            .iter()
+            .filter(|g| g.iter().any(|c| c.kind == outbox::KIND_CREATE))
+            .map(|g| g[0].work_order_id.as_str())
+            .filter(|id| orders.get(*id).is_some_and(|o| o.status == OrderStatus::Pending))
+            .collect();
+        let first_events = events::first_of_orders(conn, &creating).await?;
+        let mut asset_ids: Vec<&str> =
+            creating.iter().filter_map(|id| orders.get(*id).and_then(|o| o.asset_id.as_deref())).collect();
+        asset_ids.sort_unstable();
+        asset_ids.dedup();
+        let assets = assets::get_many(conn, &asset_ids).await?;
+        Ok(Prefetched { orders, connectors: stored, first_events, assets })
     }
 
+    /// Records confirmed creates: one transaction for the lot.
+    async fn record_created(&self, confirmed: &[(String, Delivered)]) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let txn = self.store.conn().begin().await?;
+        let delivered: Vec<Delivered> = confirmed.iter().map(|(_, d)| d.clone()).collect();
+        work_orders::mark_delivered_many(&txn, &delivered, now).await?;
+        let rows: Vec<&str> = confirmed.iter().map(|(row, _)| row.as_str()).collect();
+        outbox::mark_delivered_many(&txn, &rows, now).await?;
+        txn.commit().await?;
+        for (_, d) in confirmed {
+            tracing::info!(order = %d.order_id, external_id = %d.external_id, "order created in the EAM");
+        }
+        Ok(())
+    }
+
+    /// Delivers one claimed row. With `defer`, a confirmed create is
+    /// returned (outbox row id, what the EAM said) for the caller to record
+    /// with others; everything else is recorded here.
     #[tracing::instrument(skip_all, fields(order = %c.work_order_id, attempt = c.attempts + 1))]
-    async fn deliver(&self, c: &Claimed) -> Result<(), StoreError> {
+    async fn deliver(
+        &self,
+        c: &Claimed,
+        batch: &Prefetched,
+        defer: bool,
+    ) -> Result<Option<(String, Delivered)>, StoreError> {
         if c.kind == outbox::KIND_CANCEL {
-            return self.cancel(c).await;
+            return self.cancel(c).await.map(|()| None);
         }
         if c.kind == outbox::KIND_COMMENT {
-            return self.comment(c).await;
+            return self.comment(c).await.map(|()| None);
         }
         let conn = self.store.conn();
-        let order = work_orders::get(conn, &c.work_order_id).await?;
+        let order = match batch.orders.get(&c.work_order_id) {
+            Some(order) => order.clone(),
+            None => work_orders::get(conn, &c.work_order_id).await?,
+        };
         if order.status != OrderStatus::Pending {
             // Delivered already (or cancelled meanwhile): nothing to send.
             outbox::mark_done(conn, &c.id, DeliveryStatus::Delivered, None, self.clock.now()).await?;
-            return Ok(());
+            return Ok(None);
         }
         if !self.circuit_allows(c, &order.connector).await? {
-            return Ok(());
+            return Ok(None);
         }
         let started = std::time::Instant::now();
-        let result = match self.connector_for(&order).await? {
+        let stored = match batch.connectors.get(&order.connector) {
+            Some(stored) => stored.clone(),
+            None => connectors::get(conn, &order.connector).await?,
+        };
+        let result = match self.connector_from(&order, stored) {
             Ok(connector) => {
-                let doc = self.document(&order).await?;
+                let doc = self.document(&order, batch).await?;
                 // A retry may follow a create whose outcome was unknown (a
                 // timeout after the EAM stored it), and a row claimed again
                 // may follow a crash after the EAM stored it: look first.
@@ -198,54 +288,51 @@ impl Dispatcher {
             Err(e) => Err(e),
         };
         self.record(&order.connector, outbox::KIND_CREATE, started, &result);
+        if let Ok(created) = &result {
+            let delivered = Delivered {
+                order_id: order.id.clone(),
+                external_id: created.external_id.clone(),
+                external_url: created.external_url.clone(),
+                external_status: created.external_status.clone(),
+                source: format!("connector:{}", order.connector),
+            };
+            if defer {
+                return Ok(Some((c.id.clone(), delivered)));
+            }
+            self.record_created(&[(c.id.clone(), delivered)]).await?;
+            return Ok(None);
+        }
+        let Err(err) = result else { return Ok(None) };
         let now = self.clock.now();
         let txn = conn.begin().await?;
-        match result {
-            Ok(created) => {
-                work_orders::mark_delivered(
-                    &txn,
-                    &order.id,
-                    &created.external_id,
-                    created.external_url.as_deref(),
-                    created.external_status.as_deref(),
-                    &format!("connector:{}", order.connector),
-                    now,
-                )
-                .await?;
-                outbox::mark_done(&txn, &c.id, DeliveryStatus::Delivered, None, now).await?;
-                tracing::info!(external_id = %created.external_id, "order created in the EAM");
-            }
-            Err(err) => {
-                let attempts = c.attempts as u32 + 1;
-                let message = err.to_string();
-                let give_up = matches!(err, ConnectorError::Permanent { .. }) || attempts >= self.settings.max_attempts;
-                work_orders::set_last_error(&txn, &order.id, &message, now).await?;
-                if give_up {
-                    work_orders::change_status(
-                        &txn,
-                        &order.id,
-                        &StatusUpdate {
-                            status: OrderStatus::Failed,
-                            external_status: None,
-                            source: "workbridge",
-                            at: now,
-                            note: Some(&format!("delivery gave up after {attempts} attempt(s): {message}")),
-                        },
-                        now,
-                    )
-                    .await?;
-                    outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now).await?;
-                    tracing::warn!(attempts, error = %message, "delivery failed for good");
-                } else {
-                    let delay = self.delay(attempts, &err);
-                    let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
-                    outbox::reschedule(&txn, &c.id, next, &message, now).await?;
-                    tracing::info!(attempts, retry_in_ms = delay.as_millis() as u64, error = %message, "delivery will be retried");
-                }
-            }
+        let attempts = c.attempts as u32 + 1;
+        let message = err.to_string();
+        let give_up = matches!(err, ConnectorError::Permanent { .. }) || attempts >= self.settings.max_attempts;
+        work_orders::set_last_error(&txn, &order.id, &message, now).await?;
+        if give_up {
+            work_orders::change_status(
+                &txn,
+                &order.id,
+                &StatusUpdate {
+                    status: OrderStatus::Failed,
+                    external_status: None,
+                    source: "workbridge",
+                    at: now,
+                    note: Some(&format!("delivery gave up after {attempts} attempt(s): {message}")),
+                },
+                now,
+            )
+            .await?;
+            outbox::mark_done(&txn, &c.id, DeliveryStatus::Failed, Some(&message), now).await?;
+            tracing::warn!(attempts, error = %message, "delivery failed for good");
+        } else {
+            let delay = self.delay(attempts, &err);
+            let next = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+            outbox::reschedule(&txn, &c.id, next, &message, now).await?;
+            tracing::info!(attempts, retry_in_ms = delay.as_millis() as u64, error = %message, "delivery will be retried");
         }
         txn.commit().await?;
-        Ok(())
+        Ok(None)
     }
 
     /// Cancels a delivered order in the EAM (the order is already
@@ -347,18 +434,25 @@ impl Dispatcher {
     }
 
     async fn connector_for(&self, order: &WorkOrder) -> Result<Result<Box<dyn Connector>, ConnectorError>, StoreError> {
-        let Some(stored) = connectors::get(self.store.conn(), &order.connector).await? else {
-            return Ok(Err(ConnectorError::Permanent {
-                message: format!("connector {} does not exist", order.connector),
-            }));
+        let stored = connectors::get(self.store.conn(), &order.connector).await?;
+        Ok(self.connector_from(order, stored))
+    }
+
+    fn connector_from(
+        &self,
+        order: &WorkOrder,
+        stored: Option<connectors::StoredConnector>,
+    ) -> Result<Box<dyn Connector>, ConnectorError> {
+        let Some(stored) = stored else {
+            return Err(ConnectorError::Permanent { message: format!("connector {} does not exist", order.connector) });
         };
         if !stored.enabled {
-            return Ok(Err(ConnectorError::Transient {
+            return Err(ConnectorError::Transient {
                 message: format!("connector {} is disabled", order.connector),
                 retry_after: None,
-            }));
+            });
         }
-        Ok(self.build(&stored.config))
+        self.build(&stored.config)
     }
 
     /// The connector for a configuration.
@@ -374,14 +468,20 @@ impl Dispatcher {
         })
     }
 
-    async fn document(&self, order: &WorkOrder) -> Result<OrderDocument, StoreError> {
+    async fn document(&self, order: &WorkOrder, batch: &Prefetched) -> Result<OrderDocument, StoreError> {
         let conn = self.store.conn();
         let asset = match &order.asset_id {
-            Some(id) => assets::get(conn, id).await?,
+            Some(id) => match batch.assets.get(id) {
+                Some(asset) => Some(asset.clone()),
+                None => assets::get(conn, id).await?,
+            },
             None => None,
         };
-        let event = events::first_of_order(conn, &order.id)
-            .await?
+        let first = match batch.first_events.get(&order.id) {
+            Some(ce) => Some(ce.clone()),
+            None => events::first_of_order(conn, &order.id).await?,
+        };
+        let event = first
             .and_then(|ce| parse::from_value(ce).ok())
             .map(|e| super::event_context(&e))
             .unwrap_or(serde_json::Value::Null);

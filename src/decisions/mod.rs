@@ -6,6 +6,7 @@
 pub mod backtest;
 pub mod dispatcher;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -189,6 +190,55 @@ impl EvalBudget {
     }
 }
 
+impl EvalBudget {
+    /// The verdicts on a batch of (event, asset), in one task on the
+    /// blocking pool. Each event keeps its own deadline: if any one runs past
+    /// it the whole batch is refused with `EvaluationTimeout`, and the caller
+    /// decides the events one by one, so that only the runaway one is refused.
+    pub async fn verdicts(
+        &self,
+        items: Vec<(&InboundEvent, &Asset)>,
+        rules: &Arc<RuleSet>,
+    ) -> Result<Vec<Verdict>, StoreError> {
+        if !rules.has_conditions() || items.len() <= 1 {
+            let mut out = Vec::with_capacity(items.len());
+            for (event, asset) in items {
+                out.push(self.verdict(event, asset, rules).await?);
+            }
+            return Ok(out);
+        }
+        let timeout = || StoreError::EvaluationTimeout(self.limit.as_millis() as u64);
+        let permit = tokio::time::timeout(self.limit, self.permits.clone().acquire_owned())
+            .await
+            .map_err(|_| timeout())?
+            .map_err(|_| timeout())?;
+        let n = items.len();
+        let owned: Vec<(InboundEvent, Asset)> = items.into_iter().map(|(e, a)| (e.clone(), a.clone())).collect();
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let rules = rules.clone();
+        tokio::task::spawn_blocking(move || {
+            let _held_until_done = permit;
+            for (event, asset) in &owned {
+                if tx.send(rules::verdict(event, asset, &rules)).is_err() {
+                    return; // the batch was given up
+                }
+            }
+        });
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            match tokio::time::timeout(self.limit, rx.recv()).await {
+                Ok(Some(verdict)) => out.push(verdict),
+                Ok(None) => return Err(StoreError::Corrupt("rule evaluation failed".into())),
+                Err(_) => {
+                    tracing::warn!(limit_ms = self.limit.as_millis() as u64, "rule evaluation of a batch timed out");
+                    return Err(timeout());
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
 /// What a decision would do, computed without side effects.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DryRun {
@@ -298,36 +348,19 @@ impl Decider {
     /// so a later event sees the order an earlier one opened. All or nothing:
     /// on any error nothing is stored and the caller decides them one by one.
     pub async fn accept_batch(&self, batch: &[InboundEvent]) -> Result<Vec<Accepted>, StoreError> {
-        let now = self.clock.now();
-        let txn = self.store.conn().begin().await?;
-        let rules = self.rules.get(&txn).await?;
-        let snap = Snapshot::load(&txn, rules, &self.policy, batch, now).await?;
-        let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
-        let stored = events::existing(&txn, &keys).await?;
-        let mut seen: std::collections::HashMap<(&str, &str), usize> =
-            std::collections::HashMap::with_capacity(batch.len());
-        let mut results: Vec<Option<Accepted>> = Vec::with_capacity(batch.len());
-        for (position, event) in batch.iter().enumerate() {
-            let key = (event.source.as_str(), event.id.as_str());
-            if stored.contains(&position) {
-                // Answered after the commit, from what is stored.
-                results.push(None);
-                continue;
+        let mut attempt = 0;
+        let results = loop {
+            attempt += 1;
+            match self.decide_batch(batch).await? {
+                Some(results) => break results,
+                // Another replica opened an order for one of our new keys
+                // meanwhile: decided again, those events merge into it.
+                None if attempt < 3 => {
+                    tracing::debug!(attempt, "a new order's key was taken concurrently; deciding the batch again")
+                }
+                None => return Err(StoreError::Conflict("new orders' keys kept being taken concurrently".into())),
             }
-            if let Some(&first) = seen.get(&key) {
-                let earlier = results[first].as_ref().expect("decided in this batch");
-                results.push(Some(Accepted { duplicate: true, ..earlier.clone() }));
-                continue;
-            }
-            let Some(accepted) = self.decide_and_store(&txn, event, &snap, now).await? else {
-                // Another replica stored it meanwhile: let the caller go one by one.
-                txn.rollback().await?;
-                return Err(StoreError::Conflict(format!("event {} was stored concurrently", event.id)));
-            };
-            seen.insert(key, results.len());
-            results.push(Some(accepted));
-        }
-        txn.commit().await?;
+        };
         let mut created = false;
         let mut out = Vec::with_capacity(batch.len());
         for (event, result) in batch.iter().zip(results) {
@@ -353,27 +386,198 @@ impl Decider {
         Ok(out)
     }
 
-    /// Decides `event` and stores it with its effects in `txn`; `None` when
-    /// its (source, id) is stored already by another transaction.
-    async fn decide_and_store(
+    /// One attempt at `accept_batch`: what each position became (`None`:
+    /// stored before this batch), or `None` when a new order's key was taken
+    /// by another transaction (nothing is stored; decide again).
+    ///
+    /// The reads are set-based: the duplicates, the mappings, the rule
+    /// verdicts and the open orders of every dedup key are fetched once for
+    /// the batch. Most events are then decided in memory and written together
+    /// (multi-row inserts, one update for all merges). An event whose
+    /// decision needs more of the stored state (a clear, debounce, cooldown,
+    /// a live inhibition, a comment on merge, shadow rules) first flushes
+    /// what is pending and is decided against the database, as it would be
+    /// alone.
+    async fn decide_batch(&self, batch: &[InboundEvent]) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
+        let now = self.clock.now();
+        let txn = self.store.conn().begin().await?;
+        let rules = self.rules.get(&txn).await?;
+        let snap = Snapshot::load(&txn, rules, &self.policy, batch, now).await?;
+        let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
+        let stored = events::existing(&txn, &keys).await?;
+        // The positions to decide; a repeat within the batch answers as its first.
+        let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+        let mut repeat_of = vec![None; batch.len()];
+        let mut fresh = Vec::with_capacity(batch.len());
+        for (position, key) in keys.iter().enumerate() {
+            if stored.contains(&position) {
+                continue;
+            }
+            match first.entry(*key) {
+                std::collections::hash_map::Entry::Occupied(o) => repeat_of[position] = Some(*o.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(position);
+                    fresh.push(position);
+                }
+            }
+        }
+        let fresh_events: Vec<&InboundEvent> = fresh.iter().map(|&p| &batch[p]).collect();
+        let mappings = mapping::map_events(&txn, &fresh_events).await?;
+        let mapped = fresh_events.iter().zip(&mappings).filter_map(|(e, m)| m.as_ref().map(|m| (*e, &m.asset)));
+        let mut verdicts = self.policy.budget.verdicts(mapped.collect(), &snap.rules).await?.into_iter();
+        let prepared: Vec<Prepared> = fresh_events
+            .iter()
+            .zip(mappings)
+            .map(|(e, m)| {
+                let verdict = m.as_ref().and_then(|_| verdicts.next());
+                Prepared::new(e, m, verdict, &snap.rules)
+            })
+            .collect();
+        let mut wanted: Vec<&str> = prepared.iter().filter_map(|p| p.key.as_deref()).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        let held = if wanted.is_empty() { HashMap::new() } else { work_orders::open_by_keys(&txn, &wanted).await? };
+        let mut open: OpenOrders = wanted.iter().map(|k| ((*k).to_owned(), held.get(*k).cloned())).collect();
+
+        let mut results: Vec<Option<Accepted>> = vec![None; batch.len()];
+        let mut pending = Pending::default();
+        for ((&position, &event), p) in fresh.iter().zip(&fresh_events).zip(&prepared) {
+            let policy = &self.policy;
+            let (decided, opened, in_memory) =
+                match decide_prepared(&txn, event, p, &snap, policy, now, Some(&open)).await? {
+                    Some((decided, opened)) => (decided, opened, true),
+                    None => {
+                        // Needs the stored state: bring it up to date first.
+                        match pending.flush(&txn, now).await? {
+                            Flushed::Done => {}
+                            Flushed::KeyTaken => {
+                                txn.rollback().await?;
+                                return Ok(None);
+                            }
+                            Flushed::EventStored => return self.stored_concurrently(txn, event).await,
+                        }
+                        let (decided, opened) = decide_prepared(&txn, event, p, &snap, policy, now, None)
+                            .await?
+                            .ok_or_else(|| StoreError::Corrupt("a decision in the database gave no answer".into()))?;
+                        if let Some(key) = &p.key {
+                            open.insert(key.clone(), work_orders::find_open(&txn, key).await?);
+                        }
+                        (decided, opened, false)
+                    }
+                };
+            let id = new_id();
+            results[position] = Some(Accepted {
+                id: id.clone(),
+                source: event.source.clone(),
+                event_id: event.id.clone(),
+                outcome: decided.outcome,
+                duplicate: false,
+                asset_id: decided.asset_id.clone(),
+                work_order_id: decided.work_order_id.clone(),
+            });
+            if !in_memory {
+                if !events::insert_if_new(&txn, &id, event, decided, now).await? {
+                    return self.stored_concurrently(txn, event).await;
+                }
+                continue;
+            }
+            match (decided.outcome, opened, &decided.work_order_id) {
+                (EventOutcome::Created, Some(order), _) => {
+                    open.insert(order.dedup_key.clone(), Some(order.id.clone()));
+                    pending.orders.push(order);
+                }
+                (EventOutcome::Merged, _, Some(order_id)) => pending.merge(order_id, event.time.unwrap_or(now)),
+                _ => {}
+            }
+            pending.events.push((id, event, decided));
+        }
+        match pending.flush(&txn, now).await? {
+            Flushed::Done => {}
+            Flushed::KeyTaken => {
+                txn.rollback().await?;
+                return Ok(None);
+            }
+            Flushed::EventStored => return self.stored_concurrently(txn, &batch[fresh[0]]).await,
+        }
+        txn.commit().await?;
+        for (position, earlier) in repeat_of.into_iter().enumerate() {
+            if let Some(earlier) = earlier {
+                let first = results[earlier].clone().map(|a| Accepted { duplicate: true, ..a });
+                results[position] = first;
+            }
+        }
+        Ok(Some(results))
+    }
+
+    /// Another replica stored one of the batch's events meanwhile: nothing
+    /// is kept, and the caller goes one by one.
+    async fn stored_concurrently(
         &self,
-        txn: &store_mod::DatabaseTransaction,
+        txn: store_mod::DatabaseTransaction,
         event: &InboundEvent,
-        snap: &Snapshot,
-        now: DateTime<Utc>,
-    ) -> Result<Option<Accepted>, StoreError> {
-        let (decided, _) = decide(txn, event, snap, &self.policy, now).await?;
-        let id = new_id();
-        let accepted = Accepted {
-            id: id.clone(),
-            source: event.source.clone(),
-            event_id: event.id.clone(),
-            outcome: decided.outcome,
-            duplicate: false,
-            asset_id: decided.asset_id.clone(),
-            work_order_id: decided.work_order_id.clone(),
-        };
-        Ok(events::insert_if_new(txn, &id, event, decided, now).await?.then_some(accepted))
+    ) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
+        txn.rollback().await?;
+        Err(StoreError::Conflict(format!("event {} was stored concurrently", event.id)))
+    }
+}
+
+/// Dedup key → the open order that holds it (`None`: none is open), for the
+/// keys of one batch.
+type OpenOrders = HashMap<String, Option<String>>;
+
+/// What the in-memory decisions of a batch will write.
+#[derive(Default)]
+struct Pending<'e> {
+    orders: Vec<NewOrder>,
+    /// (order id, events merged, time of the last one)
+    merges: Vec<(String, i32, DateTime<Utc>)>,
+    merge_index: HashMap<String, usize>,
+    events: Vec<(String, &'e InboundEvent, Decided)>,
+}
+
+enum Flushed {
+    Done,
+    /// Another transaction holds the key of one of the new orders.
+    KeyTaken,
+    /// Another transaction stored one of the events.
+    EventStored,
+}
+
+impl<'e> Pending<'e> {
+    fn merge(&mut self, order_id: &str, event_time: DateTime<Utc>) {
+        match self.merge_index.get(order_id) {
+            Some(&i) => {
+                self.merges[i].1 += 1;
+                self.merges[i].2 = event_time;
+            }
+            None => {
+                self.merge_index.insert(order_id.to_owned(), self.merges.len());
+                self.merges.push((order_id.to_owned(), 1, event_time));
+            }
+        }
+    }
+
+    /// Writes it all, in a few multi-row statements, and starts afresh.
+    async fn flush(&mut self, txn: &store_mod::DatabaseTransaction, now: DateTime<Utc>) -> Result<Flushed, StoreError> {
+        if !self.orders.is_empty() {
+            if !work_orders::insert_open_many(txn, &mut self.orders, now).await? {
+                return Ok(Flushed::KeyTaken);
+            }
+            let ids: Vec<&str> = self.orders.iter().map(|o| o.id.as_str()).collect();
+            outbox::enqueue_many(txn, &ids, outbox::KIND_CREATE, now).await?;
+            self.orders.clear();
+        }
+        if !self.merges.is_empty() {
+            let merges: Vec<(&str, i32, DateTime<Utc>)> =
+                self.merges.iter().map(|(id, n, at)| (id.as_str(), *n, *at)).collect();
+            work_orders::merge_many(txn, &merges, now).await?;
+            self.merges.clear();
+            self.merge_index.clear();
+        }
+        if !self.events.is_empty() && !events::insert_many(txn, std::mem::take(&mut self.events), now).await? {
+            return Ok(Flushed::EventStored);
+        }
+        Ok(Flushed::Done)
     }
 }
 
@@ -420,8 +624,8 @@ fn mapping_trace(m: &Option<Mapping>) -> Value {
     }
 }
 
-/// Decides within `txn`; writes the order and outbox rows it needs, and
-/// returns the order it opened, if any.
+/// Maps and evaluates one event, then decides it within `txn`; writes the
+/// order and outbox rows it needs, and returns the order it opened, if any.
 async fn decide(
     txn: &store_mod::DatabaseTransaction,
     event: &InboundEvent,
@@ -429,9 +633,58 @@ async fn decide(
     policy: &Policy,
     now: DateTime<Utc>,
 ) -> Result<(Decided, Option<NewOrder>), StoreError> {
-    let rules = &snap.rules;
     let mapping = mapping::map_event(txn, event).await?;
-    let Some(m) = &mapping else {
+    let verdict = match &mapping {
+        Some(m) => Some(policy.budget.verdict(event, &m.asset, &snap.rules).await?),
+        None => None,
+    };
+    let prepared = Prepared::new(event, mapping, verdict, &snap.rules);
+    decide_prepared(txn, event, &prepared, snap, policy, now, None)
+        .await?
+        .ok_or_else(|| StoreError::Corrupt("a decision in the database gave no answer".into()))
+}
+
+/// An event mapped and evaluated, ready to decide.
+struct Prepared<'r> {
+    mapping: Option<Mapping>,
+    /// Present when mapped.
+    eval: Option<rules::Evaluation<'r>>,
+    /// What templates see (null when unmapped).
+    ctx: Value,
+    /// The dedup key, when a create rule acts.
+    key: Option<String>,
+}
+
+impl<'r> Prepared<'r> {
+    fn new(event: &InboundEvent, mapping: Option<Mapping>, verdict: Option<Verdict>, rules: &'r RuleSet) -> Self {
+        let (Some(m), Some(verdict)) = (&mapping, verdict) else {
+            return Self { mapping: None, eval: None, ctx: Value::Null, key: None };
+        };
+        let eval = verdict.resolve(rules);
+        let ctx = template_context(event, &m.asset);
+        let key = match eval.acting.map(|r| &r.action) {
+            Some(Action::Create(action)) => Some(dedup_key(action, &ctx, event, &m.asset)),
+            _ => None,
+        };
+        Self { mapping, eval: Some(eval), ctx, key }
+    }
+}
+
+/// Decides a prepared event. With `fast` (the open orders of the batch's
+/// keys) the decision is made in memory and nothing is written: `None` when
+/// it needs more of the stored state. Without it, the decision reads and
+/// writes in `txn` as needed.
+async fn decide_prepared(
+    txn: &store_mod::DatabaseTransaction,
+    event: &InboundEvent,
+    p: &Prepared<'_>,
+    snap: &Snapshot,
+    policy: &Policy,
+    now: DateTime<Utc>,
+    fast: Option<&OpenOrders>,
+) -> Result<Option<(Decided, Option<NewOrder>)>, StoreError> {
+    let mapping = &p.mapping;
+    let (Some(m), Some(eval)) = (mapping, &p.eval) else {
         let decided = Decided {
             site: event.asset_hint.as_ref().and_then(|h| h.site.clone()),
             asset_id: None,
@@ -447,11 +700,13 @@ async fn decide(
                 "decision": {"outcome": "unmapped", "reason": "no asset hint, tag or tag pattern matches a registered asset"},
             }),
         };
-        return Ok((decided, None));
+        return Ok(Some((decided, None)));
     };
-    let verdict = policy.budget.verdict(event, &m.asset, rules).await?;
-    let eval = verdict.resolve(rules);
-    let ctx = template_context(event, &m.asset);
+    if fast.is_some() && !eval.shadow.is_empty() {
+        // Shadow rules look up the open orders of their own keys.
+        return Ok(None);
+    }
+    let ctx = &p.ctx;
     let mut decided = Decided {
         site: Some(m.asset.site.clone()),
         asset_id: Some(m.asset.id.clone()),
@@ -475,11 +730,13 @@ async fn decide(
                     json!({"outcome": "ignored", "reason": format!("rule {} ignores it", rule.name)})
                 }
                 Action::Create(action) => {
-                    let key = dedup_key(action, &ctx, event, &m.asset);
+                    let key = p.key.clone().unwrap_or_else(|| dedup_key(action, ctx, event, &m.asset));
                     decided.dedup_key = Some(key.clone());
-                    let trace_so_far = json!({"mapping": mapping_trace(&mapping), "rules": eval.trace});
-                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, snap, now };
-                    let (outcome, order_id, detail, order) = step.run(&ctx, trace_so_far).await?;
+                    let trace_so_far = json!({"mapping": mapping_trace(mapping), "rules": eval.trace});
+                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, snap, now, fast };
+                    let Some((outcome, order_id, detail, order)) = step.run(ctx, trace_so_far).await? else {
+                        return Ok(None);
+                    };
                     decided.outcome = outcome;
                     decided.work_order_id = order_id;
                     opened = order;
@@ -490,16 +747,16 @@ async fn decide(
     };
     let mut shadow = vec![];
     for rule in &eval.shadow {
-        shadow.push(shadow_decision(txn, event, &m.asset, rule, &ctx).await?);
+        shadow.push(shadow_decision(txn, event, &m.asset, rule, ctx).await?);
     }
     decided.trace = json!({
-        "mapping": mapping_trace(&mapping),
+        "mapping": mapping_trace(mapping),
         "rules": eval.trace,
         "skipped_by_index": eval.skipped,
         "shadow": shadow,
         "decision": decision,
     });
-    Ok((decided, opened))
+    Ok(Some((decided, opened)))
 }
 
 fn dedup_key(action: &CreateAction, ctx: &Value, event: &InboundEvent, asset: &Asset) -> String {
@@ -548,6 +805,8 @@ struct Step<'a> {
     policy: &'a Policy,
     snap: &'a Snapshot,
     now: DateTime<Utc>,
+    /// Decide in memory against these open orders (see `decide_prepared`).
+    fast: Option<&'a OpenOrders>,
 }
 
 type StepResult = (EventOutcome, Option<String>, Value, Option<NewOrder>);
@@ -558,11 +817,21 @@ impl Step<'_> {
         (outcome, order, detail, None)
     }
 
-    async fn run(self, ctx: &Value, trace: Value) -> Result<StepResult, StoreError> {
+    fn merged(&self, id: String) -> StepResult {
+        let reason = format!("merged into open order {id} (same dedup key)");
+        self.outcome(EventOutcome::Merged, Some(id), reason)
+    }
+
+    /// `None` only when deciding in memory (`fast`) and the decision needs
+    /// the stored state.
+    async fn run(self, ctx: &Value, trace: Value) -> Result<Option<StepResult>, StoreError> {
         let txn = self.txn;
         let event_time = self.event.time.unwrap_or(self.now);
         if self.event.state == AlertState::Cleared {
-            return self.clear().await;
+            if self.fast.is_some() {
+                return Ok(None);
+            }
+            return self.clear().await.map(Some);
         }
         // A maintenance window or shelving holds back new work and merges alike.
         if let Some(s) = suppressions::pick(&self.snap.suppressions, &self.asset.id, &self.asset.site, &self.rule.id) {
@@ -579,10 +848,13 @@ impl Step<'_> {
                 s.ends_at.to_rfc3339(),
                 s.reason
             );
-            return Ok(self.outcome(EventOutcome::Suppressed, None, reason));
+            return Ok(Some(self.outcome(EventOutcome::Suppressed, None, reason)));
+        }
+        if let Some(open) = self.fast {
+            return Ok(self.in_memory(open, ctx, &trace, event_time));
         }
         if let Some(reason) = self.inhibited(event_time).await? {
-            return Ok(self.outcome(EventOutcome::Inhibited, None, reason));
+            return Ok(Some(self.outcome(EventOutcome::Inhibited, None, reason)));
         }
         // Two rounds at most: if another transaction opens an order for the
         // key between our merge attempt and our insert, the insert yields and
@@ -595,8 +867,7 @@ impl Step<'_> {
                         outbox::enqueue(txn, &id, outbox::KIND_COMMENT, self.now).await?;
                     }
                 }
-                let reason = format!("merged into open order {id} (same dedup key)");
-                return Ok(self.outcome(EventOutcome::Merged, Some(id), reason));
+                return Ok(Some(self.merged(id)));
             }
             if let Some(minutes) = self.action.cooldown_minutes
                 && let Some((id, status, closed_at)) = work_orders::last_closed(txn, &self.key).await?
@@ -607,16 +878,47 @@ impl Step<'_> {
                     status.as_str(),
                     closed_at.to_rfc3339()
                 );
-                return Ok(self.outcome(EventOutcome::Suppressed, None, reason));
+                return Ok(Some(self.outcome(EventOutcome::Suppressed, None, reason)));
             }
             if let Some(reason) = self.debounced(event_time).await? {
-                return Ok(self.outcome(EventOutcome::Debounced, None, reason));
+                return Ok(Some(self.outcome(EventOutcome::Debounced, None, reason)));
             }
             if let Some(result) = self.create(ctx, &trace, event_time).await? {
-                return Ok(result);
+                return Ok(Some(result));
             }
         }
         Err(StoreError::Conflict(format!("could not open or merge into an order for key {}", self.key)))
+    }
+
+    /// The decision against the batch's open orders, when it needs nothing
+    /// else: a plain merge, or a new order without debounce or cooldown.
+    fn in_memory(
+        &self,
+        open: &OpenOrders,
+        ctx: &Value,
+        trace: &Value,
+        event_time: DateTime<Utc>,
+    ) -> Option<StepResult> {
+        if self.could_be_inhibited() {
+            return None;
+        }
+        match open.get(&self.key)? {
+            Some(id) if !self.action.comment_on_merge => Some(self.merged(id.clone())),
+            None if self.action.cooldown_minutes.is_none() && self.action.debounce.is_none() => {
+                Some(self.open_order(ctx, trace, event_time))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether an inhibit rule targets this event while its sources are live.
+    fn could_be_inhibited(&self) -> bool {
+        let live = |i: usize| self.snap.inhibit_live.get(i).copied().unwrap_or(true);
+        self.policy
+            .inhibit
+            .iter()
+            .enumerate()
+            .any(|(i, r)| live(i) && r.target.matches(self.event.kind, &self.event.code))
     }
 
     /// `Some(reason)` when a raised event (a data-quality problem) inhibits this one.
@@ -694,6 +996,17 @@ impl Step<'_> {
         trace: &Value,
         event_time: DateTime<Utc>,
     ) -> Result<Option<StepResult>, StoreError> {
+        let result = self.open_order(ctx, trace, event_time);
+        let Some(order) = &result.3 else { return Ok(Some(result)) };
+        if !work_orders::insert_open(self.txn, order, self.now).await? {
+            return Ok(None);
+        }
+        outbox::enqueue(self.txn, &order.id, outbox::KIND_CREATE, self.now).await?;
+        Ok(Some(result))
+    }
+
+    /// The order this event opens, not yet written.
+    fn open_order(&self, ctx: &Value, trace: &Value, event_time: DateTime<Utc>) -> StepResult {
         let (event, asset, action, rule) = (self.event, self.asset, self.action, self.rule);
         let mut template_errors = Vec::new();
         let mut render = |field: &str, src: &str, fallback: String| {
@@ -729,12 +1042,8 @@ impl Step<'_> {
                 "decision": {"outcome": "created", "reason": reason, "dedup_key": self.key, "priority": priority.get(), "template_errors": template_errors},
             }),
         };
-        if !work_orders::insert_open(self.txn, &order, self.now).await? {
-            return Ok(None);
-        }
-        outbox::enqueue(self.txn, &id, outbox::KIND_CREATE, self.now).await?;
         let detail = json!({"outcome": "created", "reason": reason, "dedup_key": self.key, "work_order_id": id, "priority": priority.get(), "template_errors": template_errors});
-        Ok(Some((EventOutcome::Created, Some(id), detail, Some(order))))
+        (EventOutcome::Created, Some(id), detail, Some(order))
     }
 
     /// A `cleared` event, handled as the rule's `on_clear` says.

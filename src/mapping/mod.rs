@@ -100,6 +100,69 @@ pub async fn map_event<C: ConnectionTrait>(conn: &C, event: &InboundEvent) -> Re
     Ok(None)
 }
 
+/// `map_event` for a batch, with a fixed number of statements whatever its
+/// size: the hinted and tagged assets in one go, the tag patterns read once
+/// and the assets they name in one more.
+pub async fn map_events<C: ConnectionTrait>(
+    conn: &C,
+    events: &[&InboundEvent],
+) -> Result<Vec<Option<Mapping>>, StoreError> {
+    let tags: Vec<&str> = events.iter().filter_map(|e| e.subject.as_deref()).collect();
+    let owners = if tags.is_empty() { Default::default() } else { store::owners_of_tags(conn, &tags).await? };
+    let mut wanted: Vec<&str> = events.iter().filter_map(|e| e.asset_hint.as_ref().map(|h| h.id.as_str())).collect();
+    wanted.extend(owners.values().map(String::as_str));
+    wanted.sort_unstable();
+    wanted.dedup();
+    let known = if wanted.is_empty() { Default::default() } else { store::get_many(conn, &wanted).await? };
+    let mut out: Vec<Option<Mapping>> = events
+        .iter()
+        .map(|e| {
+            if let Some(asset) = e.asset_hint.as_ref().and_then(|h| known.get(&h.id)) {
+                return Some(Mapping { asset: asset.clone(), by: MappedBy::Hint, detail: None });
+            }
+            let asset = known.get(owners.get(e.subject.as_deref()?)?)?;
+            Some(Mapping { asset: asset.clone(), by: MappedBy::Tag, detail: None })
+        })
+        .collect();
+    // Tag patterns, for what is left: every candidate id, then the first
+    // pattern (in position order) whose candidate is a known asset.
+    let left: Vec<usize> = (0..events.len()).filter(|&i| out[i].is_none() && events[i].subject.is_some()).collect();
+    if left.is_empty() {
+        return Ok(out);
+    }
+    let mut patterns = Vec::new();
+    for pattern in store::list_patterns(conn).await? {
+        match CompiledPattern::compile(&pattern) {
+            Ok(compiled) => patterns.push((pattern.pattern, compiled)),
+            Err(_) => tracing::warn!(pattern = %pattern.id, "stored tag pattern does not compile"),
+        }
+    }
+    if patterns.is_empty() {
+        return Ok(out);
+    }
+    let candidates: Vec<Vec<(usize, String)>> = left
+        .iter()
+        .map(|&i| {
+            let tag = events[i].subject.as_deref().unwrap_or_default();
+            patterns.iter().enumerate().filter_map(|(p, (_, c))| c.asset_id_for(tag).map(|id| (p, id))).collect()
+        })
+        .collect();
+    let mut ids: Vec<&str> = candidates.iter().flatten().map(|(_, id)| id.as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let known = if ids.is_empty() { Default::default() } else { store::get_many(conn, &ids).await? };
+    for (&i, candidates) in left.iter().zip(&candidates) {
+        out[i] = candidates.iter().find_map(|(p, id)| {
+            known.get(id).map(|asset| Mapping {
+                asset: asset.clone(),
+                by: MappedBy::Pattern,
+                detail: Some(format!("pattern {} → {id}", patterns[*p].0)),
+            })
+        });
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

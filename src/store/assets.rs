@@ -1,5 +1,7 @@
 //! The asset registry, its tags and tag patterns.
 
+use std::collections::HashMap;
+
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
@@ -36,6 +38,36 @@ pub async fn by_tag<C: ConnectionTrait>(conn: &C, tag: &str) -> Result<Option<As
         .and_where(Expr::col(asset_tags::Column::Tag).eq(tag))
         .to_owned();
     Ok(assets::Entity::find().filter(Expr::col(assets::Column::Id).in_subquery(owner)).one(conn).await?.map(to_asset))
+}
+
+/// Most values bound in one `IN (…)` list: well inside both databases' limits.
+const IN_CHUNK: usize = 1000;
+
+/// The known assets among `ids`, by id: one statement per thousand ids.
+pub async fn get_many<C: ConnectionTrait>(conn: &C, ids: &[&str]) -> Result<HashMap<String, Asset>, StoreError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        for m in assets::Entity::find().filter(assets::Column::Id.is_in(chunk.iter().copied())).all(conn).await? {
+            out.insert(m.id.clone(), to_asset(m));
+        }
+    }
+    Ok(out)
+}
+
+/// The owners of these historian tags: tag → asset id.
+pub async fn owners_of_tags<C: ConnectionTrait>(
+    conn: &C,
+    tags: &[&str],
+) -> Result<HashMap<String, String>, StoreError> {
+    let mut out = HashMap::with_capacity(tags.len());
+    for chunk in tags.chunks(IN_CHUNK) {
+        for t in
+            asset_tags::Entity::find().filter(asset_tags::Column::Tag.is_in(chunk.iter().copied())).all(conn).await?
+        {
+            out.insert(t.tag, t.asset_id);
+        }
+    }
+    Ok(out)
 }
 
 async fn tags_of<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Vec<String>, StoreError> {

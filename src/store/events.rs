@@ -83,17 +83,9 @@ pub struct Decided {
     pub trace: serde_json::Value,
 }
 
-/// Inserts the event with its decision; `false` when (source, id) is
-/// already stored, in which case nothing was written.
-pub async fn insert_if_new<C: ConnectionTrait>(
-    conn: &C,
-    id: &str,
-    event: &InboundEvent,
-    decided: Decided,
-    received_at: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    let rows = events::Entity::insert(events::ActiveModel {
-        id: Set(id.to_owned()),
+fn row(id: String, event: &InboundEvent, decided: Decided, received_at: DateTime<Utc>) -> events::ActiveModel {
+    events::ActiveModel {
+        id: Set(id),
         source: Set(event.source.clone()),
         ce_id: Set(event.id.clone()),
         kind: Set(event.kind.as_str().to_owned()),
@@ -113,11 +105,53 @@ pub async fn insert_if_new<C: ConnectionTrait>(
         trace: Set(decided.trace),
         payload: Set(event.cloudevent.clone()),
         dedup_key: Set(decided.dedup_key),
-    })
-    .on_conflict(OnConflict::columns([events::Column::Source, events::Column::CeId]).do_nothing().to_owned())
-    .exec_without_returning(conn)
-    .await?;
+    }
+}
+
+fn unless_stored() -> OnConflict {
+    OnConflict::columns([events::Column::Source, events::Column::CeId]).do_nothing().to_owned()
+}
+
+/// Inserts the event with its decision; `false` when (source, id) is
+/// already stored, in which case nothing was written.
+pub async fn insert_if_new<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    event: &InboundEvent,
+    decided: Decided,
+    received_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let rows = events::Entity::insert(row(id.to_owned(), event, decided, received_at))
+        .on_conflict(unless_stored())
+        .exec_without_returning(conn)
+        .await?;
     Ok(rows == 1)
+}
+
+/// Rows per multi-row insert: 20 columns each, well inside the bind limits
+/// of both databases.
+const INSERT_CHUNK: usize = 500;
+
+/// Inserts decided events, a few hundred per statement; `false` when one of
+/// them is stored already (another replica took it meanwhile): the caller
+/// then rolls back.
+pub async fn insert_many<C: ConnectionTrait>(
+    conn: &C,
+    rows: Vec<(String, &InboundEvent, Decided)>,
+    received_at: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk: Vec<events::ActiveModel> =
+            rows.by_ref().take(INSERT_CHUNK).map(|(id, e, d)| row(id, e, d, received_at)).collect();
+        let want = chunk.len() as u64;
+        let inserted =
+            events::Entity::insert_many(chunk).on_conflict(unless_stored()).exec_without_returning(conn).await?;
+        if inserted != want {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// The stored event with this (source, id), if any.
@@ -246,6 +280,27 @@ pub async fn first_of_order<C: ConnectionTrait>(
         .into_tuple::<serde_json::Value>()
         .one(conn)
         .await?)
+}
+
+/// `first_of_order` for many orders: order id → the CloudEvent that opened it.
+pub async fn first_of_orders<C: ConnectionTrait>(
+    conn: &C,
+    order_ids: &[&str],
+) -> Result<std::collections::HashMap<String, serde_json::Value>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(order_ids.len());
+    for chunk in order_ids.chunks(1000) {
+        let rows: Vec<(Option<String>, serde_json::Value)> = events::Entity::find()
+            .select_only()
+            .column(events::Column::WorkOrderId)
+            .column(events::Column::Payload)
+            .filter(events::Column::WorkOrderId.is_in(chunk.iter().copied()))
+            .filter(events::Column::Outcome.eq(EventOutcome::Created.as_str()))
+            .into_tuple()
+            .all(conn)
+            .await?;
+        out.extend(rows.into_iter().filter_map(|(id, payload)| Some((id?, payload))));
+    }
+    Ok(out)
 }
 
 /// Count of events by outcome (for `/readyz` details and the walkthrough).

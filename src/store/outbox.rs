@@ -54,14 +54,8 @@ pub async fn enqueue_retry<C: ConnectionTrait>(
     insert(conn, work_order_id, kind, 1, now).await
 }
 
-async fn insert<C: ConnectionTrait>(
-    conn: &C,
-    work_order_id: &str,
-    kind: &str,
-    attempts: i32,
-    now: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    outbox::Entity::insert(outbox::ActiveModel {
+fn row(work_order_id: &str, kind: &str, attempts: i32, now: DateTime<Utc>) -> outbox::ActiveModel {
+    outbox::ActiveModel {
         id: Set(new_id()),
         work_order_id: Set(work_order_id.to_owned()),
         kind: Set(kind.to_owned()),
@@ -74,9 +68,30 @@ async fn insert<C: ConnectionTrait>(
         last_error: Set(None),
         created_at: Set(now),
         updated_at: Set(now),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    }
+}
+
+async fn insert<C: ConnectionTrait>(
+    conn: &C,
+    work_order_id: &str,
+    kind: &str,
+    attempts: i32,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    outbox::Entity::insert(row(work_order_id, kind, attempts, now)).exec_without_returning(conn).await?;
+    Ok(())
+}
+
+/// `enqueue` for many orders, a few hundred rows per statement.
+pub async fn enqueue_many<C: ConnectionTrait>(
+    conn: &C,
+    work_order_ids: &[&str],
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    for chunk in work_order_ids.chunks(500) {
+        outbox::Entity::insert_many(chunk.iter().map(|id| row(id, kind, 0, now))).exec_without_returning(conn).await?;
+    }
     Ok(())
 }
 
@@ -90,7 +105,7 @@ pub struct Claimed {
     /// How often the row has been claimed, this claim included: more than
     /// once means an earlier claim may have reached the EAM.
     pub claims: i32,
-    /// This claim's token, to renew the lease by (`renew`).
+    /// This claim's token, to renew the lease by (`renew_many`).
     pub claim_token: String,
 }
 
@@ -126,18 +141,52 @@ pub async fn claim<C: ConnectionTrait>(
     Ok(Claimed::find_by_statement(stmt).all(conn).await?)
 }
 
-/// Extends a claimed row's lease just before it is delivered; `false` when
-/// the claim is no longer ours (the lease ran out while earlier rows of the
-/// batch were delivered, and another replica claimed it): then skip it.
-pub async fn renew<C: ConnectionTrait>(conn: &C, c: &Claimed, lease_until: DateTime<Utc>) -> Result<bool, StoreError> {
-    let res = outbox::Entity::update_many()
-        .col_expr(outbox::Column::LockedUntil, Expr::value(Some(lease_until)))
-        .filter(outbox::Column::Id.eq(c.id.as_str()))
-        .filter(outbox::Column::ClaimToken.eq(c.claim_token.as_str()))
-        .filter(outbox::Column::Status.eq("pending"))
+/// Extends the leases of claimed rows just before they are delivered, in
+/// one statement per claim: the ids whose lease is still ours. The others
+/// ran out while earlier rows were delivered and were claimed by another
+/// replica: skip them.
+pub async fn renew_many<C: ConnectionTrait>(
+    conn: &C,
+    rows: &[&Claimed],
+    lease_until: DateTime<Utc>,
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let mut ours = std::collections::HashSet::with_capacity(rows.len());
+    let mut tokens: Vec<&str> = rows.iter().map(|c| c.claim_token.as_str()).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    for token in tokens {
+        let ids = rows.iter().filter(|c| c.claim_token == token).map(|c| c.id.as_str());
+        let renewed: Vec<String> = outbox::Entity::update_many()
+            .col_expr(outbox::Column::LockedUntil, Expr::value(Some(lease_until)))
+            .filter(outbox::Column::Id.is_in(ids))
+            .filter(outbox::Column::ClaimToken.eq(token))
+            .filter(outbox::Column::Status.eq("pending"))
+            .exec_with_returning(conn)
+            .await?
+            .into_iter()
+            .map(|m| m.id)
+            .collect();
+        ours.extend(renewed);
+    }
+    Ok(ours)
+}
+
+/// `mark_done` as delivered for many rows, in one statement.
+pub async fn mark_delivered_many<C: ConnectionTrait>(
+    conn: &C,
+    ids: &[&str],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    outbox::Entity::update_many()
+        .col_expr(outbox::Column::Status, DeliveryStatus::Delivered.as_str().into())
+        .col_expr(outbox::Column::Attempts, Expr::col(outbox::Column::Attempts).add(1))
+        .col_expr(outbox::Column::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
+        .col_expr(outbox::Column::LastError, Expr::value(Option::<String>::None))
+        .col_expr(outbox::Column::UpdatedAt, now.into())
+        .filter(outbox::Column::Id.is_in(ids.iter().copied()))
         .exec(conn)
         .await?;
-    Ok(res.rows_affected == 1)
+    Ok(())
 }
 
 pub async fn mark_done<C: ConnectionTrait>(

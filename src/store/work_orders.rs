@@ -94,11 +94,8 @@ pub struct NewOrder {
     pub trace: serde_json::Value,
 }
 
-/// Inserts an open order unless another open order holds the dedup key
-/// (then `false`, nothing written): the unique index on `open_key`
-/// serialises concurrent decisions, across replicas too.
-pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let rows = work_orders::Entity::insert(work_orders::ActiveModel {
+fn open_row(o: &NewOrder, now: DateTime<Utc>) -> work_orders::ActiveModel {
+    work_orders::ActiveModel {
         id: Set(o.id.clone()),
         connector: Set(o.connector.clone()),
         rule_id: Set(o.rule_id.clone()),
@@ -125,14 +122,126 @@ pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTi
         due_by: Set(o.due_by),
         last_comment_at: Set(None),
         polled_at: Set(None),
-    })
-    .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
-    .exec_without_returning(conn)
-    .await?;
+    }
+}
+
+fn history_row(
+    order_id: &str,
+    status: OrderStatus,
+    external_status: Option<&str>,
+    source: &str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    note: Option<&str>,
+) -> status_history::ActiveModel {
+    status_history::ActiveModel {
+        id: Set(new_id()),
+        work_order_id: Set(order_id.to_owned()),
+        status: Set(status.as_str().to_owned()),
+        external_status: Set(external_status.map(str::to_owned)),
+        source: Set(source.to_owned()),
+        at: Set(at),
+        recorded_at: Set(now),
+        note: Set(note.map(str::to_owned)),
+        published_at: Set(None),
+    }
+}
+
+const DECIDED: &str = "decided";
+
+/// Inserts an open order unless another open order holds the dedup key
+/// (then `false`, nothing written): the unique index on `open_key`
+/// serialises concurrent decisions, across replicas too.
+pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTime<Utc>) -> Result<bool, StoreError> {
+    let rows = work_orders::Entity::insert(open_row(o, now))
+        .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
+        .exec_without_returning(conn)
+        .await?;
     if rows == 1 {
-        add_history(conn, &o.id, OrderStatus::Pending, None, "workbridge", now, now, Some("decided")).await?;
+        add_history(conn, &o.id, OrderStatus::Pending, None, "workbridge", now, now, Some(DECIDED)).await?;
     }
     Ok(rows == 1)
+}
+
+/// `insert_open` for many orders with distinct keys, a few hundred per
+/// statement, in key order (two replicas inserting the same keys wait for
+/// each other in the same order). `false` when another transaction holds one
+/// of the keys: the caller must roll back, as some rows may be written.
+pub async fn insert_open_many<C: ConnectionTrait>(
+    conn: &C,
+    orders: &mut [NewOrder],
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    orders.sort_unstable_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
+    for chunk in orders.chunks(250) {
+        let rows = work_orders::Entity::insert_many(chunk.iter().map(|o| open_row(o, now)))
+            .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
+            .exec_without_returning(conn)
+            .await?;
+        if rows != chunk.len() as u64 {
+            return Ok(false);
+        }
+        status_history::Entity::insert_many(
+            chunk.iter().map(|o| history_row(&o.id, OrderStatus::Pending, None, "workbridge", now, now, Some(DECIDED))),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    }
+    Ok(true)
+}
+
+/// The open orders holding these dedup keys, key → order id, in one
+/// statement per thousand keys. On PostgreSQL the rows are locked in key
+/// order until the transaction ends: batches of two replicas that merge into
+/// the same orders queue up on them instead of deadlocking.
+pub async fn open_by_keys<C: ConnectionTrait>(
+    conn: &C,
+    keys: &[&str],
+) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(keys.len());
+    for chunk in keys.chunks(1000) {
+        let mut q = work_orders::Entity::find()
+            .select_only()
+            .column(work_orders::Column::OpenKey)
+            .column(work_orders::Column::Id)
+            .filter(work_orders::Column::OpenKey.is_in(chunk.iter().copied()))
+            .order_by_asc(work_orders::Column::OpenKey);
+        if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+            q = q.lock_exclusive();
+        }
+        for (key, id) in q.into_tuple::<(String, String)>().all(conn).await? {
+            out.insert(key, id);
+        }
+    }
+    Ok(out)
+}
+
+/// Counts merged events on open orders: (order id, events merged, time of
+/// the last of them), one statement per few hundred orders.
+pub async fn merge_many<C: ConnectionTrait>(
+    conn: &C,
+    merges: &[(&str, i32, DateTime<Utc>)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    use sea_orm::sea_query::{CaseStatement, ExprTrait};
+    for chunk in merges.chunks(300) {
+        let (mut count, mut last) = (CaseStatement::new(), CaseStatement::new());
+        for (id, n, at) in chunk {
+            count = count
+                .case(Expr::col(work_orders::Column::Id).eq(*id), Expr::col(work_orders::Column::EventCount).add(*n));
+            last = last.case(Expr::col(work_orders::Column::Id).eq(*id), Expr::val(*at));
+        }
+        count = count.finally(Expr::col(work_orders::Column::EventCount));
+        last = last.finally(Expr::col(work_orders::Column::LastEventTime));
+        work_orders::Entity::update_many()
+            .col_expr(work_orders::Column::EventCount, count.into())
+            .col_expr(work_orders::Column::LastEventTime, last.into())
+            .col_expr(work_orders::Column::UpdatedAt, now.into())
+            .filter(work_orders::Column::Id.is_in(chunk.iter().map(|(id, _, _)| *id)))
+            .exec(conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// Counts one more event on the open order with this key; returns its id,
@@ -245,19 +354,9 @@ async fn add_history<C: ConnectionTrait>(
     now: DateTime<Utc>,
     note: Option<&str>,
 ) -> Result<(), StoreError> {
-    status_history::Entity::insert(status_history::ActiveModel {
-        id: Set(new_id()),
-        work_order_id: Set(order_id.to_owned()),
-        status: Set(status.as_str().to_owned()),
-        external_status: Set(external_status.map(str::to_owned)),
-        source: Set(source.to_owned()),
-        at: Set(at),
-        recorded_at: Set(now),
-        note: Set(note.map(str::to_owned)),
-        published_at: Set(None),
-    })
-    .exec_without_returning(conn)
-    .await?;
+    status_history::Entity::insert(history_row(order_id, status, external_status, source, at, now, note))
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -319,37 +418,81 @@ pub async fn change_status<C: ConnectionTrait>(
     Ok(true)
 }
 
-/// Records a successful create in the EAM.
-pub async fn mark_delivered<C: ConnectionTrait>(
+/// Orders by id (the unknown ones are left out), in one statement per
+/// thousand ids.
+pub async fn get_many<C: ConnectionTrait>(
     conn: &C,
-    id: &str,
-    external_id: &str,
-    external_url: Option<&str>,
-    external_status: Option<&str>,
-    source: &str,
+    ids: &[&str],
+) -> Result<std::collections::HashMap<String, WorkOrder>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(1000) {
+        for m in
+            work_orders::Entity::find().filter(work_orders::Column::Id.is_in(chunk.iter().copied())).all(conn).await?
+        {
+            out.insert(m.id.clone(), view(m)?);
+        }
+    }
+    Ok(out)
+}
+
+/// A create the EAM confirmed.
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    pub order_id: String,
+    pub external_id: String,
+    pub external_url: Option<String>,
+    pub external_status: Option<String>,
+    /// `connector:<name>`, the history's source.
+    pub source: String,
+}
+
+/// Records creates the EAM confirmed: three statements for the lot.
+pub async fn mark_delivered_many<C: ConnectionTrait>(
+    conn: &C,
+    delivered: &[Delivered],
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
+    use sea_orm::sea_query::{CaseStatement, ExprTrait};
+    if delivered.is_empty() {
+        return Ok(());
+    }
+    let id = || Expr::col(work_orders::Column::Id);
+    let (mut external_id, mut external_url) = (CaseStatement::new(), CaseStatement::new());
+    for d in delivered {
+        external_id = external_id.case(id().eq(d.order_id.as_str()), Expr::val(d.external_id.as_str()));
+        external_url = external_url.case(id().eq(d.order_id.as_str()), Expr::val(d.external_url.clone()));
+    }
+    let ids = || delivered.iter().map(|d| d.order_id.as_str());
     work_orders::Entity::update_many()
-        .col_expr(work_orders::Column::ExternalId, external_id.into())
-        .col_expr(work_orders::Column::ExternalUrl, Expr::value(external_url.map(str::to_owned)))
+        .col_expr(
+            work_orders::Column::ExternalId,
+            external_id.finally(Expr::col(work_orders::Column::ExternalId)).into(),
+        )
+        .col_expr(
+            work_orders::Column::ExternalUrl,
+            external_url.finally(Expr::col(work_orders::Column::ExternalUrl)).into(),
+        )
         .col_expr(work_orders::Column::DeliveredAt, Expr::value(Some(now)))
         .col_expr(work_orders::Column::LastError, Expr::value(Option::<String>::None))
-        .filter(work_orders::Column::Id.eq(id))
+        .filter(work_orders::Column::Id.is_in(ids()))
         .exec(conn)
         .await?;
-    change_status(
-        conn,
-        id,
-        &StatusUpdate {
-            status: OrderStatus::Created,
-            external_status,
-            source,
-            at: now,
-            note: Some("created in the EAM"),
-        },
-        now,
-    )
-    .await?;
+    // As `change_status`: the status moves (and is recorded) only where it changes.
+    let moved: Vec<String> = work_orders::Entity::update_many()
+        .col_expr(work_orders::Column::Status, OrderStatus::Created.as_str().into())
+        .col_expr(work_orders::Column::UpdatedAt, now.into())
+        .filter(work_orders::Column::Id.is_in(ids()))
+        .filter(work_orders::Column::Status.ne(OrderStatus::Created.as_str()))
+        .exec_with_returning(conn)
+        .await?
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    let rows = delivered.iter().filter(|d| moved.contains(&d.order_id)).map(|d| {
+        let note = Some("created in the EAM");
+        history_row(&d.order_id, OrderStatus::Created, d.external_status.as_deref(), &d.source, now, now, note)
+    });
+    status_history::Entity::insert_many(rows).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -556,9 +699,15 @@ pub async fn unpublished<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec
         .limit(limit)
         .all(conn)
         .await?;
+    // Their orders in one statement, not one each.
+    let ids: Vec<&str> = rows.iter().map(|m| m.work_order_id.as_str()).collect();
+    let orders = get_many(conn, &ids).await?;
     let mut out = Vec::with_capacity(rows.len());
     for m in rows {
-        let order = get(conn, &m.work_order_id).await?;
+        let order = orders
+            .get(&m.work_order_id)
+            .cloned()
+            .ok_or_else(|| StoreError::NotFound(format!("work order {}", m.work_order_id)))?;
         out.push(Unpublished {
             id: m.id,
             change: StatusChange {

@@ -284,3 +284,63 @@ async fn data_quality_inhibits_within_one_batch(backend: Backend) {
     assert_eq!(b["items"][2]["result"]["outcome"], "inhibited", "{b}");
 }
 on_both_backends!(data_quality_inhibits_within_one_batch);
+
+/// One batch in which merges and new orders (decided in memory) alternate
+/// with a clear and a debounced rule (decided against the database): each
+/// sees what the events before it did, as if they came one at a time.
+async fn a_batch_is_decided_in_order_across_memory_and_database(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let debounced = json!({"name": "debounced", "position": 0,
+        "when": {"types": ["tdl.alert"], "codes": ["LOW_FLOW"]},
+        "action": {"kind": "create", "connector": "sandbox", "debounce": {"occurrences": 2, "within_minutes": 60}}});
+    let mut alerts = create_rule(json!({"on_clear": "cancel_if_not_started"}));
+    alerts["position"] = json!(100);
+    let app = app_with_rule(backend, clock, &[debounced, alerts]).await;
+    let low_flow = |id: &str, minutes: i64| {
+        let mut e = alert_at(id, minutes);
+        e["data"]["code"] = json!("LOW_FLOW");
+        e
+    };
+    let mut clear = alert_at("b-3", 3);
+    clear["data"]["state"] = json!("cleared");
+    let batch = json!([
+        alert_at("b-1", 1), // opens order A (memory)
+        alert_at("b-2", 2), // merges into A (memory)
+        clear,              // cancels A, which is still pending (database)
+        alert_at("b-4", 4), // opens order B: A no longer holds the key (memory)
+        alert_at("b-5", 5), // merges into B (memory)
+        low_flow("b-6", 6), // debounced, 1 of 2 (database)
+        low_flow("b-7", 7), // 2 of 2: opens order C (database)
+        low_flow("b-8", 8), // merges into C (memory)
+        alert_at("b-1", 1), // a repeat of the first
+    ]);
+    let (s, b) = app.post_json("/v1/events", &batch).await;
+    assert_eq!(s, 200, "{b}");
+    let outcome = |i: usize| b["items"][i]["result"]["outcome"].as_str().unwrap_or_default().to_owned();
+    let order = |i: usize| b["items"][i]["result"]["work_order_id"].as_str().unwrap_or_default().to_owned();
+    let outcomes: Vec<String> = (0..9).map(outcome).collect();
+    assert_eq!(
+        outcomes,
+        ["created", "merged", "cleared", "created", "merged", "debounced", "created", "merged", "created"],
+        "{b}"
+    );
+    assert_eq!((b["accepted"].as_u64(), b["duplicates"].as_u64()), (Some(8), Some(1)), "{b}");
+    let (a, order_b, c) = (order(0), order(3), order(6));
+    assert_eq!([order(1), order(2), order(8)], [a.clone(), a.clone(), a.clone()]);
+    assert_eq!([order(4), order(7)], [order_b.clone(), c.clone()]);
+    assert!(a != order_b && order_b != c && a != c, "{b}");
+    let app = &app;
+    let wo = |id: String| async move { app.get(&format!("/v1/work-orders/{id}")).await.1 };
+    let (wa, wb, wc) = (wo(a).await, wo(order_b).await, wo(c).await);
+    assert_eq!((wa["status"].as_str(), wa["event_count"].as_i64()), (Some("cancelled"), Some(2)), "{wa}");
+    assert_eq!(wb["event_count"], 2, "{wb}");
+    assert_eq!(
+        wb["last_event_time"],
+        json!((t0() + Duration::minutes(5)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        "{wb}"
+    );
+    assert_eq!(wc["event_count"], 2, "{wc}");
+    let (_, orders) = app.get("/v1/work-orders?limit=50").await;
+    assert_eq!(orders["items"].as_array().map(Vec::len), Some(3), "{orders}");
+}
+on_both_backends!(a_batch_is_decided_in_order_across_memory_and_database);
