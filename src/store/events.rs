@@ -166,31 +166,53 @@ pub async fn find<C: ConnectionTrait>(conn: &C, source: &str, ce_id: &str) -> Re
 }
 
 /// The positions in `keys` (source, CloudEvents id) of the events stored
-/// already: one query.
+/// already: one query per source (a batch usually has one).
 pub async fn existing<C: ConnectionTrait>(
     conn: &C,
     keys: &[(&str, &str)],
 ) -> Result<std::collections::HashSet<usize>, StoreError> {
-    if keys.is_empty() {
+    // One probe of the unique index per listed id (a subquery per row is
+    // never flattened into a join), whatever the statistics say: 1 ms a
+    // batch of 128 on PostgreSQL. Row values, `(source, ce_id) IN ((…), …)`,
+    // became a bitmap OR of one index scan per pair rechecked against every
+    // pair (26 ms); `source = $1 AND ce_id IN (…)` and a join with the ids
+    // read every event of the source when the statistics were older than
+    // the table. (VALUES columns are `column1` on both databases.)
+    let mut by_source: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for (source, id) in keys {
+        by_source.entry(*source).or_default().push(*id);
+    }
+    let backend = conn.get_database_backend();
+    let mut stored: std::collections::HashSet<(String, String)> = Default::default();
+    for (source, ids) in by_source {
+        for chunk in ids.chunks(1000) {
+            let placeholder = |n: usize| match backend {
+                sea_orm::DbBackend::Postgres => format!("${n}"),
+                _ => format!("?{n}"),
+            };
+            let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholder(i + 2))).collect();
+            let sql = format!(
+                "SELECT k.column1 AS ce_id FROM (VALUES {}) AS k \
+                 WHERE (SELECT 1 FROM events e WHERE e.source = {} AND e.ce_id = k.column1) IS NOT NULL",
+                values.join(", "),
+                placeholder(1)
+            );
+            let mut binds: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() + 1);
+            binds.push(source.into());
+            binds.extend(chunk.iter().map(|id| sea_orm::Value::from(*id)));
+            let rows = conn.query_all_raw(sea_orm::Statement::from_sql_and_values(backend, sql, binds)).await?;
+            for row in rows {
+                stored.insert((source.to_owned(), row.try_get::<String>("", "ce_id")?));
+            }
+        }
+    }
+    if stored.is_empty() {
         return Ok(Default::default());
     }
-    // Row values, `(source, ce_id) IN ((…), …)`: the unique index serves it
-    // whatever the table statistics say (with `source IN … AND ce_id IN …`
-    // and stale statistics, PostgreSQL read every event of the source).
-    use sea_orm::sea_query::{Expr, ExprTrait};
-    let pairs = keys.iter().map(|(source, id)| (source.to_string(), id.to_string()));
-    let rows: Vec<(String, String)> = events::Entity::find()
-        .select_only()
-        .column(events::Column::Source)
-        .column(events::Column::CeId)
-        .filter(Expr::tuple([Expr::col(events::Column::Source), Expr::col(events::Column::CeId)]).in_tuples(pairs))
-        .into_tuple()
-        .all(conn)
-        .await?;
     Ok(keys
         .iter()
         .enumerate()
-        .filter(|(_, (source, id))| rows.iter().any(|(s, i)| s == source && i == id))
+        .filter(|(_, (source, id))| stored.contains(&((*source).to_owned(), (*id).to_owned())))
         .map(|(position, _)| position)
         .collect())
 }

@@ -462,32 +462,35 @@ pub async fn mark_delivered_many<C: ConnectionTrait>(
         external_id = external_id.case(id().eq(d.order_id.as_str()), Expr::val(d.external_id.as_str()));
         external_url = external_url.case(id().eq(d.order_id.as_str()), Expr::val(d.external_url.clone()));
     }
-    let ids = || delivered.iter().map(|d| d.order_id.as_str());
-    work_orders::Entity::update_many()
-        .col_expr(
+    let external = |q: sea_orm::UpdateMany<work_orders::Entity>| {
+        q.col_expr(
             work_orders::Column::ExternalId,
-            external_id.finally(Expr::col(work_orders::Column::ExternalId)).into(),
+            external_id.clone().finally(Expr::col(work_orders::Column::ExternalId)).into(),
         )
         .col_expr(
             work_orders::Column::ExternalUrl,
-            external_url.finally(Expr::col(work_orders::Column::ExternalUrl)).into(),
+            external_url.clone().finally(Expr::col(work_orders::Column::ExternalUrl)).into(),
         )
         .col_expr(work_orders::Column::DeliveredAt, Expr::value(Some(now)))
         .col_expr(work_orders::Column::LastError, Expr::value(Option::<String>::None))
-        .filter(work_orders::Column::Id.is_in(ids()))
-        .exec(conn)
-        .await?;
-    // As `change_status`: the status moves (and is recorded) only where it changes.
-    let moved: Vec<String> = work_orders::Entity::update_many()
+    };
+    // As `change_status`: the status moves (and is recorded) only where it
+    // changes; one statement in the usual case.
+    let ids: Vec<&str> = delivered.iter().map(|d| d.order_id.as_str()).collect();
+    let moved: Vec<String> = external(work_orders::Entity::update_many())
         .col_expr(work_orders::Column::Status, OrderStatus::Created.as_str().into())
         .col_expr(work_orders::Column::UpdatedAt, now.into())
-        .filter(work_orders::Column::Id.is_in(ids()))
+        .filter(work_orders::Column::Id.is_in(ids.iter().copied()))
         .filter(work_orders::Column::Status.ne(OrderStatus::Created.as_str()))
         .exec_with_returning(conn)
         .await?
         .into_iter()
         .map(|m| m.id)
         .collect();
+    let unmoved: Vec<&str> = ids.iter().copied().filter(|id| !moved.iter().any(|m| m == id)).collect();
+    if !unmoved.is_empty() {
+        external(work_orders::Entity::update_many()).filter(work_orders::Column::Id.is_in(unmoved)).exec(conn).await?;
+    }
     let rows = delivered.iter().filter(|d| moved.contains(&d.order_id)).map(|d| {
         let note = Some("created in the EAM");
         history_row(&d.order_id, OrderStatus::Created, d.external_status.as_deref(), &d.source, now, now, note)
