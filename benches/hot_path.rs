@@ -166,6 +166,24 @@ fn bench_mapping(g: &mut criterion::BenchmarkGroup<'_, criterion::measurement::W
             assert_eq!(m.unwrap().asset.id, "MX-7777");
         })
     });
+    // What the consumer does: a batch of 128 events mapped together, two
+    // statements whatever its size. Reported per event.
+    let batch: Vec<_> = (0..128)
+        .map(|i| {
+            let mut e = event.clone();
+            e.subject = Some(format!("PLANT.AREA.MX{}.VIB", i * 73));
+            e
+        })
+        .collect();
+    let refs: Vec<_> = batch.iter().collect();
+    g.throughput(Throughput::Elements(refs.len() as u64));
+    g.bench_function("map_batch_of_128_among_10000_assets", |b| {
+        b.iter(|| {
+            let m = rt.block_on(workbridge::mapping::map_events(store.conn(), black_box(&refs))).unwrap();
+            assert_eq!(m[127].as_ref().unwrap().asset.id, "MX-9271");
+        })
+    });
+    g.throughput(Throughput::Elements(1));
 }
 
 criterion_group!(hot_path, benches);

@@ -158,16 +158,18 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
     }
     // The valid elements in one transaction (group commit); if that fails,
     // one by one, so that one element's failure does not sink the others.
-    let decided: Vec<Result<crate::decisions::Accepted, StoreError>> = match state.decider.accept_batch(&events).await {
-        Ok(all) => all.into_iter().map(Ok).collect(),
-        Err(_) => {
-            let mut one_by_one = Vec::with_capacity(events.len());
-            for event in &events {
-                one_by_one.push(state.decider.accept(event).await);
+    let events: std::sync::Arc<[crate::domain::InboundEvent]> = events.into();
+    let decided: Vec<Result<crate::decisions::Accepted, StoreError>> =
+        match state.decider.accept_batch(events.clone()).await {
+            Ok(all) => all.into_iter().map(Ok).collect(),
+            Err(_) => {
+                let mut one_by_one = Vec::with_capacity(events.len());
+                for event in events.iter() {
+                    one_by_one.push(state.decider.accept(event).await);
+                }
+                one_by_one
             }
-            one_by_one
-        }
-    };
+        };
     for (index, outcome) in valid.iter().zip(decided) {
         let item = match outcome {
             Ok(accepted) => {

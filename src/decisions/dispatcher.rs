@@ -216,8 +216,25 @@ impl Dispatcher {
         Ok(Prefetched { orders, connectors: stored, first_events, assets })
     }
 
-    /// Records confirmed creates: one transaction for the lot.
+    /// Records confirmed creates: one transaction for the lot. A deadlock
+    /// with a decision locking the same orders in another order is tried
+    /// again: otherwise the rows wait for their leases to end and are
+    /// delivered again (looked up by reference first).
     async fn record_created(&self, confirmed: &[(String, Delivered)]) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.try_record_created(confirmed).await {
+                Err(e) if e.is_contention() && attempt < 5 => {
+                    tracing::info!(error = %e, attempt, "recording deliveries met lock contention; trying again");
+                    tokio::time::sleep(Duration::from_millis(rand::random_range(2..20))).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_record_created(&self, confirmed: &[(String, Delivered)]) -> Result<(), StoreError> {
         let now = self.clock.now();
         let txn = self.store.conn().begin().await?;
         let delivered: Vec<Delivered> = confirmed.iter().map(|(_, d)| d.clone()).collect();

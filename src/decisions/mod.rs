@@ -195,15 +195,18 @@ impl EvalBudget {
     /// blocking pool. Each event keeps its own deadline: if any one runs past
     /// it the whole batch is refused with `EvaluationTimeout`, and the caller
     /// decides the events one by one, so that only the runaway one is refused.
+    /// The events are the batch's, by position (shared with the blocking
+    /// task, not copied).
     pub async fn verdicts(
         &self,
-        items: Vec<(&InboundEvent, &Asset)>,
+        batch: &Arc<[InboundEvent]>,
+        items: Vec<(usize, &Asset)>,
         rules: &Arc<RuleSet>,
     ) -> Result<Vec<Verdict>, StoreError> {
         if !rules.has_conditions() || items.len() <= 1 {
             let mut out = Vec::with_capacity(items.len());
-            for (event, asset) in items {
-                out.push(self.verdict(event, asset, rules).await?);
+            for (position, asset) in items {
+                out.push(self.verdict(&batch[position], asset, rules).await?);
             }
             return Ok(out);
         }
@@ -213,13 +216,14 @@ impl EvalBudget {
             .map_err(|_| timeout())?
             .map_err(|_| timeout())?;
         let n = items.len();
-        let owned: Vec<(InboundEvent, Asset)> = items.into_iter().map(|(e, a)| (e.clone(), a.clone())).collect();
+        let owned: Vec<(usize, Asset)> = items.into_iter().map(|(p, a)| (p, a.clone())).collect();
+        let batch = batch.clone();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let rules = rules.clone();
         tokio::task::spawn_blocking(move || {
             let _held_until_done = permit;
-            for (event, asset) in &owned {
-                if tx.send(rules::verdict(event, asset, &rules)).is_err() {
+            for (position, asset) in &owned {
+                if tx.send(rules::verdict(&batch[*position], asset, &rules)).is_err() {
                     return; // the batch was given up
                 }
             }
@@ -330,7 +334,7 @@ impl Decider {
         if let Some(existing) = events::find(self.store.conn(), &event.source, &event.id).await? {
             return Ok(duplicate(existing));
         }
-        match self.accept_batch(std::slice::from_ref(event)).await {
+        match self.accept_batch(Arc::from([event.clone()])).await {
             Ok(mut accepted) => accepted.pop().ok_or_else(|| StoreError::NotFound(format!("event {}", event.id))),
             // Another consumer or replica stored it first: answer from what it stored.
             Err(e @ StoreError::Conflict(_)) => {
@@ -347,16 +351,17 @@ impl Decider {
     /// (group commit: one flush to disk for the lot), deciding them in order,
     /// so a later event sees the order an earlier one opened. All or nothing:
     /// on any error nothing is stored and the caller decides them one by one.
-    pub async fn accept_batch(&self, batch: &[InboundEvent]) -> Result<Vec<Accepted>, StoreError> {
+    pub async fn accept_batch(&self, batch: Arc<[InboundEvent]>) -> Result<Vec<Accepted>, StoreError> {
         let mut attempt = 0;
         let results = loop {
             attempt += 1;
-            match self.decide_batch(batch).await? {
+            match self.decide_batch(&batch).await? {
                 Some(results) => break results,
                 // Another replica opened an order for one of our new keys
                 // meanwhile: decided again, those events merge into it.
-                None if attempt < 3 => {
-                    tracing::debug!(attempt, "a new order's key was taken concurrently; deciding the batch again")
+                None if attempt < 5 => {
+                    tracing::debug!(attempt, "a new order's key was taken concurrently; deciding the batch again");
+                    tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..10))).await;
                 }
                 None => return Err(StoreError::Conflict("new orders' keys kept being taken concurrently".into())),
             }
@@ -398,13 +403,17 @@ impl Decider {
     /// a live inhibition, a comment on merge, shadow rules) first flushes
     /// what is pending and is decided against the database, as it would be
     /// alone.
-    async fn decide_batch(&self, batch: &[InboundEvent]) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
+    async fn decide_batch(&self, batch: &Arc<[InboundEvent]>) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
         let now = self.clock.now();
-        let txn = self.store.conn().begin().await?;
-        let rules = self.rules.get(&txn).await?;
-        let snap = Snapshot::load(&txn, rules, &self.policy, batch, now).await?;
+        // Reads of configuration and of what is stored already come first,
+        // outside the transaction, as does the rule evaluation: the
+        // transaction (and, on SQLite, the one connection) is held only while
+        // orders are locked and written. A duplicate stored meanwhile is still
+        // caught by the insert.
+        let conn = self.store.conn();
+        let rules = self.rules.get(conn).await?;
         let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
-        let stored = events::existing(&txn, &keys).await?;
+        let stored = events::existing(conn, &keys).await?;
         // The positions to decide; a repeat within the batch answers as its first.
         let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
         let mut repeat_of = vec![None; batch.len()];
@@ -422,17 +431,19 @@ impl Decider {
             }
         }
         let fresh_events: Vec<&InboundEvent> = fresh.iter().map(|&p| &batch[p]).collect();
-        let mappings = mapping::map_events(&txn, &fresh_events).await?;
-        let mapped = fresh_events.iter().zip(&mappings).filter_map(|(e, m)| m.as_ref().map(|m| (*e, &m.asset)));
-        let mut verdicts = self.policy.budget.verdicts(mapped.collect(), &snap.rules).await?.into_iter();
+        let mappings = mapping::map_events(conn, &fresh_events).await?;
+        let mapped = fresh.iter().zip(&mappings).filter_map(|(p, m)| m.as_ref().map(|m| (*p, &m.asset)));
+        let mut verdicts = self.policy.budget.verdicts(batch, mapped.collect(), &rules).await?.into_iter();
         let prepared: Vec<Prepared> = fresh_events
             .iter()
             .zip(mappings)
             .map(|(e, m)| {
                 let verdict = m.as_ref().and_then(|_| verdicts.next());
-                Prepared::new(e, m, verdict, &snap.rules)
+                Prepared::new(e, m, verdict, &rules)
             })
             .collect();
+        let txn = conn.begin().await?;
+        let snap = Snapshot::load(&txn, rules.clone(), &self.policy, batch, now).await?;
         let mut wanted: Vec<&str> = prepared.iter().filter_map(|p| p.key.as_deref()).collect();
         wanted.sort_unstable();
         wanted.dedup();

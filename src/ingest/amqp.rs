@@ -178,18 +178,19 @@ impl Consumer {
             }
         }
         let Some(last) = deliveries.last() else { return Ok(()) };
+        let events: Arc<[InboundEvent]> = events.into();
         if events.len() > 1 {
             // Two replicas' batches can deadlock on the same open orders;
             // PostgreSQL aborts one, which is simply tried again.
             for attempt in 1..=3 {
-                match self.decider.accept_batch(&events).await {
+                match self.decider.accept_batch(events.clone()).await {
                     Ok(_) => {
                         self.decider.metrics().batch(events.len());
                         // Every earlier delivery on this channel is settled, so
                         // `multiple` acks exactly this batch.
                         return last.ack(BasicAckOptions { multiple: true }).await.map(drop);
                     }
-                    Err(e) if is_contention(&e) && attempt < 3 => {
+                    Err(e) if e.is_contention() && attempt < 3 => {
                         tracing::info!(error = %e, source = ?std::error::Error::source(&e), attempt, "batch aborted by lock contention; trying again");
                         tokio::time::sleep(Duration::from_millis(rand::random_range(5..50))).await;
                     }
@@ -200,7 +201,7 @@ impl Consumer {
                 }
             }
         }
-        for (d, event) in deliveries.into_iter().zip(events) {
+        for (d, event) in deliveries.into_iter().zip(events.iter()) {
             self.handle(channel, d, event, cancel).await?;
         }
         Ok(())
@@ -210,7 +211,7 @@ impl Consumer {
         &self,
         channel: &Channel,
         d: Delivery,
-        event: InboundEvent,
+        event: &InboundEvent,
         cancel: &CancellationToken,
     ) -> Result<(), lapin::Error> {
         self.decider.metrics().batch(1);
@@ -220,7 +221,7 @@ impl Consumer {
         let mut wait = Duration::from_millis(200);
         let mut failures = 0;
         loop {
-            match self.decider.accept(&event).await {
+            match self.decider.accept(event).await {
                 Ok(_) => return d.ack(BasicAckOptions::default()).await.map(drop),
                 // Valid, but no decision is possible until a rule changes:
                 // keep it, with the reason, where an operator can replay it.
@@ -272,17 +273,6 @@ impl Consumer {
         };
         let traceparent = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("traceparent")).map(|(_, v)| v.as_str());
         Ok(parse::with_traceparent(event, traceparent))
-    }
-}
-
-/// A deadlock or serialization failure: the transaction may simply be retried.
-fn is_contention(e: &StoreError) -> bool {
-    use sea_orm::{DbErr, RuntimeErr};
-    match e {
-        StoreError::Db(DbErr::Exec(RuntimeErr::SqlxError(se)) | DbErr::Query(RuntimeErr::SqlxError(se))) => {
-            se.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
-        }
-        _ => false,
     }
 }
 

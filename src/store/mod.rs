@@ -44,6 +44,17 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A deadlock or serialization failure: the transaction may simply be retried.
+    pub fn is_contention(&self) -> bool {
+        use sea_orm::RuntimeErr;
+        match self {
+            Self::Db(DbErr::Exec(RuntimeErr::SqlxError(se)) | DbErr::Query(RuntimeErr::SqlxError(se))) => {
+                se.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == "40P01" || c == "40001")
+            }
+            _ => false,
+        }
+    }
+
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, Self::Db(e) if matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_))))
     }
@@ -74,6 +85,11 @@ impl Store {
                     .synchronous(SqliteSynchronous::Normal)
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
+                    // Checkpoint every 10,000 pages (40 MB of WAL) rather than
+                    // 1,000: index pages that every batch touches are copied
+                    // back to the database file less often (checkpoints were
+                    // 8 % of the service's samples under load).
+                    .pragma("wal_autocheckpoint", "10000")
             });
         let db = Database::connect(opts).await?;
         Ok(Self { db })
