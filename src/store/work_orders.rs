@@ -190,14 +190,31 @@ pub async fn insert_open_many<C: ConnectionTrait>(
     Ok(true)
 }
 
-/// The open orders holding these dedup keys, key → order id, in one
-/// statement per thousand keys. On PostgreSQL the rows are locked in key
-/// order until the transaction ends: batches of two replicas that merge into
-/// the same orders queue up on them instead of deadlocking.
+/// Namespace of the transaction-level advisory locks on dedup keys.
+const KEY_LOCKS: i32 = 0x776b;
+
+/// The open orders holding these dedup keys (sorted), key → order id, in one
+/// statement per thousand keys. On PostgreSQL every key is locked first, in
+/// key order, until the transaction ends (a transaction-level advisory lock:
+/// a key with no open order has no row to lock), then the open orders' rows:
+/// batches of two consumers or replicas that touch the same keys queue up
+/// instead of deadlocking, and one that opens an order is seen by the next.
 pub async fn open_by_keys<C: ConnectionTrait>(
     conn: &C,
     keys: &[&str],
 ) -> Result<std::collections::HashMap<String, String>, StoreError> {
+    let backend = conn.get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        for chunk in keys.chunks(1000) {
+            // A VALUES list is scanned in order, so the locks are taken in it.
+            let rows: Vec<String> = (1..=chunk.len()).map(|i| format!("(${})", i + 1)).collect();
+            let sql =
+                format!("SELECT pg_advisory_xact_lock($1, hashtext(v.k)) FROM (VALUES {}) AS v(k)", rows.join(", "));
+            let mut binds: Vec<sea_orm::Value> = vec![KEY_LOCKS.into()];
+            binds.extend(chunk.iter().map(|k| sea_orm::Value::from(*k)));
+            conn.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, binds)).await?;
+        }
+    }
     let mut out = std::collections::HashMap::with_capacity(keys.len());
     for chunk in keys.chunks(1000) {
         let mut q = work_orders::Entity::find()
