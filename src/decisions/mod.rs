@@ -461,11 +461,7 @@ impl Decider {
                         // Needs the stored state: bring it up to date first.
                         match pending.flush(&txn, now).await? {
                             Flushed::Done => {}
-                            Flushed::KeyTaken => {
-                                txn.rollback().await?;
-                                return Ok(None);
-                            }
-                            Flushed::EventStored => return self.stored_concurrently(txn, event).await,
+                            interrupted => return abandon(txn, interrupted).await,
                         }
                         let (decided, opened) = decide_prepared(&txn, event, p, &snap, policy, now, None)
                             .await?
@@ -488,7 +484,7 @@ impl Decider {
             });
             if !in_memory {
                 if !events::insert_if_new(&txn, &id, event, decided, now).await? {
-                    return self.stored_concurrently(txn, event).await;
+                    return abandon(txn, Flushed::EventStored).await;
                 }
                 continue;
             }
@@ -504,11 +500,7 @@ impl Decider {
         }
         match pending.flush(&txn, now).await? {
             Flushed::Done => {}
-            Flushed::KeyTaken => {
-                txn.rollback().await?;
-                return Ok(None);
-            }
-            Flushed::EventStored => return self.stored_concurrently(txn, &batch[fresh[0]]).await,
+            interrupted => return abandon(txn, interrupted).await,
         }
         txn.commit().await?;
         for (position, earlier) in repeat_of.into_iter().enumerate() {
@@ -519,16 +511,19 @@ impl Decider {
         }
         Ok(Some(results))
     }
+}
 
-    /// Another replica stored one of the batch's events meanwhile: nothing
-    /// is kept, and the caller goes one by one.
-    async fn stored_concurrently(
-        &self,
-        txn: store_mod::DatabaseTransaction,
-        event: &InboundEvent,
-    ) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
-        txn.rollback().await?;
-        Err(StoreError::Conflict(format!("event {} was stored concurrently", event.id)))
+/// Rolls back a batch that another transaction interfered with: a taken
+/// key is decided again (`None`); an event stored meanwhile sends the
+/// caller one by one (`Conflict`).
+async fn abandon(
+    txn: store_mod::DatabaseTransaction,
+    why: Flushed,
+) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
+    txn.rollback().await?;
+    match why {
+        Flushed::EventStored => Err(StoreError::Conflict("an event of the batch was stored concurrently".into())),
+        _ => Ok(None),
     }
 }
 

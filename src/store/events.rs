@@ -186,16 +186,11 @@ pub async fn existing<C: ConnectionTrait>(
     let mut stored: std::collections::HashSet<(String, String)> = Default::default();
     for (source, ids) in by_source {
         for chunk in ids.chunks(1000) {
-            let placeholder = |n: usize| match backend {
-                sea_orm::DbBackend::Postgres => format!("${n}"),
-                _ => format!("?{n}"),
-            };
-            let values: Vec<String> = (0..chunk.len()).map(|i| format!("({})", placeholder(i + 2))).collect();
             let sql = format!(
                 "SELECT k.column1 AS ce_id FROM (VALUES {}) AS k \
                  WHERE (SELECT 1 FROM events e WHERE e.source = {} AND e.ce_id = k.column1) IS NOT NULL",
-                values.join(", "),
-                placeholder(1)
+                super::values_rows(backend, 2, chunk.len()),
+                super::placeholder(backend, 1)
             );
             let mut binds: Vec<sea_orm::Value> = Vec::with_capacity(chunk.len() + 1);
             binds.push(source.into());

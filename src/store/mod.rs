@@ -60,6 +60,20 @@ impl StoreError {
     }
 }
 
+/// Parameter `n` (from 1) in the backend's placeholder style.
+fn placeholder(backend: sea_orm::DbBackend, n: usize) -> String {
+    match backend {
+        sea_orm::DbBackend::Postgres => format!("${n}"),
+        _ => format!("?{n}"),
+    }
+}
+
+/// `(p), (p), …`: a VALUES list of `rows` one-column rows whose parameters
+/// start at `first`.
+fn values_rows(backend: sea_orm::DbBackend, first: usize, rows: usize) -> String {
+    (first..first + rows).map(|n| format!("({})", placeholder(backend, n))).collect::<Vec<_>>().join(", ")
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,

@@ -207,9 +207,10 @@ pub async fn open_by_keys<C: ConnectionTrait>(
     if backend == sea_orm::DbBackend::Postgres {
         for chunk in keys.chunks(1000) {
             // A VALUES list is scanned in order, so the locks are taken in it.
-            let rows: Vec<String> = (1..=chunk.len()).map(|i| format!("(${})", i + 1)).collect();
-            let sql =
-                format!("SELECT pg_advisory_xact_lock($1, hashtext(v.k)) FROM (VALUES {}) AS v(k)", rows.join(", "));
+            let sql = format!(
+                "SELECT pg_advisory_xact_lock($1, hashtext(v.k)) FROM (VALUES {}) AS v(k)",
+                super::values_rows(backend, 2, chunk.len())
+            );
             let mut binds: Vec<sea_orm::Value> = vec![KEY_LOCKS.into()];
             binds.extend(chunk.iter().map(|k| sea_orm::Value::from(*k)));
             conn.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, binds)).await?;
