@@ -158,7 +158,8 @@ pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTi
         .exec_without_returning(conn)
         .await?;
     if rows == 1 {
-        add_history(conn, &o.id, OrderStatus::Pending, None, "workbridge", now, now, Some(DECIDED)).await?;
+        add_history(conn, history_row(&o.id, OrderStatus::Pending, None, "workbridge", now, now, Some(DECIDED)))
+            .await?;
     }
     Ok(rows == 1)
 }
@@ -361,20 +362,8 @@ pub struct StatusChange {
     pub note: Option<String>,
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn add_history<C: ConnectionTrait>(
-    conn: &C,
-    order_id: &str,
-    status: OrderStatus,
-    external_status: Option<&str>,
-    source: &str,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-    note: Option<&str>,
-) -> Result<(), StoreError> {
-    status_history::Entity::insert(history_row(order_id, status, external_status, source, at, now, note))
-        .exec_without_returning(conn)
-        .await?;
+async fn add_history<C: ConnectionTrait>(conn: &C, row: status_history::ActiveModel) -> Result<(), StoreError> {
+    status_history::Entity::insert(row).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -432,7 +421,7 @@ pub async fn change_status<C: ConnectionTrait>(
         get(conn, id).await?;
         return Ok(false);
     }
-    add_history(conn, id, u.status, u.external_status, u.source, u.at, now, u.note).await?;
+    add_history(conn, history_row(id, u.status, u.external_status, u.source, u.at, now, u.note)).await?;
     Ok(true)
 }
 
