@@ -352,10 +352,64 @@ impl Decider {
     /// so a later event sees the order an earlier one opened. All or nothing:
     /// on any error nothing is stored and the caller decides them one by one.
     pub async fn accept_batch(&self, batch: Arc<[InboundEvent]>) -> Result<Vec<Accepted>, StoreError> {
+        let prepared = self.prepare(batch).await?;
+        self.accept_prepared(prepared).await
+    }
+
+    /// `accept_batch` in two steps, so that a consumer can read and evaluate
+    /// the next batch while this one is being written: the reads and the
+    /// rule evaluation, outside any transaction. Nothing is written.
+    pub async fn prepare(&self, batch: Arc<[InboundEvent]>) -> Result<PreparedBatch, StoreError> {
+        let conn = self.store.conn();
+        let rules = self.rules.get(conn).await?;
+        let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
+        let stored = events::existing(conn, &keys).await?;
+        // The positions to decide; a repeat within the batch answers as its first.
+        let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
+        let mut repeat_of = vec![None; batch.len()];
+        let mut fresh = Vec::with_capacity(batch.len());
+        for (position, key) in keys.iter().enumerate() {
+            if stored.contains(&position) {
+                continue;
+            }
+            match first.entry(*key) {
+                std::collections::hash_map::Entry::Occupied(o) => repeat_of[position] = Some(*o.get()),
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(position);
+                    fresh.push(position);
+                }
+            }
+        }
+        let fresh_events: Vec<&InboundEvent> = fresh.iter().map(|&p| &batch[p]).collect();
+        let mappings = mapping::map_events(conn, &fresh_events).await?;
+        let mapped = fresh.iter().zip(&mappings).filter_map(|(p, m)| m.as_ref().map(|m| (*p, &m.asset)));
+        let mut verdicts = self.policy.budget.verdicts(&batch, mapped.collect(), &rules).await?.into_iter();
+        let items = fresh_events
+            .iter()
+            .zip(mappings)
+            .map(|(e, m)| {
+                let verdict = m.as_ref().and_then(|_| verdicts.next());
+                PreparedEvent::new(e, m, verdict, &rules)
+            })
+            .collect();
+        drop(fresh_events);
+        Ok(PreparedBatch { events: batch, rules, fresh, repeat_of, items })
+    }
+
+    /// The second step of `accept_batch`: locks, decides and writes a
+    /// prepared batch. If a new order's key was taken meanwhile, the batch is
+    /// read and decided again.
+    pub async fn accept_prepared(&self, prepared: PreparedBatch) -> Result<Vec<Accepted>, StoreError> {
+        let batch = prepared.events.clone();
+        let mut prepared = Some(prepared);
         let mut attempt = 0;
         let results = loop {
             attempt += 1;
-            match self.decide_batch(&batch).await? {
+            let this = match prepared.take() {
+                Some(p) => p,
+                None => self.prepare(batch.clone()).await?,
+            };
+            match self.decide_batch(this).await? {
                 Some(results) => break results,
                 // Another replica opened an order for one of our new keys
                 // meanwhile: decided again, those events merge into it.
@@ -391,59 +445,29 @@ impl Decider {
         Ok(out)
     }
 
-    /// One attempt at `accept_batch`: what each position became (`None`:
-    /// stored before this batch), or `None` when a new order's key was taken
-    /// by another transaction (nothing is stored; decide again).
+    /// One attempt at deciding a prepared batch: what each position became
+    /// (`None`: stored before this batch), or `None` when a new order's key
+    /// was taken by another transaction (nothing is stored; decide again).
     ///
-    /// The reads are set-based: the duplicates, the mappings, the rule
-    /// verdicts and the open orders of every dedup key are fetched once for
-    /// the batch. Most events are then decided in memory and written together
+    /// The reads are set-based: the duplicates, the mappings and the rule
+    /// verdicts were fetched once for the batch by `prepare`, and the open
+    /// orders of every dedup key are locked and read at once. Most events are then decided in memory and written together
     /// (multi-row inserts, one update for all merges). An event whose
     /// decision needs more of the stored state (a clear, debounce, cooldown,
     /// a live inhibition, a comment on merge, shadow rules) first flushes
     /// what is pending and is decided against the database, as it would be
     /// alone.
-    async fn decide_batch(&self, batch: &Arc<[InboundEvent]>) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
+    async fn decide_batch(&self, prepared: PreparedBatch) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
         let now = self.clock.now();
-        // Reads of configuration and of what is stored already come first,
-        // outside the transaction, as does the rule evaluation: the
-        // transaction (and, on SQLite, the one connection) is held only while
-        // orders are locked and written. A duplicate stored meanwhile is still
-        // caught by the insert.
-        let conn = self.store.conn();
-        let rules = self.rules.get(conn).await?;
-        let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
-        let stored = events::existing(conn, &keys).await?;
-        // The positions to decide; a repeat within the batch answers as its first.
-        let mut first: HashMap<(&str, &str), usize> = HashMap::with_capacity(batch.len());
-        let mut repeat_of = vec![None; batch.len()];
-        let mut fresh = Vec::with_capacity(batch.len());
-        for (position, key) in keys.iter().enumerate() {
-            if stored.contains(&position) {
-                continue;
-            }
-            match first.entry(*key) {
-                std::collections::hash_map::Entry::Occupied(o) => repeat_of[position] = Some(*o.get()),
-                std::collections::hash_map::Entry::Vacant(v) => {
-                    v.insert(position);
-                    fresh.push(position);
-                }
-            }
-        }
+        let PreparedBatch { events: batch, rules, fresh, repeat_of, items } = prepared;
+        let prepared: Vec<Prepared> = items.into_iter().map(|i| i.resolve(&rules)).collect();
         let fresh_events: Vec<&InboundEvent> = fresh.iter().map(|&p| &batch[p]).collect();
-        let mappings = mapping::map_events(conn, &fresh_events).await?;
-        let mapped = fresh.iter().zip(&mappings).filter_map(|(p, m)| m.as_ref().map(|m| (*p, &m.asset)));
-        let mut verdicts = self.policy.budget.verdicts(batch, mapped.collect(), &rules).await?.into_iter();
-        let prepared: Vec<Prepared> = fresh_events
-            .iter()
-            .zip(mappings)
-            .map(|(e, m)| {
-                let verdict = m.as_ref().and_then(|_| verdicts.next());
-                Prepared::new(e, m, verdict, &rules)
-            })
-            .collect();
+        // The transaction (and, on SQLite, the one connection) is held only
+        // while orders are locked and written. A duplicate stored since the
+        // batch was prepared is still caught by the insert.
+        let conn = self.store.conn();
         let txn = conn.begin().await?;
-        let snap = Snapshot::load(&txn, rules.clone(), &self.policy, batch, now).await?;
+        let snap = Snapshot::load(&txn, rules.clone(), &self.policy, &batch, now).await?;
         let mut wanted: Vec<&str> = prepared.iter().filter_map(|p| p.key.as_deref()).collect();
         wanted.sort_unstable();
         wanted.dedup();
@@ -573,6 +597,7 @@ impl<'e> Pending<'e> {
             outbox::enqueue_many(txn, &ids, outbox::KIND_CREATE, now).await?;
             self.orders.clear();
         }
+
         if !self.merges.is_empty() {
             let merges: Vec<(&str, i32, DateTime<Utc>)> =
                 self.merges.iter().map(|(id, n, at)| (id.as_str(), *n, *at)).collect();
@@ -650,6 +675,60 @@ async fn decide(
         .ok_or_else(|| StoreError::Corrupt("a decision in the database gave no answer".into()))
 }
 
+/// A batch read and evaluated by `Decider::prepare`, not yet decided.
+pub struct PreparedBatch {
+    events: Arc<[InboundEvent]>,
+    /// The set the verdicts name rules of.
+    rules: Arc<RuleSet>,
+    /// The positions to decide, in order: neither stored before nor a
+    /// repeat of an earlier position.
+    fresh: Vec<usize>,
+    /// A repeat within the batch answers as the position it repeats.
+    repeat_of: Vec<Option<usize>>,
+    /// One per fresh position.
+    items: Vec<PreparedEvent>,
+}
+
+impl std::fmt::Debug for PreparedBatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PreparedBatch").field("events", &self.events.len()).field("fresh", &self.fresh.len()).finish()
+    }
+}
+
+impl PreparedBatch {
+    pub fn events(&self) -> &Arc<[InboundEvent]> {
+        &self.events
+    }
+}
+
+/// An event mapped and evaluated, with its verdict naming rules by position
+/// (so that it owns nothing of the rule set and can wait for its turn).
+struct PreparedEvent {
+    mapping: Option<Mapping>,
+    verdict: Option<Verdict>,
+    ctx: Value,
+    key: Option<String>,
+}
+
+impl PreparedEvent {
+    fn new(event: &InboundEvent, mapping: Option<Mapping>, verdict: Option<Verdict>, rules: &RuleSet) -> Self {
+        let (Some(m), Some(verdict)) = (&mapping, verdict) else {
+            return Self { mapping: None, verdict: None, ctx: Value::Null, key: None };
+        };
+        let ctx = template_context(event, &m.asset);
+        let key = match verdict.acting(rules).map(|r| &r.action) {
+            Some(Action::Create(action)) => Some(dedup_key(action, &ctx, event, &m.asset)),
+            _ => None,
+        };
+        Self { mapping, verdict: Some(verdict), ctx, key }
+    }
+
+    fn resolve(self, rules: &RuleSet) -> Prepared<'_> {
+        let Self { mapping, verdict, ctx, key } = self;
+        Prepared { mapping, eval: verdict.map(|v| v.resolve(rules)), ctx, key }
+    }
+}
+
 /// An event mapped and evaluated, ready to decide.
 struct Prepared<'r> {
     mapping: Option<Mapping>,
@@ -663,16 +742,7 @@ struct Prepared<'r> {
 
 impl<'r> Prepared<'r> {
     fn new(event: &InboundEvent, mapping: Option<Mapping>, verdict: Option<Verdict>, rules: &'r RuleSet) -> Self {
-        let (Some(m), Some(verdict)) = (&mapping, verdict) else {
-            return Self { mapping: None, eval: None, ctx: Value::Null, key: None };
-        };
-        let eval = verdict.resolve(rules);
-        let ctx = template_context(event, &m.asset);
-        let key = match eval.acting.map(|r| &r.action) {
-            Some(Action::Create(action)) => Some(dedup_key(action, &ctx, event, &m.asset)),
-            _ => None,
-        };
-        Self { mapping, eval: Some(eval), ctx, key }
+        PreparedEvent::new(event, mapping, verdict, rules).resolve(rules)
     }
 }
 

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::parse::{self, IngestError};
 use crate::config::AmqpSettings;
-use crate::decisions::Decider;
+use crate::decisions::{Decider, PreparedBatch};
 use crate::domain::InboundEvent;
 use crate::store::StoreError;
 
@@ -48,6 +48,13 @@ impl BrokerStatus {
             s.last_error = error;
         }
     }
+}
+
+/// A batch between the two stages: its deliveries, in order, and the
+/// prepared events (or the events, when preparing them failed).
+struct Staged {
+    deliveries: Vec<Delivery>,
+    prepared: Result<PreparedBatch, Arc<[InboundEvent]>>,
 }
 
 pub struct Consumer {
@@ -105,37 +112,41 @@ impl Consumer {
         *connected = true;
         self.status.set(true, None);
         tracing::info!(queue = %s.queue, prefetch = s.prefetch, "consuming");
+        // Two stages, so that the service reads and evaluates the next batch
+        // while the database writes this one: `receive` parses and prepares
+        // batches in delivery order, `commit` decides and acks them in that
+        // same order. At most one prepared batch waits between them.
+        let (staged_tx, staged_rx) = tokio::sync::mpsc::channel(1);
+        let received = tokio::try_join!(
+            self.receive(&channel, &mut deliveries, staged_tx, cancel),
+            self.commit(&channel, staged_rx, cancel),
+        );
+        if received.is_ok() {
+            // Cancelled: unacked deliveries return to the queue when the channel closes.
+            let _ = channel.close(200, "shutdown".into()).await;
+            let _ = conn.close(200, "shutdown".into()).await;
+        }
+        received.map(drop)
+    }
+
+    /// Takes what the broker has already sent (never waiting for more, up
+    /// to `batch_max`), dead-letters what does not parse and prepares the
+    /// rest. Ends when cancelled.
+    async fn receive(
+        &self,
+        channel: &Channel,
+        deliveries: &mut lapin::Consumer,
+        staged: tokio::sync::mpsc::Sender<Staged>,
+        cancel: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
+        let s = &self.settings;
         loop {
             let delivery = tokio::select! {
-                _ = cancel.cancelled() => {
-                    // Unacked deliveries return to the queue when the channel closes.
-                    let _ = channel.close(200, "shutdown".into()).await;
-                    let _ = conn.close(200, "shutdown".into()).await;
-                    return Ok(());
-                }
+                _ = cancel.cancelled() => return Ok(()),
                 d = deliveries.next() => d,
             };
-            match delivery {
-                Some(Ok(d)) => {
-                    // Group commit: take what the broker has already sent
-                    // (never wait for more), and decide it in one transaction.
-                    let mut batch = vec![d];
-                    let mut failed = None;
-                    while batch.len() < s.batch_max.max(1) {
-                        match deliveries.next().now_or_never() {
-                            Some(Some(Ok(d))) => batch.push(d),
-                            Some(Some(Err(e))) => {
-                                failed = Some(e);
-                                break;
-                            }
-                            Some(None) | None => break,
-                        }
-                    }
-                    self.handle_batch(&channel, batch, cancel).await?;
-                    if let Some(e) = failed {
-                        return Err(e);
-                    }
-                }
+            let first = match delivery {
+                Some(Ok(d)) => d,
                 Some(Err(e)) => return Err(e),
                 None => {
                     return Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
@@ -143,21 +154,44 @@ impl Consumer {
                         "consumer stream ended",
                     )));
                 }
+            };
+            let mut batch = vec![first];
+            let mut failed = None;
+            while batch.len() < s.batch_max.max(1) {
+                match deliveries.next().now_or_never() {
+                    Some(Some(Ok(d))) => batch.push(d),
+                    Some(Some(Err(e))) => {
+                        failed = Some(e);
+                        break;
+                    }
+                    Some(None) | None => break,
+                }
+            }
+            let (deliveries_ok, events) = self.parse_batch(channel, batch).await?;
+            if !events.is_empty() {
+                let events: Arc<[InboundEvent]> = events.into();
+                // A batch that cannot be prepared (the database is away, a
+                // rule runs too long) is decided by `commit` as it can.
+                let prepared = self.decider.prepare(events.clone()).await.map_err(|e| {
+                    tracing::info!(error = %e, size = events.len(), "preparing a batch failed");
+                    events
+                });
+                if staged.send(Staged { deliveries: deliveries_ok, prepared }).await.is_err() {
+                    return Ok(()); // `commit` has stopped, with an error of its own
+                }
+            }
+            if let Some(e) = failed {
+                return Err(e);
             }
         }
     }
 
-    /// Dead-letters what does not parse, decides the rest in one
-    /// transaction and acks them all with one `multiple` ack after the
-    /// commit. If the batch fails, its messages are decided one by one,
-    /// which isolates a message that cannot be decided and retries the
-    /// database while it is away.
-    async fn handle_batch(
+    /// Dead-letters what does not parse; returns the rest, in order.
+    async fn parse_batch(
         &self,
         channel: &Channel,
         batch: Vec<Delivery>,
-        cancel: &CancellationToken,
-    ) -> Result<(), lapin::Error> {
+    ) -> Result<(Vec<Delivery>, Vec<InboundEvent>), lapin::Error> {
         let mut deliveries = Vec::with_capacity(batch.len());
         let mut events = Vec::with_capacity(batch.len());
         for d in batch {
@@ -177,30 +211,66 @@ impl Consumer {
                 }
             }
         }
+        Ok((deliveries, events))
+    }
+
+    /// Decides the staged batches in order until `receive` stops.
+    async fn commit(
+        &self,
+        channel: &Channel,
+        mut staged: tokio::sync::mpsc::Receiver<Staged>,
+        cancel: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
+        while let Some(batch) = staged.recv().await {
+            self.commit_batch(channel, batch, cancel).await?;
+        }
+        Ok(())
+    }
+
+    /// Decides a batch in one transaction and acks it with one `multiple`
+    /// ack after the commit. If the batch fails, its messages are decided
+    /// one by one, which isolates a message that cannot be decided and
+    /// retries the database while it is away.
+    async fn commit_batch(
+        &self,
+        channel: &Channel,
+        batch: Staged,
+        cancel: &CancellationToken,
+    ) -> Result<(), lapin::Error> {
+        let Staged { deliveries, prepared } = batch;
         let Some(last) = deliveries.last() else { return Ok(()) };
-        let events: Arc<[InboundEvent]> = events.into();
-        if events.len() > 1 {
-            // Two replicas' batches can deadlock on the same open orders;
-            // PostgreSQL aborts one, which is simply tried again.
-            for attempt in 1..=3 {
-                match self.decider.accept_batch(events.clone()).await {
-                    Ok(_) => {
-                        self.decider.metrics().batch(events.len());
-                        // Every earlier delivery on this channel is settled, so
-                        // `multiple` acks exactly this batch.
-                        return last.ack(BasicAckOptions { multiple: true }).await.map(drop);
-                    }
-                    Err(e) if e.is_contention() && attempt < 3 => {
-                        tracing::info!(error = %e, source = ?std::error::Error::source(&e), attempt, "batch aborted by lock contention; trying again");
-                        tokio::time::sleep(Duration::from_millis(rand::random_range(5..50))).await;
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, source = ?std::error::Error::source(&e), size = events.len(), "batch failed; deciding one by one");
-                        break;
+        let events = match prepared {
+            Ok(prepared) => {
+                let events = prepared.events().clone();
+                // Two replicas' batches can deadlock on the same open orders;
+                // PostgreSQL aborts one, which is simply tried again.
+                let mut next = Some(prepared);
+                for attempt in 1..=3 {
+                    let outcome = match next.take() {
+                        Some(prepared) => self.decider.accept_prepared(prepared).await,
+                        None => self.decider.accept_batch(events.clone()).await,
+                    };
+                    match outcome {
+                        Ok(_) => {
+                            self.decider.metrics().batch(events.len());
+                            // Every earlier delivery on this channel is settled, so
+                            // `multiple` acks exactly this batch.
+                            return last.ack(BasicAckOptions { multiple: true }).await.map(drop);
+                        }
+                        Err(e) if e.is_contention() && attempt < 3 => {
+                            tracing::info!(error = %e, source = ?std::error::Error::source(&e), attempt, "batch aborted by lock contention; trying again");
+                            tokio::time::sleep(Duration::from_millis(rand::random_range(5..50))).await;
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, source = ?std::error::Error::source(&e), size = events.len(), "batch failed; deciding one by one");
+                            break;
+                        }
                     }
                 }
+                events
             }
-        }
+            Err(events) => events,
+        };
         for (d, event) in deliveries.into_iter().zip(events.iter()) {
             self.handle(channel, d, event, cancel).await?;
         }

@@ -291,6 +291,11 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// The rule that acts, in `rules`, the set this verdict was computed on.
+    pub fn acting<'r>(&self, rules: &'r RuleSet) -> Option<&'r Rule> {
+        self.acting.map(|p| &rules.at(p).rule)
+    }
+
     /// The evaluation against `rules`, the set this verdict was computed on.
     pub fn resolve(self, rules: &RuleSet) -> Evaluation<'_> {
         Evaluation {

@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
-    sea_query::OnConflict,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
+    QueryOrder, QuerySelect, sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -83,28 +83,28 @@ pub struct Decided {
     pub trace: serde_json::Value,
 }
 
-fn row(id: String, event: &InboundEvent, decided: Decided, received_at: DateTime<Utc>) -> events::ActiveModel {
-    events::ActiveModel {
-        id: Set(id),
-        source: Set(event.source.clone()),
-        ce_id: Set(event.id.clone()),
-        kind: Set(event.kind.as_str().to_owned()),
-        subject: Set(event.subject.clone()),
-        event_time: Set(event.time),
-        received_at: Set(received_at),
-        state: Set(event.state.as_str().to_owned()),
-        code: Set(event.code.clone()),
-        severity: Set(event.severity.as_str().to_owned()),
-        site: Set(decided.site),
-        asset_id: Set(decided.asset_id),
-        mapped_by: Set(decided.mapped_by.map(str::to_owned)),
-        outcome: Set(decided.outcome.as_str().to_owned()),
-        rule_id: Set(decided.rule_id),
-        rule_version: Set(decided.rule_version),
-        work_order_id: Set(decided.work_order_id),
-        trace: Set(decided.trace),
-        payload: Set(event.cloudevent.clone()),
-        dedup_key: Set(decided.dedup_key),
+fn row(id: String, event: &InboundEvent, decided: Decided, received_at: DateTime<Utc>) -> events::Model {
+    events::Model {
+        id,
+        source: event.source.clone(),
+        ce_id: event.id.clone(),
+        kind: event.kind.as_str().to_owned(),
+        subject: event.subject.clone(),
+        event_time: event.time,
+        received_at,
+        state: event.state.as_str().to_owned(),
+        code: event.code.clone(),
+        severity: event.severity.as_str().to_owned(),
+        site: decided.site,
+        asset_id: decided.asset_id,
+        mapped_by: decided.mapped_by.map(str::to_owned),
+        outcome: decided.outcome.as_str().to_owned(),
+        rule_id: decided.rule_id,
+        rule_version: decided.rule_version,
+        work_order_id: decided.work_order_id,
+        trace: decided.trace,
+        payload: event.cloudevent.clone(),
+        dedup_key: decided.dedup_key,
     }
 }
 
@@ -121,37 +121,25 @@ pub async fn insert_if_new<C: ConnectionTrait>(
     decided: Decided,
     received_at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let rows = events::Entity::insert(row(id.to_owned(), event, decided, received_at))
+    let rows = events::Entity::insert(row(id.to_owned(), event, decided, received_at).into_active_model().reset_all())
         .on_conflict(unless_stored())
         .exec_without_returning(conn)
         .await?;
     Ok(rows == 1)
 }
 
-/// Rows per multi-row insert: 20 columns each, well inside the bind limits
-/// of both databases.
-const INSERT_CHUNK: usize = 500;
-
-/// Inserts decided events, a few hundred per statement; `false` when one of
-/// them is stored already (another replica took it meanwhile): the caller
-/// then rolls back.
+/// Inserts decided events in one statement (`store::insert_rows`);
+/// `false` when one of them is stored already (another replica took it
+/// meanwhile): the caller then rolls back.
 pub async fn insert_many<C: ConnectionTrait>(
     conn: &C,
     rows: Vec<(String, &InboundEvent, Decided)>,
     received_at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let chunk: Vec<events::ActiveModel> =
-            rows.by_ref().take(INSERT_CHUNK).map(|(id, e, d)| row(id, e, d, received_at)).collect();
-        let want = chunk.len() as u64;
-        let inserted =
-            events::Entity::insert_many(chunk).on_conflict(unless_stored()).exec_without_returning(conn).await?;
-        if inserted != want {
-            return Ok(false);
-        }
-    }
-    Ok(true)
+    let want = rows.len() as u64;
+    let rows: Vec<events::Model> = rows.into_iter().map(|(id, e, d)| row(id, e, d, received_at)).collect();
+    let unique = [events::Column::Source, events::Column::CeId];
+    Ok(super::insert_rows::<events::Entity, _>(conn, rows, Some(&unique)).await? == want)
 }
 
 /// The stored event with this (source, id), if any.

@@ -74,6 +74,67 @@ fn values_rows(backend: sea_orm::DbBackend, first: usize, rows: usize) -> String
     (first..first + rows).map(|n| format!("({})", placeholder(backend, n))).collect::<Vec<_>>().join(", ")
 }
 
+/// Inserts rows, skipping those that conflict on `unique` (when given);
+/// returns how many were written.
+///
+/// On PostgreSQL all rows go in one statement whose only parameter is the
+/// rows as one JSON document (`json_populate_recordset`; the model's field
+/// names are the column names): its text is the same whatever the number of
+/// rows, so it is prepared once, and PostgreSQL reads the document faster
+/// than it binds and plans a multi-row VALUES (128 events: 10 ms against 6).
+/// SQLite takes multi-row VALUES, within its limit of bound parameters.
+pub(crate) async fn insert_rows<E, C>(
+    conn: &C,
+    rows: Vec<E::Model>,
+    unique: Option<&[E::Column]>,
+) -> Result<u64, StoreError>
+where
+    E: EntityTrait,
+    E::Model: Serialize + sea_orm::IntoActiveModel<E::ActiveModel>,
+    C: ConnectionTrait,
+{
+    use sea_orm::{ActiveModelTrait, IdenStatic, IntoActiveModel, Iterable};
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let backend = conn.get_database_backend();
+    if backend == sea_orm::DbBackend::Postgres {
+        let table = E::default().table_name();
+        let columns: Vec<&str> = E::Column::iter().map(|c| c.as_str()).collect();
+        let columns = columns.join(", ");
+        let on_conflict = match unique {
+            Some(cols) => {
+                let cols: Vec<&str> = cols.iter().map(|c| c.as_str()).collect();
+                format!(" ON CONFLICT ({}) DO NOTHING", cols.join(", "))
+            }
+            None => String::new(),
+        };
+        let sql = format!(
+            "INSERT INTO {table} ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::{table}, $1::json){on_conflict}"
+        );
+        let doc =
+            serde_json::to_string(&rows).map_err(|e| StoreError::Corrupt(format!("rows of {table} as JSON: {e}")))?;
+        let done = conn.execute_raw(sea_orm::Statement::from_sql_and_values(backend, sql, [doc.into()])).await?;
+        return Ok(done.rows_affected());
+    }
+    // SQLite binds at most 32,766 parameters a statement.
+    let per_statement = (30_000 / E::Column::iter().count().max(1)).max(1);
+    let mut written = 0;
+    let mut rows = rows.into_iter().peekable();
+    while rows.peek().is_some() {
+        let chunk = rows.by_ref().take(per_statement).map(|m| m.into_active_model().reset_all());
+        let insert = E::insert_many(chunk);
+        written += match unique {
+            Some(cols) => {
+                let conflict = sea_orm::sea_query::OnConflict::columns(cols.iter().copied()).do_nothing().to_owned();
+                insert.on_conflict(conflict).exec_without_returning(conn).await?
+            }
+            None => insert.exec_without_returning(conn).await?,
+        };
+    }
+    Ok(written)
+}
+
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,

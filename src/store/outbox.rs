@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Statement,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
+    PaginatorTrait, QueryFilter, Statement,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -54,20 +54,20 @@ pub async fn enqueue_retry<C: ConnectionTrait>(
     insert(conn, work_order_id, kind, 1, now).await
 }
 
-fn row(work_order_id: &str, kind: &str, attempts: i32, now: DateTime<Utc>) -> outbox::ActiveModel {
-    outbox::ActiveModel {
-        id: Set(new_id()),
-        work_order_id: Set(work_order_id.to_owned()),
-        kind: Set(kind.to_owned()),
-        status: Set(DeliveryStatus::Pending.as_str().to_owned()),
-        attempts: Set(attempts),
-        next_attempt_at: Set(now),
-        locked_until: Set(None),
-        claims: Set(0),
-        claim_token: Set(None),
-        last_error: Set(None),
-        created_at: Set(now),
-        updated_at: Set(now),
+fn row(work_order_id: &str, kind: &str, attempts: i32, now: DateTime<Utc>) -> outbox::Model {
+    outbox::Model {
+        id: new_id(),
+        work_order_id: work_order_id.to_owned(),
+        kind: kind.to_owned(),
+        status: DeliveryStatus::Pending.as_str().to_owned(),
+        attempts,
+        next_attempt_at: now,
+        locked_until: None,
+        claims: 0,
+        claim_token: None,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
     }
 }
 
@@ -78,7 +78,9 @@ async fn insert<C: ConnectionTrait>(
     attempts: i32,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    outbox::Entity::insert(row(work_order_id, kind, attempts, now)).exec_without_returning(conn).await?;
+    outbox::Entity::insert(row(work_order_id, kind, attempts, now).into_active_model().reset_all())
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
@@ -89,9 +91,8 @@ pub async fn enqueue_many<C: ConnectionTrait>(
     kind: &str,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    for chunk in work_order_ids.chunks(500) {
-        outbox::Entity::insert_many(chunk.iter().map(|id| row(id, kind, 0, now))).exec_without_returning(conn).await?;
-    }
+    let rows = work_order_ids.iter().map(|id| row(id, kind, 0, now)).collect();
+    super::insert_rows::<outbox::Entity, _>(conn, rows, None).await?;
     Ok(())
 }
 

@@ -2,8 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveValue::Set,
-    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 use serde::{Deserialize, Serialize};
@@ -94,34 +93,34 @@ pub struct NewOrder {
     pub trace: serde_json::Value,
 }
 
-fn open_row(o: &NewOrder, now: DateTime<Utc>) -> work_orders::ActiveModel {
-    work_orders::ActiveModel {
-        id: Set(o.id.clone()),
-        connector: Set(o.connector.clone()),
-        rule_id: Set(o.rule_id.clone()),
-        rule_version: Set(o.rule_version),
-        dedup_key: Set(o.dedup_key.clone()),
-        open_key: Set(Some(o.dedup_key.clone())),
-        asset_id: Set(o.asset_id.clone()),
-        site: Set(o.site.clone()),
-        title: Set(o.title.clone()),
-        description: Set(o.description.clone()),
-        work_type: Set(o.work_type.clone()),
-        priority: Set(o.priority),
-        status: Set(OrderStatus::Pending.as_str().to_owned()),
-        external_id: Set(None),
-        external_url: Set(None),
-        event_count: Set(1),
-        first_event_time: Set(o.event_time),
-        last_event_time: Set(o.event_time),
-        created_at: Set(now),
-        updated_at: Set(now),
-        delivered_at: Set(None),
-        trace: Set(o.trace.clone()),
-        last_error: Set(None),
-        due_by: Set(o.due_by),
-        last_comment_at: Set(None),
-        polled_at: Set(None),
+fn open_row(o: &NewOrder, now: DateTime<Utc>) -> work_orders::Model {
+    work_orders::Model {
+        id: o.id.clone(),
+        connector: o.connector.clone(),
+        rule_id: o.rule_id.clone(),
+        rule_version: o.rule_version,
+        dedup_key: o.dedup_key.clone(),
+        open_key: Some(o.dedup_key.clone()),
+        asset_id: o.asset_id.clone(),
+        site: o.site.clone(),
+        title: o.title.clone(),
+        description: o.description.clone(),
+        work_type: o.work_type.clone(),
+        priority: o.priority,
+        status: OrderStatus::Pending.as_str().to_owned(),
+        external_id: None,
+        external_url: None,
+        event_count: 1,
+        first_event_time: o.event_time,
+        last_event_time: o.event_time,
+        created_at: now,
+        updated_at: now,
+        delivered_at: None,
+        trace: o.trace.clone(),
+        last_error: None,
+        due_by: o.due_by,
+        last_comment_at: None,
+        polled_at: None,
     }
 }
 
@@ -133,17 +132,17 @@ fn history_row(
     at: DateTime<Utc>,
     now: DateTime<Utc>,
     note: Option<&str>,
-) -> status_history::ActiveModel {
-    status_history::ActiveModel {
-        id: Set(new_id()),
-        work_order_id: Set(order_id.to_owned()),
-        status: Set(status.as_str().to_owned()),
-        external_status: Set(external_status.map(str::to_owned)),
-        source: Set(source.to_owned()),
-        at: Set(at),
-        recorded_at: Set(now),
-        note: Set(note.map(str::to_owned)),
-        published_at: Set(None),
+) -> status_history::Model {
+    status_history::Model {
+        id: new_id(),
+        work_order_id: order_id.to_owned(),
+        status: status.as_str().to_owned(),
+        external_status: external_status.map(str::to_owned),
+        source: source.to_owned(),
+        at,
+        recorded_at: now,
+        note: note.map(str::to_owned),
+        published_at: None,
     }
 }
 
@@ -153,7 +152,7 @@ const DECIDED: &str = "decided";
 /// (then `false`, nothing written): the unique index on `open_key`
 /// serialises concurrent decisions, across replicas too.
 pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let rows = work_orders::Entity::insert(open_row(o, now))
+    let rows = work_orders::Entity::insert(open_row(o, now).into_active_model().reset_all())
         .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
         .exec_without_returning(conn)
         .await?;
@@ -174,20 +173,14 @@ pub async fn insert_open_many<C: ConnectionTrait>(
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     orders.sort_unstable_by(|a, b| a.dedup_key.cmp(&b.dedup_key));
-    for chunk in orders.chunks(250) {
-        let rows = work_orders::Entity::insert_many(chunk.iter().map(|o| open_row(o, now)))
-            .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
-            .exec_without_returning(conn)
-            .await?;
-        if rows != chunk.len() as u64 {
-            return Ok(false);
-        }
-        status_history::Entity::insert_many(
-            chunk.iter().map(|o| history_row(&o.id, OrderStatus::Pending, None, "workbridge", now, now, Some(DECIDED))),
-        )
-        .exec_without_returning(conn)
-        .await?;
+    let rows = orders.iter().map(|o| open_row(o, now)).collect();
+    let unique = [work_orders::Column::OpenKey];
+    if super::insert_rows::<work_orders::Entity, _>(conn, rows, Some(&unique)).await? != orders.len() as u64 {
+        return Ok(false);
     }
+    let history =
+        orders.iter().map(|o| history_row(&o.id, OrderStatus::Pending, None, "workbridge", now, now, Some(DECIDED)));
+    super::insert_rows::<status_history::Entity, _>(conn, history.collect(), None).await?;
     Ok(true)
 }
 
@@ -362,8 +355,8 @@ pub struct StatusChange {
     pub note: Option<String>,
 }
 
-async fn add_history<C: ConnectionTrait>(conn: &C, row: status_history::ActiveModel) -> Result<(), StoreError> {
-    status_history::Entity::insert(row).exec_without_returning(conn).await?;
+async fn add_history<C: ConnectionTrait>(conn: &C, row: status_history::Model) -> Result<(), StoreError> {
+    status_history::Entity::insert(row.into_active_model().reset_all()).exec_without_returning(conn).await?;
     Ok(())
 }
 
@@ -502,7 +495,7 @@ pub async fn mark_delivered_many<C: ConnectionTrait>(
         let note = Some("created in the EAM");
         history_row(&d.order_id, OrderStatus::Created, d.external_status.as_deref(), &d.source, now, now, note)
     });
-    status_history::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    super::insert_rows::<status_history::Entity, _>(conn, rows.collect(), None).await?;
     Ok(())
 }
 

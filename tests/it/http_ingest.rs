@@ -81,6 +81,41 @@ async fn same_event_in_every_mode_is_stored_identically(backend: Backend) {
 }
 on_both_backends!(same_event_in_every_mode_is_stored_identically);
 
+/// A batch is written with one multi-row statement (on PostgreSQL, its rows
+/// travel as one JSON document): text that JSON escapes, and numbers, come
+/// back exactly as they were sent.
+async fn a_batch_keeps_every_character_and_number(backend: Backend) {
+    let app = spawn_app(backend, Options::default()).await;
+    app.setup_flow(sandbox_connector()).await;
+    let mut odd = alert("odd-1");
+    odd["data"]["message"] = json!("quote \" backslash \\ tab \t newline \n unicode é 温度 🔥 \u{1} end");
+    odd["data"]["value"] = json!(0.1 + 0.2);
+    odd["data"]["context"] = json!({"nested": {"list": [1, -2.5e-7, null, true, "x\"y"]}, "big": 9007199254740993_u64});
+    let mut plain = alert("odd-2");
+    plain["subject"] = json!("BEDFORD.PUMPING.MX101.BRG_TEMP'; DROP TABLE events; --");
+    let r = app
+        .client
+        .post(app.url("/v1/events"))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(json!([odd, plain]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let batch: Value = r.json().await.unwrap();
+    assert_eq!(batch["accepted"], 2, "{batch}");
+    for sent in [&odd, &plain] {
+        let (s, stored) = app.get(&format!("/v1/events/{}", sent["id"].as_str().unwrap())).await;
+        assert_eq!(s, 200);
+        assert_eq!(&stored["cloudevent"], sent);
+        assert_eq!(stored["subject"], sent["subject"]);
+    }
+    let (_, first) = app.get("/v1/events/odd-1").await;
+    assert_eq!(first["outcome"], "created");
+    assert_eq!(first["cloudevent"]["data"]["value"].as_f64(), Some(0.1 + 0.2));
+}
+on_both_backends!(a_batch_keeps_every_character_and_number);
+
 async fn bad_input_gets_a_problem_and_stores_nothing(backend: Backend) {
     let app = spawn_app(backend, Options::default()).await;
     let post = |body: Vec<u8>, ct: &'static str| {
