@@ -191,7 +191,8 @@ impl Dispatcher {
 
     /// What a batch of deliveries needs from the database, in a few statements.
     async fn prefetch(&self, by_order: &[Vec<Claimed>]) -> Result<Prefetched, StoreError> {
-        let conn = self.store.conn();
+        // Committed rows only (the claim is): on SQLite, beside the writer.
+        let conn = self.store.reads();
         let ids: Vec<&str> = by_order.iter().map(|g| g[0].work_order_id.as_str()).collect();
         let orders = work_orders::get_many(conn, &ids).await?;
         let mut names: Vec<&str> = orders.values().map(|o| o.connector.as_str()).collect();

@@ -360,7 +360,7 @@ impl Decider {
     /// the next batch while this one is being written: the reads and the
     /// rule evaluation, outside any transaction. Nothing is written.
     pub async fn prepare(&self, batch: Arc<[InboundEvent]>) -> Result<PreparedBatch, StoreError> {
-        let conn = self.store.conn();
+        let conn = self.store.reads();
         let rules = self.rules.get(conn).await?;
         let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
         let stored = events::existing(conn, &keys).await?;

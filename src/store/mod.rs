@@ -138,6 +138,10 @@ where
 #[derive(Clone, Debug)]
 pub struct Store {
     db: DatabaseConnection,
+    /// SQLite file: read-only connections for reads that need not see the
+    /// writer's open transaction (WAL readers never block it), so that a
+    /// batch can be read and evaluated while the previous one is written.
+    reader: Option<DatabaseConnection>,
 }
 
 impl Store {
@@ -167,7 +171,22 @@ impl Store {
                     .foreign_keys(true)
             });
         let db = Database::connect(opts).await?;
-        Ok(Self { db })
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let reader = if sqlite && !in_memory {
+            let mut opts = ConnectOptions::new(url.to_owned());
+            opts.max_connections(2)
+                .min_connections(0)
+                .acquire_timeout(Duration::from_secs(10))
+                .test_before_acquire(false)
+                .sqlx_logging(false)
+                .map_sqlx_sqlite_opts(|o| {
+                    o.read_only(true).create_if_missing(false).busy_timeout(Duration::from_secs(10))
+                });
+            Some(Database::connect(opts).await?)
+        } else {
+            None
+        };
+        Ok(Self { db, reader })
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
@@ -180,6 +199,13 @@ impl Store {
         &self.db
     }
 
+    /// For reads that may miss what a transaction in progress writes: on an
+    /// SQLite file, a read-only connection beside the writer; otherwise the
+    /// pool.
+    pub fn reads(&self) -> &DatabaseConnection {
+        self.reader.as_ref().unwrap_or(&self.db)
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.db.execute_unprepared("SELECT 1").await?;
         Ok(())
@@ -190,6 +216,9 @@ impl Store {
     }
 
     pub async fn close(self) {
+        if let Some(reader) = self.reader {
+            let _ = reader.close().await;
+        }
         let _ = self.db.close().await;
     }
 }
