@@ -15,7 +15,8 @@
 //! key and open an order, 60 % repeat a key already opened and merge, and
 //! 20 % are split among an ignore rule, a site under a maintenance window
 //! (suppressed) and tags that map to no asset. The outcomes printed are the
-//! ones stored by the service, compared with the plan.
+//! ones stored by the service, compared with the plan. `--mix new-orders`
+//! makes every event open an order, to load the delivery path.
 //!
 //! It prints throughput (events decided per second, orders delivered per
 //! second), latency publish → decision and publish → order received by the
@@ -114,6 +115,16 @@ struct Args {
     /// Seed of the event plan (same seed, same events).
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// The mix: `realistic` (20 % new orders, 60 % merges, 20 % others) or
+    /// `new-orders` (every event opens an order: the delivery path at full load).
+    #[arg(long, value_enum, default_value_t = Mix::Realistic)]
+    mix: Mix,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum Mix {
+    Realistic,
+    NewOrders,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -291,8 +302,8 @@ struct Planned {
 }
 
 /// Blocks of ten events, shuffled: 2 new keys, 6 repeats of an opened key,
-/// 2 others (ignored, suppressed, unmapped in turn).
-fn plan(reg: &Registry, n: usize, seed: u64) -> Res<Vec<Planned>> {
+/// 2 others (ignored, suppressed, unmapped in turn); or only new keys.
+fn plan(reg: &Registry, n: usize, seed: u64, mix: Mix) -> Res<Vec<Planned>> {
     let mut rng = StdRng::seed_from_u64(seed);
     let active: Vec<usize> = (0..reg.equipment.len()).filter(|&i| reg.equipment[i].site != SHUTDOWN_SITE).collect();
     let shut: Vec<usize> = (0..reg.equipment.len()).filter(|&i| reg.equipment[i].site == SHUTDOWN_SITE).collect();
@@ -301,7 +312,7 @@ fn plan(reg: &Registry, n: usize, seed: u64) -> Res<Vec<Planned>> {
     }
     let mut fresh: Vec<(usize, usize)> = active.iter().flat_map(|&a| (0..CODES.len()).map(move |c| (a, c))).collect();
     fresh.shuffle(&mut rng);
-    let creates = n.div_ceil(10) * 2;
+    let creates = if mix == Mix::NewOrders { n } else { n.div_ceil(10) * 2 };
     if creates > fresh.len() {
         return Err(format!("{n} events need {creates} (asset, code) keys; the registry has {}", fresh.len()).into());
     }
@@ -327,6 +338,9 @@ fn plan(reg: &Registry, n: usize, seed: u64) -> Res<Vec<Planned>> {
             Expect::Ignored,
             Expect::Ignored,
         ];
+        if mix == Mix::NewOrders {
+            block = [Expect::Created; 10];
+        }
         block.shuffle(&mut rng);
         if opened.is_empty() {
             // A repeat needs a key opened before it.
@@ -1073,7 +1087,7 @@ async fn execute(run: &mut Run) -> Res<bool> {
 
     // Plan first: a registry too small for the run fails before anything starts.
     let reg = registry(args.assets);
-    let plan = Arc::new(plan(&reg, args.events, args.seed)?);
+    let plan = Arc::new(plan(&reg, args.events, args.seed, args.mix)?);
     let mut expected: HashMap<Expect, i64> = HashMap::new();
     for p in plan.iter() {
         *expected.entry(p.expect).or_default() += 1;

@@ -153,6 +153,8 @@ pub struct AmqpSettings {
     pub binding_key: String,
     pub dead_letter_exchange: String,
     pub dead_letter_queue: String,
+    /// Unacked messages the broker sends ahead (basic.qos): at least twice
+    /// `batch_max`, so that the next batch fills while one is written.
     pub prefetch: u16,
     /// Most messages decided in one transaction (group commit); a batch is
     /// what has arrived while the previous one was being committed, so a
@@ -310,8 +312,8 @@ impl Settings {
             ("amqp.binding_key", "#".into()),
             ("amqp.dead_letter_exchange", "workbridge.dlx".into()),
             ("amqp.dead_letter_queue", "workbridge.events.dead".into()),
-            ("amqp.prefetch", 256.into()),
-            ("amqp.batch_max", 128.into()),
+            ("amqp.prefetch", 1024.into()),
+            ("amqp.batch_max", 256.into()),
             ("amqp.consumers", 1.into()),
             ("amqp.delivery_limit", 5.into()),
             ("amqp.max_message_bytes", (256 * 1024).into()),

@@ -15,6 +15,7 @@ mod m20261125_000010_audit;
 mod m20261125_000011_poll_lease;
 mod m20261125_000012_outbox_claims;
 mod m20261125_000013_inhibit_indexes;
+mod m20261130_000014_delivery_indexes;
 
 pub struct Migrator;
 
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000011_poll_lease::Migration),
             Box::new(m20261125_000012_outbox_claims::Migration),
             Box::new(m20261125_000013_inhibit_indexes::Migration),
+            Box::new(m20261130_000014_delivery_indexes::Migration),
         ]
     }
 }
@@ -59,5 +61,30 @@ mod tests {
         assert!(!manager.has_table("events").await.unwrap());
         Migrator::up(&db, None).await.unwrap();
         assert!(manager.has_table("events").await.unwrap());
+    }
+
+    /// The delivery path's reads stay index lookups on SQLite, which has no
+    /// statistics to steer it (the dispatcher and the lifecycle publisher
+    /// once scanned, then sorted, their whole backlog every round).
+    #[tokio::test]
+    async fn delivery_reads_use_their_indexes() {
+        use sea_orm_migration::sea_orm::{ConnectionTrait, Statement};
+        let db = Database::connect("sqlite::memory:").await.unwrap();
+        Migrator::up(&db, None).await.unwrap();
+        let plan = async |sql: &str| -> String {
+            let rows = db
+                .query_all_raw(Statement::from_string(db.get_database_backend(), format!("EXPLAIN QUERY PLAN {sql}")))
+                .await
+                .unwrap();
+            rows.iter().map(|r| r.try_get::<String>("", "detail").unwrap()).collect::<Vec<_>>().join("; ")
+        };
+        let first_events =
+            plan("SELECT work_order_id, payload FROM events WHERE work_order_id IN ('a', 'b') AND outcome = 'created'")
+                .await;
+        assert!(first_events.contains("ix_events_work_order_outcome"), "{first_events}");
+        let unpublished =
+            plan("SELECT * FROM status_history WHERE published_at IS NULL ORDER BY recorded_at, id LIMIT 100").await;
+        assert!(unpublished.contains("ix_status_history_unpublished_order"), "{unpublished}");
+        assert!(!unpublished.contains("TEMP B-TREE"), "no sort of the backlog: {unpublished}");
     }
 }
