@@ -836,6 +836,11 @@ async fn decide_prepared(
 }
 
 fn dedup_key(action: &CreateAction, ctx: &Value, event: &InboundEvent, asset: &Asset) -> String {
+    if action.dedup_key == rules::DEFAULT_DEDUP_KEY {
+        // What the default template renders, without handing the whole
+        // context to the template engine for every event.
+        return format!("{}:{}", asset.id, event.code).trim().to_owned();
+    }
     template::render(&action.dedup_key, ctx)
         .ok()
         .map(|k| k.trim().to_owned())
@@ -1180,6 +1185,40 @@ impl Step<'_> {
                     format!("alert cleared; order {id} cancelled (it had not started)"),
                 ))
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default dedup key skips the template engine: it must be what the
+    /// template renders, whatever the asset id and code hold.
+    #[test]
+    fn the_default_dedup_key_is_what_its_template_renders() {
+        let action: CreateAction = serde_json::from_value(json!({"connector": "c"})).unwrap();
+        assert_eq!(action.dedup_key, rules::DEFAULT_DEDUP_KEY);
+        for (id, code) in [("P-101", "HIGH_TEMP"), ("A <&> \"b\" {{x}}", " é/ü 温度 "), ("x ", "  C  ")] {
+            let asset = Asset {
+                id: id.into(),
+                site: "S".into(),
+                name: "N".into(),
+                class: "C".into(),
+                criticality: None,
+                parent: None,
+                eam_system: None,
+            };
+            let event: InboundEvent = crate::ingest::parse::structured(
+                json!({"specversion": "1.0", "id": "e", "source": "s", "type": "tdl.alert", "subject": "T",
+                       "data": {"state": "raised", "code": code, "severity": "minor"}})
+                .to_string()
+                .as_bytes(),
+            )
+            .unwrap_or_else(|e| panic!("{code:?}: {e}"));
+            let ctx = template_context(&event, &asset);
+            let rendered = template::render(rules::DEFAULT_DEDUP_KEY, &ctx).unwrap().trim().to_owned();
+            assert_eq!(dedup_key(&action, &ctx, &event, &asset), rendered, "{id:?} {code:?}");
         }
     }
 }

@@ -29,17 +29,31 @@ pub fn check(src: &str) -> Result<(), String> {
 }
 
 pub fn render(src: &str, ctx: impl Serialize) -> Result<String, String> {
-    if !src.contains("{{") && !src.contains("{%") && !src.contains("{#") {
+    if is_literal(src) {
         // A literal: nothing to compile.
         return Ok(src.to_owned());
     }
-    env().render_str(src, minijinja::Value::from(minijinja::value::Serde(ctx))).map_err(|e| e.to_string())
+    render_value(src, minijinja::Value::from(minijinja::value::Serde(ctx)))
+}
+
+fn is_literal(src: &str) -> bool {
+    !src.contains("{{") && !src.contains("{%") && !src.contains("{#")
+}
+
+fn render_value(src: &str, ctx: minijinja::Value) -> Result<String, String> {
+    env().render_str(src, ctx).map_err(|e| e.to_string())
 }
 
 /// Renders every string leaf of a JSON template. A leaf that is one
 /// expression alone (`"{{ order.priority }}"`) keeps the expression's type,
 /// so numbers stay numbers and objects stay objects.
 pub fn render_json(template: &serde_json::Value, ctx: &serde_json::Value) -> Result<serde_json::Value, String> {
+    // The context becomes MiniJinja's once for all the leaves (converting it
+    // took most of a body's rendering when it was done for each leaf).
+    render_json_leaves(template, &minijinja::Value::from(minijinja::value::Serde(ctx)))
+}
+
+fn render_json_leaves(template: &serde_json::Value, ctx: &minijinja::Value) -> Result<serde_json::Value, String> {
     use serde_json::Value;
     Ok(match template {
         Value::String(s) => {
@@ -47,19 +61,23 @@ pub fn render_json(template: &serde_json::Value, ctx: &serde_json::Value) -> Res
             let single = t.starts_with("{{") && t.ends_with("}}") && t.matches("{{").count() == 1 && !t.contains("{%");
             if single {
                 let expr = env().compile_expression(&t[2..t.len() - 2]).map_err(|e| e.to_string())?;
-                let v = expr.eval(minijinja::Value::from(minijinja::value::Serde(ctx))).map_err(|e| e.to_string())?;
+                let v = expr.eval(ctx.clone()).map_err(|e| e.to_string())?;
                 if v.is_undefined() || v.is_none() {
                     Value::Null
                 } else {
                     serde_json::to_value(&v).map_err(|e| e.to_string())?
                 }
+            } else if is_literal(s) {
+                Value::String(s.clone())
             } else {
-                Value::String(render(s, ctx)?)
+                Value::String(render_value(s, ctx.clone())?)
             }
         }
-        Value::Array(items) => Value::Array(items.iter().map(|i| render_json(i, ctx)).collect::<Result<_, _>>()?),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|i| render_json_leaves(i, ctx)).collect::<Result<_, _>>()?)
+        }
         Value::Object(map) => Value::Object(
-            map.iter().map(|(k, v)| Ok((k.clone(), render_json(v, ctx)?))).collect::<Result<_, String>>()?,
+            map.iter().map(|(k, v)| Ok((k.clone(), render_json_leaves(v, ctx)?))).collect::<Result<_, String>>()?,
         ),
         other => other.clone(),
     })
