@@ -50,6 +50,24 @@ impl BrokerStatus {
     }
 }
 
+/// Stops the receiving stage when the committing one gives up (or the
+/// consumer is dropped).
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl AbortOnDrop {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
+}
+
 /// A batch between the two stages: its deliveries, in order, and the
 /// prepared events (or the events, when preparing them failed).
 struct Staged {
@@ -57,6 +75,7 @@ struct Staged {
     prepared: Result<PreparedBatch, Arc<[InboundEvent]>>,
 }
 
+#[derive(Clone)]
 pub struct Consumer {
     settings: AmqpSettings,
     decider: Decider,
@@ -115,18 +134,30 @@ impl Consumer {
         // Two stages, so that the service reads and evaluates the next batch
         // while the database writes this one: `receive` parses and prepares
         // batches in delivery order, `commit` decides and acks them in that
-        // same order. At most one prepared batch waits between them.
+        // same order. At most one prepared batch waits between them. They
+        // run as two tasks, so that their CPU work can use two cores.
         let (staged_tx, staged_rx) = tokio::sync::mpsc::channel(1);
-        let received = tokio::try_join!(
-            self.receive(&channel, &mut deliveries, staged_tx, cancel),
-            self.commit(&channel, staged_rx, cancel),
-        );
-        if received.is_ok() {
-            // Cancelled: unacked deliveries return to the queue when the channel closes.
-            let _ = channel.close(200, "shutdown".into()).await;
-            let _ = conn.close(200, "shutdown".into()).await;
-        }
-        received.map(drop)
+        let receiver = {
+            let (this, channel, cancel) = (self.clone(), channel.clone(), cancel.clone());
+            tokio::spawn(async move { this.receive(&channel, &mut deliveries, staged_tx, &cancel).await })
+        };
+        let guard = AbortOnDrop(Some(receiver.abort_handle()));
+        // Ends once `receive` has ended (its sender dropped) and what it
+        // staged is decided, or at `commit`'s first error (which stops
+        // `receive` as `guard` drops).
+        self.commit(&channel, staged_rx, cancel).await?;
+        guard.disarm();
+        receiver.await.map_err(|e| {
+            tracing::error!(error = %e, "the receiving stage of the consumer failed");
+            lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
+                lapin::ChannelState::Error,
+                "receiving stage failed",
+            ))
+        })??;
+        // Cancelled: unacked deliveries return to the queue when the channel closes.
+        let _ = channel.close(200, "shutdown".into()).await;
+        let _ = conn.close(200, "shutdown".into()).await;
+        Ok(())
     }
 
     /// Takes what the broker has already sent (never waiting for more, up
