@@ -160,9 +160,9 @@ pub struct AmqpSettings {
     /// what has arrived while the previous one was being committed, so a
     /// quiet queue still gets one message per transaction, without delay.
     pub batch_max: usize,
-    /// Consumers per replica, each on its own connection and channel: while
-    /// one waits for its commit, another decides (PostgreSQL; SQLite's one
-    /// connection serialises them anyway).
+    /// Consumers per replica, each on its own connection and channel. Each
+    /// already overlaps reading the next batch with writing the last, so a
+    /// second one rarely gains, and it can reorder one key's events.
     pub consumers: usize,
     /// Deliveries of one message before the broker dead-letters it
     /// (quorum queue `x-delivery-limit`).

@@ -81,7 +81,8 @@ fn values_rows(backend: sea_orm::DbBackend, first: usize, rows: usize) -> String
 /// rows as one JSON document (`json_populate_recordset`; the model's field
 /// names are the column names): its text is the same whatever the number of
 /// rows, so it is prepared once, and PostgreSQL reads the document faster
-/// than it binds and plans a multi-row VALUES (128 events: 10 ms against 6).
+/// than it binds and plans a multi-row VALUES (the events of a 20,000-event
+/// load run: 1.5 s against 2.3 s).
 /// SQLite takes multi-row VALUES, within its limit of bound parameters.
 pub(crate) async fn insert_rows<E, C>(
     conn: &C,
