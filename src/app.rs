@@ -167,7 +167,9 @@ impl Application {
         let dispatcher =
             Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake, breakers.clone())
                 .with_metrics(metrics.clone());
-        workers.spawn(dispatcher.clone().run(cancel.child_token()));
+        for _ in 0..settings.outbox.workers.max(1) {
+            workers.spawn(dispatcher.clone().run(cancel.child_token()));
+        }
         let poller = Poller::new(store.clone(), clock.clone(), dispatcher.clone(), settings.sync.clone());
         workers.spawn(poller.run(cancel.child_token()));
 

@@ -209,8 +209,12 @@ impl AmqpSettings {
 pub struct OutboxSettings {
     pub poll_interval_ms: u64,
     pub batch_size: u64,
-    /// Deliveries (of different orders) in flight at once per replica.
+    /// Deliveries (of different orders) in flight at once per worker.
     pub concurrency: usize,
+    /// Delivery loops per replica, each claiming its own batches (as
+    /// replicas do): one claims and records while another's requests are
+    /// in flight. At most `workers × concurrency` requests at once.
+    pub workers: usize,
     /// Delivery attempts before an order is marked `failed`.
     pub max_attempts: u32,
     pub backoff_min_ms: u64,
@@ -323,6 +327,7 @@ impl Settings {
             ("outbox.poll_interval_ms", 1000.into()),
             ("outbox.batch_size", 32.into()),
             ("outbox.concurrency", 8.into()),
+            ("outbox.workers", 2.into()),
             ("outbox.max_attempts", 8.into()),
             ("outbox.backoff_min_ms", 1000.into()),
             ("outbox.backoff_max_ms", 300_000.into()),

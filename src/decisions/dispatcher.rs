@@ -104,8 +104,12 @@ impl Dispatcher {
     pub async fn run(self, cancel: CancellationToken) {
         loop {
             match self.dispatch_once().await {
-                // A full batch: there may be more due right now.
-                Ok(n) if n as u64 >= self.settings.batch_size => continue,
+                // A full batch: there may be more due right now; an idle
+                // sibling worker takes the next batch meanwhile.
+                Ok(n) if n as u64 >= self.settings.batch_size => {
+                    self.wake.notify_one();
+                    continue;
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "outbox dispatch failed; will retry"),
             }
