@@ -456,6 +456,23 @@ pub async fn mark_delivered_many<C: ConnectionTrait>(
     if delivered.is_empty() {
         return Ok(());
     }
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        // Lock the orders in dedup-key order, as decisions do
+        // (`open_by_keys`): updating them in whatever order the scan met
+        // them deadlocked with a decision merging into the same orders
+        // (PostgreSQL notices only after `deadlock_timeout`, a second).
+        let ids: Vec<&str> = delivered.iter().map(|d| d.order_id.as_str()).collect();
+        work_orders::Entity::find()
+            .select_only()
+            .column(work_orders::Column::Id)
+            .filter(work_orders::Column::Id.is_in(ids))
+            .order_by_asc(work_orders::Column::OpenKey)
+            .order_by_asc(work_orders::Column::Id)
+            .lock_exclusive()
+            .into_tuple::<String>()
+            .all(conn)
+            .await?;
+    }
     let id = || Expr::col(work_orders::Column::Id);
     let (mut external_id, mut external_url) = (CaseStatement::new(), CaseStatement::new());
     for d in delivered {
