@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, sea_query::OnConflict,
+    ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder, QuerySelect,
+    sea_query::OnConflict,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -121,7 +121,7 @@ pub async fn insert_if_new<C: ConnectionTrait>(
     decided: Decided,
     received_at: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let rows = events::Entity::insert(row(id.to_owned(), event, decided, received_at).into_active_model().reset_all())
+    let rows = events::Entity::insert(super::new_row(row(id.to_owned(), event, decided, received_at)))
         .on_conflict(unless_stored())
         .exec_without_returning(conn)
         .await?;

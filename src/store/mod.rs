@@ -74,6 +74,11 @@ fn values_rows(backend: sea_orm::DbBackend, first: usize, rows: usize) -> String
     (first..first + rows).map(|n| format!("({})", placeholder(backend, n))).collect::<Vec<_>>().join(", ")
 }
 
+/// A model as a row to insert: every column set.
+pub(crate) fn new_row<A: sea_orm::ActiveModelTrait, M: sea_orm::IntoActiveModel<A>>(model: M) -> A {
+    model.into_active_model().reset_all()
+}
+
 /// Inserts rows, skipping those that conflict on `unique` (when given);
 /// returns how many were written.
 ///
@@ -94,7 +99,7 @@ where
     E::Model: Serialize + sea_orm::IntoActiveModel<E::ActiveModel>,
     C: ConnectionTrait,
 {
-    use sea_orm::{ActiveModelTrait, IdenStatic, IntoActiveModel, Iterable};
+    use sea_orm::{IdenStatic, Iterable};
     if rows.is_empty() {
         return Ok(0);
     }
@@ -123,7 +128,7 @@ where
     let mut written = 0;
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let chunk = rows.by_ref().take(per_statement).map(|m| m.into_active_model().reset_all());
+        let chunk = rows.by_ref().take(per_statement).map(new_row);
         let insert = E::insert_many(chunk);
         written += match unique {
             Some(cols) => {

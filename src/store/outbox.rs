@@ -3,8 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, IntoActiveModel,
-    PaginatorTrait, QueryFilter, Statement,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, FromQueryResult, PaginatorTrait, QueryFilter, Statement,
     sea_query::{Expr, ExprTrait},
 };
 
@@ -78,7 +77,7 @@ async fn insert<C: ConnectionTrait>(
     attempts: i32,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    outbox::Entity::insert(row(work_order_id, kind, attempts, now).into_active_model().reset_all())
+    outbox::Entity::insert(super::new_row(row(work_order_id, kind, attempts, now)))
         .exec_without_returning(conn)
         .await?;
     Ok(())

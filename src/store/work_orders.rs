@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     sea_query::{Expr, OnConflict},
 };
 use serde::{Deserialize, Serialize};
@@ -152,7 +152,7 @@ const DECIDED: &str = "decided";
 /// (then `false`, nothing written): the unique index on `open_key`
 /// serialises concurrent decisions, across replicas too.
 pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTime<Utc>) -> Result<bool, StoreError> {
-    let rows = work_orders::Entity::insert(open_row(o, now).into_active_model().reset_all())
+    let rows = work_orders::Entity::insert(super::new_row(open_row(o, now)))
         .on_conflict(OnConflict::column(work_orders::Column::OpenKey).do_nothing().to_owned())
         .exec_without_returning(conn)
         .await?;
@@ -163,8 +163,8 @@ pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTi
     Ok(rows == 1)
 }
 
-/// `insert_open` for many orders with distinct keys, a few hundred per
-/// statement, in key order (two replicas inserting the same keys wait for
+/// `insert_open` for many orders with distinct keys, in one statement
+/// (`store::insert_rows`), in key order (two replicas inserting the same keys wait for
 /// each other in the same order). `false` when another transaction holds one
 /// of the keys: the caller must roll back, as some rows may be written.
 pub async fn insert_open_many<C: ConnectionTrait>(
@@ -356,7 +356,7 @@ pub struct StatusChange {
 }
 
 async fn add_history<C: ConnectionTrait>(conn: &C, row: status_history::Model) -> Result<(), StoreError> {
-    status_history::Entity::insert(row.into_active_model().reset_all()).exec_without_returning(conn).await?;
+    status_history::Entity::insert(super::new_row(row)).exec_without_returning(conn).await?;
     Ok(())
 }
 
