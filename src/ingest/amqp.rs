@@ -172,6 +172,16 @@ impl Consumer {
     ) -> Result<(), lapin::Error> {
         let s = &self.settings;
         loop {
+            // Take a batch only once it can be staged: while `commit` is
+            // busy with one batch and another waits, messages accumulate into
+            // the next batch instead of leaving in a small one.
+            let slot = tokio::select! {
+                _ = cancel.cancelled() => return Ok(()),
+                slot = staged.reserve() => match slot {
+                    Ok(slot) => slot,
+                    Err(_) => return Ok(()), // `commit` has stopped, with an error of its own
+                },
+            };
             let delivery = tokio::select! {
                 _ = cancel.cancelled() => return Ok(()),
                 d = deliveries.next() => d,
@@ -207,9 +217,7 @@ impl Consumer {
                     tracing::info!(error = %e, size = events.len(), "preparing a batch failed");
                     events
                 });
-                if staged.send(Staged { deliveries: deliveries_ok, prepared }).await.is_err() {
-                    return Ok(()); // `commit` has stopped, with an error of its own
-                }
+                slot.send(Staged { deliveries: deliveries_ok, prepared });
             }
             if let Some(e) = failed {
                 return Err(e);
