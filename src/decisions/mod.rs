@@ -392,7 +392,6 @@ impl Decider {
                 PreparedEvent::new(e, m, verdict, &rules)
             })
             .collect();
-        drop(fresh_events);
         Ok(PreparedBatch { events: batch, rules, fresh, repeat_of, items })
     }
 
@@ -451,8 +450,9 @@ impl Decider {
     ///
     /// The reads are set-based: the duplicates, the mappings and the rule
     /// verdicts were fetched once for the batch by `prepare`, and the open
-    /// orders of every dedup key are locked and read at once. Most events are then decided in memory and written together
-    /// (multi-row inserts, one update for all merges). An event whose
+    /// orders of every dedup key are locked and read at once. Most events
+    /// are then decided in memory and written together (multi-row inserts,
+    /// one update for all merges). An event whose
     /// decision needs more of the stored state (a clear, debounce, cooldown,
     /// a live inhibition, a comment on merge, shadow rules) first flushes
     /// what is pending and is decided against the database, as it would be
@@ -597,7 +597,6 @@ impl<'e> Pending<'e> {
             outbox::enqueue_many(txn, &ids, outbox::KIND_CREATE, now).await?;
             self.orders.clear();
         }
-
         if !self.merges.is_empty() {
             let merges: Vec<(&str, i32, DateTime<Utc>)> =
                 self.merges.iter().map(|(id, n, at)| (id.as_str(), *n, *at)).collect();

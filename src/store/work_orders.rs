@@ -446,7 +446,7 @@ pub struct Delivered {
     pub source: String,
 }
 
-/// Records creates the EAM confirmed: three statements for the lot.
+/// Records creates the EAM confirmed: a few statements for the lot.
 pub async fn mark_delivered_many<C: ConnectionTrait>(
     conn: &C,
     delivered: &[Delivered],
