@@ -112,7 +112,7 @@ pub struct Application {
 }
 
 /// Installs the one TLS provider (ring) for outbound HTTPS.
-fn install_tls_provider() {
+pub(crate) fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

@@ -58,17 +58,29 @@ struct TokenReply {
 #[derive(Debug, Default)]
 pub struct TokenCache {
     tokens: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
+    /// Held while a token is fetched: deliveries that need one at the same
+    /// moment (several delivery loops, a round's concurrent requests) wait
+    /// for the first fetch and use its token instead of each asking.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl TokenCache {
+    fn cached(&self, cfg: &OAuth2Config) -> Option<String> {
+        let tokens = self.tokens.lock().unwrap_or_else(|p| p.into_inner());
+        tokens.get(&cfg.key()).filter(|(_, until)| *until > Utc::now()).map(|(token, _)| token.clone())
+    }
+
     /// A valid access token: cached, or fetched with the client credentials.
     pub async fn bearer(&self, http: &reqwest::Client, cfg: &OAuth2Config) -> Result<String, ConnectorError> {
-        let now = Utc::now();
-        if let Some((token, until)) = self.tokens.lock().unwrap_or_else(|p| p.into_inner()).get(&cfg.key())
-            && *until > now
-        {
-            return Ok(token.clone());
+        if let Some(token) = self.cached(cfg) {
+            return Ok(token);
         }
+        let _fetching = self.fetching.lock().await;
+        if let Some(token) = self.cached(cfg) {
+            return Ok(token); // fetched by whoever held the lock before
+        }
+        // Its lifetime counts from before the request.
+        let now = Utc::now();
         let secret = cfg.client_secret.resolve().map_err(|message| ConnectorError::Permanent { message })?;
         let mut form = vec![
             ("grant_type", "client_credentials"),
@@ -110,5 +122,37 @@ impl TokenCache {
     /// Forgets the token after the EAM refused it (401).
     pub fn invalidate(&self, cfg: &OAuth2Config) {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner()).remove(&cfg.key());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{method, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// Deliveries that need a token at the same moment share one fetch.
+    #[tokio::test]
+    async fn concurrent_deliveries_fetch_one_token() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/oauth_token.do"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({"access_token": "t-1", "expires_in": 1800}))
+                    .set_delay(Duration::from_millis(100)),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        let cfg: OAuth2Config = serde_json::from_value(serde_json::json!({
+            "token_url": format!("{}/oauth_token.do", server.uri()), "client_id": "wb", "client_secret": "shh"
+        }))
+        .unwrap();
+        crate::app::install_tls_provider();
+        let (cache, http) = (TokenCache::default(), reqwest::Client::new());
+        let tokens = futures_util::future::join_all((0..8).map(|_| cache.bearer(&http, &cfg))).await;
+        assert!(tokens.iter().all(|t| t.as_deref().ok() == Some("t-1")), "{tokens:?}");
+        server.verify().await;
     }
 }
