@@ -16,6 +16,7 @@ mod m20261125_000011_poll_lease;
 mod m20261125_000012_outbox_claims;
 mod m20261125_000013_inhibit_indexes;
 mod m20261130_000014_delivery_indexes;
+mod m20261130_000015_events_lz4;
 
 pub struct Migrator;
 
@@ -37,6 +38,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000012_outbox_claims::Migration),
             Box::new(m20261125_000013_inhibit_indexes::Migration),
             Box::new(m20261130_000014_delivery_indexes::Migration),
+            Box::new(m20261130_000015_events_lz4::Migration),
         ]
     }
 }

@@ -121,10 +121,13 @@ pub async fn claim<C: ConnectionTrait>(
     let backend = conn.get_database_backend();
     let sql = match backend {
         DbBackend::Postgres => {
-            "UPDATE outbox SET locked_until = $1, claims = claims + 1, claim_token = $4 WHERE id IN (\
+            // `= ANY(ARRAY(…))`, not `IN (…)`: with `IN` the planner joined
+            // the claimed ids to a scan of the whole table, delivered rows
+            // and all, so that each claim cost more as the outbox grew.
+            "UPDATE outbox SET locked_until = $1, claims = claims + 1, claim_token = $4 WHERE id = ANY(ARRAY(\
                SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $2 \
                AND (locked_until IS NULL OR locked_until < $2) \
-               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) \
+               ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED)) \
              RETURNING id, work_order_id, kind, attempts, claims, claim_token"
         }
         _ => {

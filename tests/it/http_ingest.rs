@@ -1,3 +1,4 @@
+use sea_orm::ConnectionTrait;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, FIXTURES, Options, alert, sandbox_connector, spawn_app};
@@ -93,18 +94,23 @@ async fn a_batch_keeps_every_character_and_number(backend: Backend) {
     odd["data"]["context"] = json!({"nested": {"list": [1, -2.5e-7, null, true, "x\"y"]}, "big": 9007199254740993_u64});
     let mut plain = alert("odd-2");
     plain["subject"] = json!("BEDFORD.PUMPING.MX101.BRG_TEMP'; DROP TABLE events; --");
+    // No time and an unknown tag: the columns that stay empty are NULL, not
+    // an empty string or a zero.
+    let mut bare = alert("odd-3");
+    bare.as_object_mut().unwrap().remove("time");
+    bare["subject"] = json!("NOWHERE.NO.SUCH.TAG");
     let r = app
         .client
         .post(app.url("/v1/events"))
         .header("content-type", "application/cloudevents-batch+json")
-        .body(json!([odd, plain]).to_string())
+        .body(json!([odd, plain, bare]).to_string())
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
     let batch: Value = r.json().await.unwrap();
-    assert_eq!(batch["accepted"], 2, "{batch}");
-    for sent in [&odd, &plain] {
+    assert_eq!(batch["accepted"], 3, "{batch}");
+    for sent in [&odd, &plain, &bare] {
         let (s, stored) = app.get(&format!("/v1/events/{}", sent["id"].as_str().unwrap())).await;
         assert_eq!(s, 200);
         assert_eq!(&stored["cloudevent"], sent);
@@ -113,6 +119,38 @@ async fn a_batch_keeps_every_character_and_number(backend: Backend) {
     let (_, first) = app.get("/v1/events/odd-1").await;
     assert_eq!(first["outcome"], "created");
     assert_eq!(first["cloudevent"]["data"]["value"].as_f64(), Some(0.1 + 0.2));
+    assert!(first["time"].is_string() && first["rule_version"].is_number(), "{first}");
+    let (_, unmapped) = app.get("/v1/events/odd-3").await;
+    assert_eq!(unmapped["outcome"], "unmapped", "{unmapped}");
+    for empty in ["time", "asset_id", "mapped_by", "rule_id", "rule_version", "work_order_id"] {
+        assert!(unmapped[empty].is_null(), "{empty}: {unmapped}");
+    }
+    let null_keys = app
+        .store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            app.store.conn().get_database_backend(),
+            "SELECT COUNT(*) AS n FROM events WHERE ce_id = 'odd-3' AND dedup_key IS NULL AND event_time IS NULL",
+        ))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(null_keys.try_get::<i64>("", "n").unwrap(), 1);
+    if backend == Backend::Postgres {
+        // Migration 15: traces are compressed with LZ4 (this server has it).
+        let rows = app
+            .store
+            .conn()
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                "SELECT attcompression::text AS c FROM pg_attribute \
+                 WHERE attrelid = 'events'::regclass AND attname IN ('trace', 'payload')",
+            ))
+            .await
+            .unwrap();
+        let methods: Vec<String> = rows.iter().map(|r| r.try_get("", "c").unwrap()).collect();
+        assert_eq!(methods, ["l", "l"]);
+    }
 }
 on_both_backends!(a_batch_keeps_every_character_and_number);
 
