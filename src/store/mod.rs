@@ -181,7 +181,10 @@ where
         let mut elements = Vec::with_capacity(rows.len());
         for value in values {
             let value = match value {
-                Value::Json(Some(json)) => Value::from(json.to_string()),
+                // Straight to bytes: `Display` writes through a formatter.
+                Value::Json(Some(json)) => Value::from(
+                    serde_json::to_string(&json).map_err(|e| StoreError::Corrupt(format!("{table}.{name}: {e}")))?,
+                ),
                 other => other,
             };
             let null = value_is_null(&value);
