@@ -12,7 +12,7 @@ macro_rules! no_relations {
 pub mod events {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "events")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -149,7 +149,7 @@ pub mod rule_versions {
 pub mod work_orders {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "work_orders")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -186,7 +186,7 @@ pub mod work_orders {
 pub mod outbox {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "outbox")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -209,7 +209,7 @@ pub mod outbox {
 pub mod status_history {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, DeriveEntityModel, serde::Serialize)]
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
     #[sea_orm(table_name = "status_history")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

@@ -97,7 +97,7 @@ pub(crate) async fn insert_rows<E, C>(
 ) -> Result<u64, StoreError>
 where
     E: EntityTrait,
-    E::Model: Serialize + sea_orm::IntoActiveModel<E::ActiveModel>,
+    E::Model: sea_orm::IntoActiveModel<E::ActiveModel>,
     C: ConnectionTrait,
 {
     use sea_orm::Iterable;
@@ -172,6 +172,8 @@ where
                     "",
                     Value::from(chrono::DateTime::<chrono::Utc>::UNIX_EPOCH),
                 ),
+                // A type none of the inserted tables has yet: the tests,
+                // which run every insert on PostgreSQL, would say so.
                 Some(other) => {
                     return Err(StoreError::Corrupt(format!("{table}.{name}: no array type for {other:?}")));
                 }
