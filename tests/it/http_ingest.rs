@@ -82,9 +82,10 @@ async fn same_event_in_every_mode_is_stored_identically(backend: Backend) {
 }
 on_both_backends!(same_event_in_every_mode_is_stored_identically);
 
-/// A batch is written with one multi-row statement (on PostgreSQL, its rows
-/// travel as one JSON document): text that JSON escapes, and numbers, come
-/// back exactly as they were sent.
+/// A batch is written with one multi-row statement (on PostgreSQL, one
+/// array per column, nullable columns with a mask): text that JSON escapes,
+/// numbers, and the columns an event leaves empty come back exactly as they
+/// were sent.
 async fn a_batch_keeps_every_character_and_number(backend: Backend) {
     let app = spawn_app(backend, Options::default()).await;
     app.setup_flow(sandbox_connector()).await;
