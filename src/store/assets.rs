@@ -47,11 +47,46 @@ const IN_CHUNK: usize = 1000;
 pub async fn get_many<C: ConnectionTrait>(conn: &C, ids: &[&str]) -> Result<HashMap<String, Asset>, StoreError> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IN_CHUNK) {
-        for m in assets::Entity::find().filter(assets::Column::Id.is_in(chunk.iter().copied())).all(conn).await? {
+        let found = match by_key_on_postgres(conn, "assets", "id", chunk) {
+            Some(statement) => assets::Entity::find().from_raw_sql(statement).all(conn).await?,
+            None => assets::Entity::find().filter(assets::Column::Id.is_in(chunk.iter().copied())).all(conn).await?,
+        };
+        for m in found {
             out.insert(m.id.clone(), to_asset(m));
         }
     }
     Ok(out)
+}
+
+/// PostgreSQL: the rows whose `key` is among `keys`, looked up one key at a
+/// time through the key's index. For a batch's few hundred keys, `IN (…)`
+/// made the planner (at the default `random_page_cost`) scan the whole
+/// table and test each row against the list: 7 ms a batch for the 30,000
+/// tags of the load run, against 1–2 ms by index. The `LIMIT 1` keeps the
+/// lookup a nested loop (the key is unique). `None` on SQLite, which looks
+/// an `IN` list up by index anyway.
+fn by_key_on_postgres<C: ConnectionTrait>(
+    conn: &C,
+    table: &str,
+    key: &str,
+    keys: &[&str],
+) -> Option<sea_orm::Statement> {
+    use sea_orm::sea_query::{ArrayType, Value};
+    if conn.get_database_backend() != sea_orm::DbBackend::Postgres {
+        return None;
+    }
+    let mut keys = keys.to_vec();
+    keys.sort_unstable();
+    keys.dedup();
+    let keys: Vec<Value> = keys.into_iter().map(Value::from).collect();
+    Some(sea_orm::Statement::from_sql_and_values(
+        sea_orm::DbBackend::Postgres,
+        format!(
+            "SELECT t.* FROM unnest($1::text[]) AS k(key) \
+             CROSS JOIN LATERAL (SELECT * FROM {table} WHERE {key} = k.key LIMIT 1) AS t"
+        ),
+        [Value::Array(ArrayType::String, Some(Box::new(keys)))],
+    ))
 }
 
 /// The owners of these historian tags: tag → asset id.
@@ -61,9 +96,16 @@ pub async fn owners_of_tags<C: ConnectionTrait>(
 ) -> Result<HashMap<String, String>, StoreError> {
     let mut out = HashMap::with_capacity(tags.len());
     for chunk in tags.chunks(IN_CHUNK) {
-        for t in
-            asset_tags::Entity::find().filter(asset_tags::Column::Tag.is_in(chunk.iter().copied())).all(conn).await?
-        {
+        let found = match by_key_on_postgres(conn, "asset_tags", "tag", chunk) {
+            Some(statement) => asset_tags::Entity::find().from_raw_sql(statement).all(conn).await?,
+            None => {
+                asset_tags::Entity::find()
+                    .filter(asset_tags::Column::Tag.is_in(chunk.iter().copied()))
+                    .all(conn)
+                    .await?
+            }
+        };
+        for t in found {
             out.insert(t.tag, t.asset_id);
         }
     }
