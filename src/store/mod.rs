@@ -179,7 +179,8 @@ where
                 }
             },
         };
-        let mut nulls = Vec::with_capacity(rows.len());
+        let nullable = def.is_null();
+        let mut nulls = Vec::with_capacity(if nullable { rows.len() } else { 0 });
         let mut elements = Vec::with_capacity(rows.len());
         for value in values {
             let value = match value {
@@ -190,13 +191,15 @@ where
                 other => other,
             };
             let null = value_is_null(&value);
-            nulls.push(Value::from(null));
+            if nullable {
+                nulls.push(Value::from(null));
+            }
             elements.push(if null { placeholder.clone() } else { value });
         }
         params.push(Value::Array(array, Some(Box::new(elements))));
         unnest.push(format!("${}::{sql_type}[]", params.len()));
         aliases.push(format!("v_{name}"));
-        if def.is_null() {
+        if nullable {
             params.push(Value::Array(ArrayType::Bool, Some(Box::new(nulls))));
             unnest.push(format!("${}::bool[]", params.len()));
             aliases.push(format!("n_{name}"));
