@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::AmqpSettings;
+use crate::ingest::amqp::until_connection_lost;
 use crate::store::Store;
 use crate::store::work_orders::{self, Unpublished};
 
@@ -93,6 +94,14 @@ impl LifecyclePublisher {
     ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let props = ConnectionProperties::default().with_connection_name("workbridge lifecycle".into());
         let conn = Connection::connect(&self.settings.url, props).await?;
+        until_connection_lost("lifecycle publisher", &conn, self.publish_on(&conn, cancel), |_| {}).await
+    }
+
+    async fn publish_on(
+        &self,
+        conn: &Connection,
+        cancel: &CancellationToken,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
         let channel = conn.create_channel().await?;
         let exchange = self.settings.lifecycle_exchange.as_str();
         channel
@@ -126,6 +135,12 @@ impl LifecyclePublisher {
                 self.publish_round(self.store.conn(), &channel).await?
             };
             if published == 0 {
+                // Idle, it sends nothing that would fail: it looks at the
+                // connection instead, so that an outage is noticed (and the
+                // reconnecting starts) before the next change to publish.
+                if !conn.status().connected() {
+                    return Err("the broker connection is lost".into());
+                }
                 tokio::select! {
                     _ = cancel.cancelled() => {
                         let _ = conn.close(200, "shutdown".into()).await;

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer};
@@ -159,11 +161,16 @@ on_both_backends!(bad_messages_are_dead_lettered_with_the_reason);
 
 /// The broker pid of the service's connection, found by its name.
 fn service_connection(queue: &str) -> Option<String> {
+    connection_pid(&format!("workbridge {queue}"))
+}
+
+/// The broker pid of the connection named `name`.
+fn connection_pid(name: &str) -> Option<String> {
     let out = std::process::Command::new("rabbitmqctl")
         .args(["list_connections", "pid", "client_properties"])
         .output()
         .expect("rabbitmqctl runs");
-    let needle = format!("{{\"connection_name\",\"workbridge {queue}\"}}");
+    let needle = format!("{{\"connection_name\",\"{name}\"}}");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find(|l| l.contains(&needle))
@@ -194,6 +201,49 @@ async fn the_consumer_reconnects_after_the_broker_drops_it() {
     assert_eq!(order["event_count"], 1);
     drop(app);
     broker.cleanup().await;
+}
+
+/// Work that waits on a broker operation which never finishes must not hide
+/// a lost connection (lapin can leave one pending when the connection dies):
+/// the loss is reported at once, and the work is abandoned after a grace, so
+/// that the consumer can report the outage and reconnect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_stuck_on_a_lost_connection_is_reported_and_abandoned() {
+    let name = format!("workbridge stuck {}", uuid::Uuid::new_v4().simple());
+    let props = lapin::ConnectionProperties::default().with_connection_name(name.as_str().into());
+    let conn = lapin::Connection::connect(&amqp_url(), props).await.unwrap();
+    let close = tokio::task::spawn_blocking(move || {
+        let mut pid = None;
+        for _ in 0..50 {
+            pid = connection_pid(&name);
+            if pid.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let pid = pid.expect("the broker lists the connection");
+        let closed = std::process::Command::new("rabbitmqctl")
+            .args(["close_connection", &pid, "test: forced close"])
+            .output()
+            .unwrap();
+        assert!(closed.status.success(), "{}", String::from_utf8_lossy(&closed.stderr));
+    });
+    let reported = std::sync::Mutex::new(None);
+    let never_ends = std::future::pending::<Result<(), lapin::Error>>();
+    let outcome = tokio::time::timeout(
+        Duration::from_secs(30),
+        workbridge::ingest::amqp::until_connection_lost("test", &conn, never_ends, |e| {
+            *reported.lock().unwrap() = Some((e.to_string(), tokio::time::Instant::now()))
+        }),
+    )
+    .await;
+    let returned = tokio::time::Instant::now();
+    close.await.unwrap();
+    let outcome = outcome.expect("the stuck work is abandoned within 30 s of the connection's loss");
+    assert!(outcome.is_err(), "abandoned work ends with the connection's error");
+    let (reason, at) = reported.lock().unwrap().clone().expect("the loss is reported");
+    assert!(!reason.is_empty());
+    assert!(returned.duration_since(at) >= Duration::from_secs(1), "the work got a grace before it was abandoned");
 }
 
 /// Each status change goes out as a CloudEvent on the lifecycle exchange,
