@@ -92,15 +92,12 @@ pub struct Input {
 impl Input {
     pub fn new(event: &InboundEvent, asset: &Asset) -> Self {
         let mut context = Context::with_env(env());
-        let ev = crate::decisions::event_context(event);
-        let ctx = ev.get("context").cloned().unwrap_or(serde_json::Value::Null);
-        for (name, value) in
-            [("event", ev), ("asset", serde_json::to_value(asset).unwrap_or_default()), ("context", ctx)]
-        {
-            // JSON always converts; a failure would leave the variable unset,
-            // which the condition then reports as an error.
-            let _ = context.add_variable(name, value);
-        }
+        let ev = crate::decisions::EventView::of(event);
+        // These always convert; a failure would leave the variable unset,
+        // which the condition then reports as an error.
+        let _ = context.add_variable("context", ev.context());
+        let _ = context.add_variable("event", &ev);
+        let _ = context.add_variable("asset", asset);
         Self { context }
     }
 }
@@ -108,6 +105,65 @@ impl Input {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::{AlertState, EventKind, Severity};
+
+    fn event(data: serde_json::Value) -> InboundEvent {
+        InboundEvent {
+            id: "e1".into(),
+            source: "tdl://t".into(),
+            kind: EventKind::Alert,
+            time: chrono::DateTime::from_timestamp(1_795_000_000, 0),
+            subject: Some("BEDFORD.PUMPING.P101.VIB_X".into()),
+            state: AlertState::Raised,
+            code: "HIGH_VIBRATION".into(),
+            severity: Severity::Major,
+            message: Some("vibration above limit".into()),
+            asset_hint: None,
+            data,
+            cloudevent: serde_json::json!({}),
+        }
+    }
+
+    fn asset() -> Asset {
+        Asset {
+            id: "P-101".into(),
+            site: "BEDFORD".into(),
+            name: "Pump".into(),
+            class: "PUMP".into(),
+            criticality: Some("A".into()),
+            parent: None,
+            eam_system: None,
+        }
+    }
+
+    fn holds(source: &str, event: &InboundEvent) -> Result<bool, String> {
+        Condition::compile(source).unwrap().holds(&Input::new(event, &asset()))
+    }
+
+    #[test]
+    fn conditions_see_the_event_its_data_and_the_asset() {
+        let data = serde_json::json!({
+            "value": 9.2, "unit": "mm/s", "threshold": 7.1,
+            "readings": [6.0, 9.2], "context": {"area": "Pumping"}
+        });
+        let e = event(data);
+        for source in [
+            "event.type == 'tdl.alert' && event.state == 'raised' && event.severity == 'major'",
+            "event.code == 'HIGH_VIBRATION' && event.subject.startsWith('BEDFORD.') && event.source == 'tdl://t'",
+            "event.message == 'vibration above limit' && event.time.startsWith('2026-')",
+            "event.value > event.threshold && event.unit == 'mm/s' && event.data.value == 9.2",
+            "event.data.readings.exists(r, r > 9.0) && context.area == 'Pumping'",
+            "event.context.area == 'Pumping' && event.score == null",
+            "asset.id == 'P-101' && asset.class == 'PUMP' && asset.criticality == 'A' && asset.parent == null",
+        ] {
+            assert_eq!(holds(source, &e), Ok(true), "{source}");
+        }
+        assert_eq!(holds("event.value < event.threshold", &e), Ok(false));
+        // Without data.context, `context` is null rather than unset.
+        let bare = event(serde_json::json!({}));
+        assert_eq!(holds("context == null && event.value == null", &bare), Ok(true));
+        assert!(holds("context.area == 'Pumping'", &bare).is_err());
+    }
 
     #[test]
     fn syntax_errors_point_at_the_position() {
