@@ -106,6 +106,7 @@ impl Input {
 mod tests {
     use super::*;
     use crate::domain::{AlertState, EventKind, Severity};
+    use crate::rules::tests::asset;
 
     fn event(data: serde_json::Value) -> InboundEvent {
         InboundEvent {
@@ -121,18 +122,6 @@ mod tests {
             asset_hint: None,
             data,
             cloudevent: serde_json::json!({}),
-        }
-    }
-
-    fn asset() -> Asset {
-        Asset {
-            id: "P-101".into(),
-            site: "BEDFORD".into(),
-            name: "Pump".into(),
-            class: "PUMP".into(),
-            criticality: Some("A".into()),
-            parent: None,
-            eam_system: None,
         }
     }
 

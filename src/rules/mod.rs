@@ -422,7 +422,8 @@ mod tests {
         }
     }
 
-    fn asset() -> Asset {
+    /// A pump at BEDFORD, criticality A (also the condition tests' asset).
+    pub(super) fn asset() -> Asset {
         Asset {
             id: "P-101".into(),
             site: "BEDFORD".into(),
