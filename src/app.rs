@@ -18,6 +18,8 @@ use crate::api::{self, AppState, problem};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url};
 use crate::connectors::breaker::Breakers;
+use crate::connectors::outbound::OutboundPolicy;
+use crate::connectors::secret::SecretPolicy;
 use crate::decisions::{Decider, EvalBudget, Policy, dispatcher::Dispatcher};
 use crate::ingest::amqp::{BrokerStatus, Consumer};
 use crate::store::{Store, StoreError};
@@ -40,6 +42,8 @@ pub enum StartError {
         #[source]
         source: std::io::Error,
     },
+    #[error("configuration: {0}")]
+    Config(String),
     #[error("cannot build the HTTP client")]
     HttpClient(#[source] reqwest::Error),
     #[error("rules file {path}: {errors}")]
@@ -111,6 +115,19 @@ pub struct Application {
     _sqlite_lock: Option<std::fs::File>,
 }
 
+/// Where connector secrets may come from (`[secrets]`).
+fn secret_policy(settings: &Settings) -> Result<SecretPolicy, String> {
+    SecretPolicy::new(settings.secrets.dirs.clone(), settings.secrets.env_prefix.clone())
+}
+
+/// Where connectors may send requests (`[outbound]`).
+fn outbound_policy(settings: &Settings) -> OutboundPolicy {
+    OutboundPolicy {
+        allow_loopback: settings.outbound.allow_loopback,
+        allow_link_local: settings.outbound.allow_link_local,
+    }
+}
+
 /// Installs the one TLS provider (ring) for outbound HTTPS.
 pub(crate) fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -131,17 +148,11 @@ impl Application {
             store.migrate().await.map_err(StartError::Migrate)?;
         }
         if let Some(key) = &settings.admin_key {
-            // Seeds (or keeps) the admin key given by WORKBRIDGE_ADMIN_KEY.
-            crate::store::api_keys::insert(
-                store.conn(),
-                "admin (WORKBRIDGE_ADMIN_KEY)",
-                crate::store::api_keys::Role::Admin,
-                key,
-                clock.now(),
-            )
-            .await
-            .map_err(StartError::Migrate)?;
+            // Seeds the admin key given by WORKBRIDGE_ADMIN_KEY, and revokes
+            // the one an earlier value seeded.
+            crate::store::api_keys::seed_admin(store.conn(), key, clock.now()).await.map_err(StartError::Migrate)?;
         }
+        let secrets = Arc::new(secret_policy(&settings).map_err(StartError::Config)?);
         if let Some(path) = &settings.rules.file {
             apply_rules_file(&store, path, clock.now()).await?;
         }
@@ -155,18 +166,16 @@ impl Application {
         };
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), policy).with_metrics(metrics.clone());
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("workbridge/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(StartError::HttpClient)?;
+        let http = crate::connectors::outbound::client(outbound_policy(&settings)).map_err(StartError::HttpClient)?;
         let breakers = Arc::new(Breakers::new(
             settings.outbox.breaker_failures,
             chrono::Duration::milliseconds(settings.outbox.breaker_open_ms as i64),
         ));
         let dispatcher =
             Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake, breakers.clone())
-                .with_metrics(metrics.clone());
+                .with_metrics(metrics.clone())
+                .with_secrets(secrets)
+                .with_outbound(outbound_policy(&settings));
         for _ in 0..settings.outbox.workers.max(1) {
             workers.spawn(dispatcher.clone().run(cancel.child_token()));
         }
@@ -192,6 +201,10 @@ impl Application {
             amqp_enabled: settings.amqp.enabled,
             breakers,
             dispatcher: dispatcher.clone(),
+            auth_failures: Arc::new(api::auth::AuthFailures::new(
+                settings.http.auth_failure_limit,
+                settings.http.auth_failure_window_secs,
+            )),
         };
         let listener = TcpListener::bind(&settings.http.addr)
             .map_err(|source| StartError::Bind { addr: settings.http.addr.clone(), source })?;
@@ -207,7 +220,13 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(problem::query_error))
                 .app_data(web::PathConfig::default().error_handler(problem::path_error))
                 .wrap(actix_web::middleware::from_fn(crate::api::auth::authorize))
-                .wrap(actix_web::middleware::Logger::new("%r %s %Dms").log_target("workbridge::http"))
+                .wrap(actix_web::middleware::from_fn(crate::api::headers::security_headers))
+                // The path only: query strings can carry what is not for logs.
+                .wrap(
+                    actix_web::middleware::Logger::new("%{METHOD}xi %U %s %Dms")
+                        .custom_request_replace("METHOD", |req| req.method().to_string())
+                        .log_target("workbridge::http"),
+                )
                 .into_utoipa_app()
                 .configure(api::routes)
                 .openapi(api::openapi())
@@ -264,8 +283,7 @@ pub async fn check_connector(store: &Store, settings: &Settings, name: &str) -> 
         .await
         .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?
         .ok_or_else(|| format!("no connector named {name}"))?;
-    let http =
-        reqwest::Client::builder().connect_timeout(Duration::from_secs(10)).build().map_err(|e| e.to_string())?;
+    let http = crate::connectors::outbound::client(outbound_policy(settings)).map_err(|e| e.to_string())?;
     let dispatcher = Dispatcher::new(
         store.clone(),
         Arc::new(SystemClock),
@@ -273,7 +291,9 @@ pub async fn check_connector(store: &Store, settings: &Settings, name: &str) -> 
         settings.outbox.clone(),
         Arc::new(Notify::new()),
         Arc::new(Breakers::new(1, chrono::Duration::zero())),
-    );
+    )
+    .with_secrets(Arc::new(secret_policy(settings)?))
+    .with_outbound(outbound_policy(settings));
     let connector = dispatcher.build(&stored.config).map_err(|e| e.to_string())?;
     connector.check().await.map_err(|e| e.to_string())
 }

@@ -32,7 +32,50 @@ pub struct Settings {
     /// events inhibit process alerts on their asset and its equipment.
     #[serde(default = "crate::rules::inhibit::InhibitRule::defaults")]
     pub inhibit: Vec<crate::rules::inhibit::InhibitRule>,
+    #[serde(default)]
+    pub secrets: SecretsSettings,
+    #[serde(default)]
+    pub outbound: OutboundSettings,
 }
+
+/// Where connector secret references may point (see `connectors::secret`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct SecretsSettings {
+    /// Directories `{"file": …}` references may read from (canonicalised:
+    /// no escape by `..` or a symbolic link). `WORKBRIDGE_SECRETS__DIRS`
+    /// takes a comma-separated list.
+    pub dirs: Vec<std::path::PathBuf>,
+    /// The prefix `{"env": …}` references must start with; never
+    /// `WORKBRIDGE_`, so that a connector cannot read the service's own
+    /// settings (the admin key, the database URL).
+    pub env_prefix: String,
+}
+
+impl Default for SecretsSettings {
+    fn default() -> Self {
+        Self { dirs: vec!["/run/secrets".into()], env_prefix: "EAM_SECRET_".into() }
+    }
+}
+
+/// Which destinations connectors may reach (see `connectors::outbound`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct OutboundSettings {
+    /// 127.0.0.0/8 and ::1: an EAM behind a local proxy or sidecar.
+    pub allow_loopback: bool,
+    /// 169.254.0.0/16 and fe80::/10, where cloud metadata endpoints live.
+    pub allow_link_local: bool,
+}
+
+impl Default for OutboundSettings {
+    fn default() -> Self {
+        Self { allow_loopback: true, allow_link_local: false }
+    }
+}
+
+/// Shortest `WORKBRIDGE_ADMIN_KEY` accepted.
+pub const MIN_ADMIN_KEY_LEN: usize = 32;
 
 /// Status sync by polling.
 #[derive(Debug, Clone, Deserialize)]
@@ -102,6 +145,8 @@ impl std::fmt::Debug for Settings {
             .field("rules", &self.rules)
             .field("sync", &self.sync)
             .field("inhibit", &self.inhibit)
+            .field("secrets", &self.secrets)
+            .field("outbound", &self.outbound)
             .finish()
     }
 }
@@ -125,6 +170,11 @@ pub struct HttpSettings {
     /// On SIGTERM or Ctrl-C: seconds for requests in flight, then again for
     /// the consumer, the dispatcher and the other workers to finish.
     pub shutdown_timeout_secs: u64,
+    /// Failed authentications from one client address within
+    /// `auth_failure_window_secs` after which it is answered 429 until the
+    /// window ends.
+    pub auth_failure_limit: u32,
+    pub auth_failure_window_secs: u32,
 }
 
 #[derive(Clone, Deserialize)]
@@ -280,6 +330,8 @@ impl Settings {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("secrets.dirs")
                 .source(Some(nested)),
         );
         for (var, key) in FLAT_ENV {
@@ -288,9 +340,23 @@ impl Settings {
             }
         }
         let settings: Settings = builder.build()?.try_deserialize()?;
+        let invalid = |e: String| ConfigError(config::ConfigError::Message(e));
         for rule in &settings.inhibit {
-            rule.validate().map_err(|e| ConfigError(config::ConfigError::Message(e)))?;
+            rule.validate().map_err(invalid)?;
         }
+        if let Some(key) = &settings.admin_key
+            && key.trim().chars().count() < MIN_ADMIN_KEY_LEN
+        {
+            return Err(invalid(format!(
+                "admin_key (WORKBRIDGE_ADMIN_KEY) must be at least {MIN_ADMIN_KEY_LEN} characters; generate one \
+                 with `openssl rand -hex 32`"
+            )));
+        }
+        crate::connectors::secret::SecretPolicy::new(
+            settings.secrets.dirs.clone(),
+            settings.secrets.env_prefix.clone(),
+        )
+        .map_err(invalid)?;
         Ok(settings)
     }
 
@@ -306,6 +372,8 @@ impl Settings {
             ("http.max_batch_events", 1000.into()),
             ("http.protect_metrics", false.into()),
             ("http.shutdown_timeout_secs", 30.into()),
+            ("http.auth_failure_limit", 20.into()),
+            ("http.auth_failure_window_secs", 60.into()),
             ("database.url", "sqlite://workbridge.db?mode=rwc".into()),
             ("database.max_connections", 10.into()),
             ("database.migrate_on_start", true.into()),
@@ -383,13 +451,28 @@ mod tests {
         assert_eq!(s.amqp.queue, "q.file");
         assert_eq!(s.sla.due_hours, [1, 2, 3, 4, 5]);
         assert_eq!(s.database.url, "postgres://u:secret@db/wb");
-        assert!(!format!("{s:?}").contains("secret"));
+        assert!(!format!("{s:?}").contains(":secret@"), "the database password is redacted");
     }
 
     #[test]
     fn a_bad_value_is_refused() {
         let err = Settings::load_from(None, env(&[("WORKBRIDGE_AMQP__PREFETCH", "many")])).unwrap_err();
         assert!(err.to_string().contains("prefetch"), "{err}");
+    }
+
+    #[test]
+    fn a_short_admin_key_and_a_secrets_prefix_that_reaches_our_settings_are_refused() {
+        let err = Settings::load_from(None, env(&[("WORKBRIDGE_ADMIN_KEY", "x")])).unwrap_err();
+        assert!(err.to_string().contains("at least 32"), "{err}");
+        assert!(!err.to_string().contains("WORKBRIDGE_ADMIN_KEY\" x"), "the key itself is not echoed");
+        let long = "k".repeat(32);
+        assert!(Settings::load_from(None, env(&[("WORKBRIDGE_ADMIN_KEY", &long)])).is_ok());
+        let err = Settings::load_from(None, env(&[("WORKBRIDGE_SECRETS__ENV_PREFIX", "WORKBRIDGE_")])).unwrap_err();
+        assert!(err.to_string().contains("env_prefix"), "{err}");
+        let s = Settings::load_from(None, env(&[("WORKBRIDGE_SECRETS__DIRS", "/run/secrets,/etc/workbridge/secrets")]))
+            .unwrap();
+        assert_eq!(s.secrets.dirs.len(), 2);
+        assert!(s.outbound.allow_loopback && !s.outbound.allow_link_local);
     }
 
     #[test]

@@ -82,8 +82,14 @@ async fn save(
     replace: bool,
 ) -> Result<connectors::StoredConnector, ApiError> {
     input.config.validate().map_err(ApiError::Validation)?;
+    let policy = state.dispatcher.secrets();
+    input.config.check_secrets(policy).map_err(ApiError::Validation)?;
+    for url in input.config.urls() {
+        state.dispatcher.outbound().check_url(url).map_err(ApiError::Validation)?;
+    }
     if let Some(w) = &input.webhook {
         w.validate().map_err(ApiError::Validation)?;
+        w.secrets.iter().try_for_each(|s| policy.check(s)).map_err(ApiError::Validation)?;
     }
     let webhook = input.webhook.as_ref();
     let now = state.clock.now();

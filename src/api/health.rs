@@ -39,6 +39,9 @@ pub struct Readiness {
     pub unmapped_events: Option<u64>,
     /// Every connector's health. Connectors do not make the service
     /// unready: events are still stored and decided while one is down.
+    /// Shown only to a request with a valid API key (any role), as are the
+    /// counts and error texts above: without one, `/readyz` tells only
+    /// whether the service is ready, and which dependency is down.
     pub connectors: std::collections::BTreeMap<String, ConnectorHealth>,
 }
 
@@ -53,12 +56,16 @@ pub struct ConnectorHealth {
 }
 
 /// Readiness: the database and (when enabled) RabbitMQ are reachable.
+/// Without an API key only the plain status; with one (any role), the
+/// counts, errors and every connector's health too.
 #[utoipa::path(tag = "operations", responses(
     (status = 200, description = "Ready", body = Readiness),
     (status = 503, description = "A dependency is down", body = Readiness),
 ))]
 #[get("/readyz")]
-pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+pub async fn readyz(state: web::Data<AppState>, req: actix_web::HttpRequest) -> HttpResponse {
+    use actix_web::HttpMessage;
+    let detailed = req.extensions().get::<crate::store::api_keys::ApiKey>().is_some();
     // Bounded: a database that is away would otherwise hold the probe for
     // the pool's acquire timeout, and probes expect an answer within seconds.
     let db = match tokio::time::timeout(std::time::Duration::from_secs(2), state.store.ping()).await {
@@ -66,7 +73,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         _ => Err(()),
     };
     let conn = state.store.conn();
-    let (outbox_pending, unmapped_events) = if db.is_ok() {
+    let (outbox_pending, unmapped_events) = if db.is_ok() && detailed {
         (outbox::pending_count(conn).await.ok(), events::count_by_outcome(conn, EventOutcome::Unmapped).await.ok())
     } else {
         (None, None)
@@ -84,11 +91,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         broker: Dependency {
             ok: broker_ok,
             enabled: state.amqp_enabled,
-            error: if broker_ok { None } else { Some(broker.last_error.unwrap_or_else(|| "connecting".into())) },
+            error: match (broker_ok, detailed) {
+                (true, _) => None,
+                (false, true) => Some(broker.last_error.unwrap_or_else(|| "connecting".into())),
+                (false, false) => Some("broker unreachable".into()),
+            },
         },
         outbox_pending,
         unmapped_events,
-        connectors: if db.is_ok() { connector_health(&state).await } else { Default::default() },
+        connectors: if db.is_ok() && detailed { connector_health(&state).await } else { Default::default() },
     };
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

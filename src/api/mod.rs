@@ -6,6 +6,7 @@ mod assets;
 pub mod auth;
 mod connectors;
 mod events;
+pub mod headers;
 mod health;
 mod kpis;
 pub mod problem;
@@ -41,6 +42,8 @@ pub struct AppState {
     pub breakers: Arc<crate::connectors::breaker::Breakers>,
     /// Builds connectors (for checks).
     pub dispatcher: crate::decisions::dispatcher::Dispatcher,
+    /// Failed authentications per client, to slow guessing.
+    pub auth_failures: Arc<auth::AuthFailures>,
 }
 
 /// Declares the bearer API key scheme.
@@ -85,56 +88,92 @@ impl utoipa::Modify for BearerAuth {
 )]
 struct ApiDoc;
 
-/// Registers every documented route.
-pub fn routes(cfg: &mut ServiceConfig) {
-    cfg.service(events::post_events)
-        .service(events::list_events)
-        .service(events::get_event)
-        .service(assets::list_assets)
-        .service(assets::create_asset)
-        .service(assets::bulk_assets)
-        .service(assets::get_asset)
-        .service(assets::put_asset)
-        .service(assets::delete_asset)
-        .service(assets::list_patterns)
-        .service(assets::create_pattern)
-        .service(assets::delete_pattern)
-        .service(rules::list_rules)
-        .service(rules::create_rule)
-        .service(rules::get_rule)
-        .service(rules::put_rule)
-        .service(rules::delete_rule)
-        .service(rules::rule_versions)
-        .service(rules::test_rules)
-        .service(rules::backtest_rules)
-        .service(suppressions::list_suppressions)
-        .service(suppressions::create_suppression)
-        .service(suppressions::delete_suppression)
-        .service(connectors::list_connectors)
-        .service(connectors::create_connector)
-        .service(connectors::get_connector)
-        .service(connectors::put_connector)
-        .service(connectors::delete_connector)
-        .service(connectors::check_connector)
-        .service(work_orders::list_work_orders)
-        .service(work_orders::get_work_order)
-        .service(work_orders::retry_work_order)
-        .service(work_orders::add_feedback)
-        .service(work_orders::list_deliveries)
-        .service(webhooks::receive_webhook)
-        .service(sandbox::list_sandbox_orders)
-        .service(sandbox::get_sandbox_order)
-        .service(sandbox::set_sandbox_status)
-        .service(health::healthz)
-        .service(kpis::get_kpis)
-        .service(kpis::get_rule_kpis)
-        .service(kpis::get_kpi_series)
-        .service(api_keys::list_keys)
-        .service(api_keys::create_key)
-        .service(api_keys::revoke_key)
-        .service(api_keys::list_audit)
-        .service(health::readyz)
-        .service(health::metrics);
+/// Declares every documented route once, with who may call it: `routes`
+/// registers the handlers in this order and `route_access` gives the
+/// authorization table the same routes in the same order, so that the
+/// access of a request is the access of the handler the router picks.
+macro_rules! routes {
+    ($($access:expr => $handler:path,)*) => {
+        /// Registers every documented route.
+        pub fn routes(cfg: &mut ServiceConfig) {
+            $(cfg.service($handler);)*
+        }
+
+        /// Each route's methods, pattern and access, in registration order.
+        fn route_access() -> Vec<(Vec<actix_web::http::Method>, String, auth::Access)> {
+            vec![$((
+                <$handler as utoipa::Path>::methods().into_iter().map(http_method).collect(),
+                <$handler as utoipa::Path>::path(),
+                $access,
+            ),)*]
+        }
+    };
+}
+
+routes! {
+    auth::INGEST => events::post_events,
+    auth::VIEWER => events::list_events,
+    auth::VIEWER => events::get_event,
+    auth::VIEWER => assets::list_assets,
+    auth::ADMIN => assets::create_asset,
+    auth::ADMIN => assets::bulk_assets,
+    auth::VIEWER => assets::get_asset,
+    auth::ADMIN => assets::put_asset,
+    auth::ADMIN => assets::delete_asset,
+    auth::VIEWER => assets::list_patterns,
+    auth::ADMIN => assets::create_pattern,
+    auth::ADMIN => assets::delete_pattern,
+    auth::VIEWER => rules::list_rules,
+    auth::ADMIN => rules::create_rule,
+    auth::VIEWER => rules::get_rule,
+    auth::ADMIN => rules::put_rule,
+    auth::ADMIN => rules::delete_rule,
+    auth::VIEWER => rules::rule_versions,
+    auth::PLANNER => rules::test_rules,
+    auth::PLANNER => rules::backtest_rules,
+    auth::VIEWER => suppressions::list_suppressions,
+    auth::ADMIN => suppressions::create_suppression,
+    auth::ADMIN => suppressions::delete_suppression,
+    auth::VIEWER => connectors::list_connectors,
+    auth::ADMIN => connectors::create_connector,
+    auth::VIEWER => connectors::get_connector,
+    auth::ADMIN => connectors::put_connector,
+    auth::ADMIN => connectors::delete_connector,
+    auth::ADMIN => connectors::check_connector,
+    auth::VIEWER => work_orders::list_work_orders,
+    auth::VIEWER => work_orders::get_work_order,
+    auth::PLANNER => work_orders::retry_work_order,
+    auth::PLANNER => work_orders::add_feedback,
+    auth::VIEWER => work_orders::list_deliveries,
+    auth::Access::Open => webhooks::receive_webhook,
+    auth::VIEWER => sandbox::list_sandbox_orders,
+    auth::VIEWER => sandbox::get_sandbox_order,
+    auth::PLANNER => sandbox::set_sandbox_status,
+    auth::Access::Open => health::healthz,
+    auth::VIEWER => kpis::get_kpis,
+    auth::VIEWER => kpis::get_rule_kpis,
+    auth::VIEWER => kpis::get_kpi_series,
+    auth::ADMIN => api_keys::list_keys,
+    auth::ADMIN => api_keys::create_key,
+    auth::ADMIN => api_keys::revoke_key,
+    auth::ADMIN => api_keys::list_audit,
+    auth::Access::Open => health::readyz,
+    auth::Access::Metrics => health::metrics,
+}
+
+fn http_method(m: utoipa::openapi::path::HttpMethod) -> actix_web::http::Method {
+    use actix_web::http::Method;
+    use utoipa::openapi::path::HttpMethod;
+    match m {
+        HttpMethod::Get => Method::GET,
+        HttpMethod::Post => Method::POST,
+        HttpMethod::Put => Method::PUT,
+        HttpMethod::Delete => Method::DELETE,
+        HttpMethod::Options => Method::OPTIONS,
+        HttpMethod::Head => Method::HEAD,
+        HttpMethod::Patch => Method::PATCH,
+        HttpMethod::Trace => Method::TRACE,
+    }
 }
 
 /// The OpenAPI document, as served at `/openapi.json` and committed at
@@ -178,7 +217,8 @@ fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
                     op.responses.responses.insert(status.into(), problem(description).into());
                 }
             };
-            if auth::required_role(&method, path, false).is_none() {
+            let access = auth::access_of(&method, path).unwrap_or(auth::ADMIN);
+            if auth::need(access, false).is_none() {
                 op.security = Some(vec![SecurityRequirement::default()]);
             } else {
                 add("401", "No API key, or an unknown or revoked one");

@@ -46,6 +46,9 @@ pub enum ApiError {
     /// The event is valid but a rule is too expensive to evaluate.
     #[error("{0}")]
     EvaluationTimeout(String),
+    /// Too many failed authentications from this client.
+    #[error("too many failed authentications from this address; try again in {retry_after} s")]
+    TooManyFailures { retry_after: u64 },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -67,6 +70,9 @@ impl ApiError {
             }
             Self::EvaluationTimeout(_) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "rule-evaluation-timeout", "Rule evaluation timed out")
+            }
+            Self::TooManyFailures { .. } => {
+                (StatusCode::TOO_MANY_REQUESTS, "too-many-authentication-failures", "Too many failed authentications")
             }
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error"),
         }
@@ -94,7 +100,11 @@ impl ResponseError for ApiError {
         if let Self::Internal(e) = self {
             tracing::error!(error = %e, source = ?e.source(), "request failed");
         }
-        HttpResponse::build(self.status_code()).content_type("application/problem+json").json(self.problem())
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::TooManyFailures { retry_after } = self {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, retry_after.to_string()));
+        }
+        response.content_type("application/problem+json").json(self.problem())
     }
 }
 

@@ -34,8 +34,7 @@ pub struct WebhookResult {
     request_body = crate::sync::webhooks::StatusReport,
     responses(
         (status = 200, body = WebhookResult),
-        (status = 401, description = "Missing, stale or wrong signature", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 401, description = "Unknown connector, or a missing, stale or wrong signature (one answer for all)", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown order or status", body = Problem, content_type = "application/problem+json"),
     )
 )]
@@ -47,39 +46,47 @@ pub async fn receive_webhook(
     payload: web::Payload,
 ) -> Result<web::Json<WebhookResult>, ApiError> {
     let body = read_body(payload, state.http.max_body_bytes).await?;
-    let connector = connectors::get(state.store.conn(), &name)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("connector {name} not found")))?;
-    let settings = connector
-        .webhook
-        .as_ref()
-        .ok_or_else(|| ApiError::NotFound(format!("connector {name} does not accept webhooks")))?;
+    // An unknown connector, one without webhooks, a secret that cannot be
+    // read and a bad signature all answer the same 401, so that the
+    // endpoint does not tell which connectors exist.
+    let rejected = || ApiError::Unauthorized("webhook rejected: unknown connector or bad signature".into());
+    let connector = connectors::get(state.store.conn(), &name).await?.ok_or_else(rejected)?;
+    let settings = connector.webhook.as_ref().ok_or_else(rejected)?;
     let mut secrets = Vec::with_capacity(settings.secrets.len());
     for s in &settings.secrets {
-        // A secret that cannot be read is a configuration error, not the sender's.
-        let raw = s.resolve().map_err(|e| ApiError::Internal(e.into()))?;
-        secrets.push(webhooks::decode_secret(&raw).map_err(|e| ApiError::Internal(e.into()))?);
+        match s.resolve(state.dispatcher.secrets()).and_then(|raw| webhooks::decode_secret(&raw)) {
+            Ok(secret) => secrets.push(secret),
+            // A configuration error, not the sender's: the operator sees it in the log.
+            Err(e) => {
+                tracing::error!(connector = %name, error = %e, "a webhook secret of this connector cannot be used")
+            }
+        }
     }
-    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok());
+    let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let webhook_id = header("webhook-id");
     let now = state.clock.now();
-    webhooks::verify(
-        &secrets,
-        header("webhook-id"),
-        header("webhook-timestamp"),
-        header("webhook-signature"),
-        &body,
-        now,
-    )
-    .map_err(|e| ApiError::Unauthorized(format!("webhook rejected: {e}")))?;
+    // Off the async workers: one MAC per secret over a body of up to the
+    // request limit.
+    let checked = {
+        let (id, ts, sig, body) =
+            (webhook_id.clone(), header("webhook-timestamp"), header("webhook-signature"), body.clone());
+        web::block(move || webhooks::verify(&secrets, id.as_deref(), ts.as_deref(), sig.as_deref(), &body, now))
+            .await
+            .map_err(|e| ApiError::Internal(e.into()))?
+    };
+    if let Err(e) = checked {
+        tracing::warn!(connector = %name, reason = %e, client = ?req.peer_addr().map(|a| a.ip()), "webhook rejected");
+        return Err(rejected());
+    }
     let report: webhooks::StatusReport =
         serde_json::from_slice(&body).map_err(|e| ApiError::Validation(format!("status report: {e}")))?;
     let status = connector.config.lifecycle_status(&report.status, &settings.statuses).ok_or_else(|| {
         ApiError::Validation(format!("status {:?} is not in the status map of connector {name}", report.status))
     })?;
-    let webhook_id = header("webhook-id").unwrap_or_default();
+    let webhook_id = webhook_id.unwrap_or_default();
 
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
-    if !connectors::record_webhook(&txn, &name, webhook_id, now).await? {
+    if !connectors::record_webhook(&txn, &name, &webhook_id, now, now - webhooks::replay_window()).await? {
         txn.rollback().await.map_err(StoreError::from)?;
         return Ok(web::Json(WebhookResult { applied: false, duplicate: true, work_order_id: None, status: None }));
     }

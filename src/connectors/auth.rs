@@ -71,7 +71,12 @@ impl TokenCache {
     }
 
     /// A valid access token: cached, or fetched with the client credentials.
-    pub async fn bearer(&self, http: &reqwest::Client, cfg: &OAuth2Config) -> Result<String, ConnectorError> {
+    pub async fn bearer(
+        &self,
+        http: &reqwest::Client,
+        cfg: &OAuth2Config,
+        secrets: &super::secret::SecretPolicy,
+    ) -> Result<String, ConnectorError> {
         if let Some(token) = self.cached(cfg) {
             return Ok(token);
         }
@@ -81,7 +86,7 @@ impl TokenCache {
         }
         // Its lifetime counts from before the request.
         let now = Utc::now();
-        let secret = cfg.client_secret.resolve().map_err(|message| ConnectorError::Permanent { message })?;
+        let secret = cfg.client_secret.resolve(secrets).map_err(|message| ConnectorError::Permanent { message })?;
         let mut form = vec![
             ("grant_type", "client_credentials"),
             ("client_id", cfg.client_id.as_str()),
@@ -151,7 +156,8 @@ mod tests {
         .unwrap();
         crate::app::install_tls_provider();
         let (cache, http) = (TokenCache::default(), reqwest::Client::new());
-        let tokens = futures_util::future::join_all((0..8).map(|_| cache.bearer(&http, &cfg))).await;
+        let policy = super::super::secret::SecretPolicy::default();
+        let tokens = futures_util::future::join_all((0..8).map(|_| cache.bearer(&http, &cfg, &policy))).await;
         assert!(tokens.iter().all(|t| t.as_deref().ok() == Some("t-1")), "{tokens:?}");
         server.verify().await;
     }

@@ -93,17 +93,22 @@ impl MaximoConfig {
 pub struct MaximoConnector {
     config: MaximoConfig,
     http: reqwest::Client,
+    secrets: std::sync::Arc<super::secret::SecretPolicy>,
 }
 
 const SELECT: &str = "wonum,siteid,status,statusdate,href";
 
 impl MaximoConnector {
-    pub fn new(config: MaximoConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
+    pub fn new(
+        config: MaximoConfig,
+        http: reqwest::Client,
+        secrets: std::sync::Arc<super::secret::SecretPolicy>,
+    ) -> Self {
+        Self { config, http, secrets }
     }
 
     fn key(&self) -> Result<String, ConnectorError> {
-        self.config.api_key.resolve().map_err(|message| ConnectorError::Permanent { message })
+        self.config.api_key.resolve(&self.secrets).map_err(|message| ConnectorError::Permanent { message })
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {

@@ -4,9 +4,11 @@
 pub mod auth;
 pub mod breaker;
 pub mod maximo;
+pub mod outbound;
 pub mod rest;
 pub mod sandbox;
 pub mod sap;
+pub mod secret;
 pub mod servicenow;
 
 use std::collections::BTreeMap;
@@ -137,14 +139,9 @@ fn is_sensitive(name: &str) -> bool {
 }
 
 impl HeaderValue {
-    pub fn resolve(&self) -> Result<String, String> {
-        match self {
-            Self::Literal(v) => Ok(v.clone()),
-            Self::Env { env } => std::env::var(env).map_err(|_| format!("environment variable {env} is not set")),
-            Self::File { file } => std::fs::read_to_string(file)
-                .map(|s| s.trim_end().to_owned())
-                .map_err(|e| format!("cannot read secret file {file}: {}", e.kind())),
-        }
+    /// The value, read from where the reference points if `policy` allows it.
+    pub fn resolve(&self, policy: &secret::SecretPolicy) -> Result<String, String> {
+        policy.resolve(self)
     }
 }
 
@@ -189,6 +186,57 @@ impl ConnectorConfig {
         }
     }
 
+    /// Every URL this configuration sends requests to.
+    pub fn urls(&self) -> Vec<&str> {
+        fn oauth(o: &Option<auth::OAuth2Config>) -> Option<&str> {
+            o.as_ref().map(|o| o.token_url.as_str())
+        }
+        match self {
+            Self::Sandbox => vec![],
+            Self::Rest(c) => std::iter::once(c.url.as_str()).chain(oauth(&c.oauth2)).collect(),
+            Self::Maximo(c) => vec![c.base_url.as_str()],
+            Self::Servicenow(c) => std::iter::once(c.instance_url.as_str()).chain(oauth(&c.oauth2)).collect(),
+            Self::Sap(c) => vec![c.service_url.as_str()],
+        }
+    }
+
+    /// Every secret of this configuration, literal or by reference.
+    pub fn secret_refs(&self) -> Vec<&HeaderValue> {
+        fn oauth(o: &Option<auth::OAuth2Config>) -> Option<&HeaderValue> {
+            o.as_ref().map(|o| &o.client_secret)
+        }
+        match self {
+            Self::Sandbox => vec![],
+            Self::Rest(c) => {
+                c.headers.iter().filter(|(k, _)| is_sensitive(k)).map(|(_, v)| v).chain(oauth(&c.oauth2)).collect()
+            }
+            Self::Maximo(c) => vec![&c.api_key],
+            Self::Servicenow(c) => c.password.iter().chain(oauth(&c.oauth2)).collect(),
+            Self::Sap(c) => vec![&c.password],
+        }
+    }
+
+    /// Checks every secret reference against `policy` (when saved).
+    pub fn check_secrets(&self, policy: &secret::SecretPolicy) -> Result<(), String> {
+        self.secret_refs().into_iter().try_for_each(|v| policy.check(v))
+    }
+
+    /// A masker for every secret value this configuration sends, in every
+    /// form it takes on the wire.
+    pub fn masker(&self, policy: &secret::SecretPolicy) -> secret::Masker {
+        let values = self.secret_refs().into_iter().filter_map(|v| policy.resolve(v).ok());
+        let masker = secret::Masker::new(values);
+        let basic = match self {
+            Self::Servicenow(c) => c.username.as_deref().zip(c.password.as_ref()),
+            Self::Sap(c) => Some((c.username.as_str(), &c.password)),
+            _ => None,
+        };
+        match basic.and_then(|(user, p)| Some((user, policy.resolve(p).ok()?))) {
+            Some((user, password)) => masker.with_basic_auth(user, &password),
+            None => masker,
+        }
+    }
+
     /// A copy safe to show: literal values of credential headers are masked.
     pub fn redacted(&self) -> Self {
         match self {
@@ -230,6 +278,9 @@ fn redact_headers(h: &BTreeMap<String, HeaderValue>) -> BTreeMap<String, HeaderV
         .collect()
 }
 
+/// Most signing secrets per connector: two during a rotation, with room.
+pub const MAX_WEBHOOK_SECRETS: usize = 4;
+
 /// Inbound status webhooks for a connector (`POST /v1/webhooks/{name}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -245,6 +296,9 @@ pub struct WebhookSettings {
 
 impl WebhookSettings {
     pub fn validate(&self) -> Result<(), String> {
+        if self.secrets.len() > MAX_WEBHOOK_SECRETS {
+            return Err(format!("webhook.secrets: at most {MAX_WEBHOOK_SECRETS} secrets (rotation needs two)"));
+        }
         if self.secrets.is_empty() {
             return Err("webhook.secrets must name at least one secret".into());
         }

@@ -91,11 +91,17 @@ pub struct RestConnector {
     config: RestConfig,
     http: reqwest::Client,
     tokens: std::sync::Arc<super::auth::TokenCache>,
+    secrets: std::sync::Arc<super::secret::SecretPolicy>,
 }
 
 impl RestConnector {
-    pub fn new(config: RestConfig, http: reqwest::Client, tokens: std::sync::Arc<super::auth::TokenCache>) -> Self {
-        Self { config, http, tokens }
+    pub fn new(
+        config: RestConfig,
+        http: reqwest::Client,
+        tokens: std::sync::Arc<super::auth::TokenCache>,
+        secrets: std::sync::Arc<super::secret::SecretPolicy>,
+    ) -> Self {
+        Self { config, http, tokens, secrets }
     }
 
     async fn send_once(
@@ -112,11 +118,11 @@ impl RestConnector {
             .header(reqwest::header::ACCEPT, "application/json")
             .json(body);
         for (name, value) in &self.config.headers {
-            let value = value.resolve().map_err(|message| ConnectorError::Permanent { message })?;
+            let value = value.resolve(&self.secrets).map_err(|message| ConnectorError::Permanent { message })?;
             req = req.header(name.as_str(), value);
         }
         if let Some(oauth) = &self.config.oauth2 {
-            req = req.bearer_auth(self.tokens.bearer(&self.http, oauth).await?);
+            req = req.bearer_auth(self.tokens.bearer(&self.http, oauth, &self.secrets).await?);
         }
         req.send().await.map_err(|e| transport_error(&e))
     }

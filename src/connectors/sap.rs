@@ -82,6 +82,7 @@ impl SapConfig {
 pub struct SapConnector {
     config: SapConfig,
     http: reqwest::Client,
+    secrets: std::sync::Arc<super::secret::SecretPolicy>,
 }
 
 /// A CSRF token with the session cookies it belongs to.
@@ -111,12 +112,13 @@ fn odata_date(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 impl SapConnector {
-    pub fn new(config: SapConfig, http: reqwest::Client) -> Self {
-        Self { config, http }
+    pub fn new(config: SapConfig, http: reqwest::Client, secrets: std::sync::Arc<super::secret::SecretPolicy>) -> Self {
+        Self { config, http, secrets }
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {
-        let password = self.config.password.resolve().map_err(|message| ConnectorError::Permanent { message })?;
+        let password =
+            self.config.password.resolve(&self.secrets).map_err(|message| ConnectorError::Permanent { message })?;
         let mut req = self
             .http
             .request(method, url)

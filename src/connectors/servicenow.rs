@@ -114,6 +114,7 @@ pub struct ServiceNowConnector {
     config: ServiceNowConfig,
     http: reqwest::Client,
     tokens: std::sync::Arc<super::auth::TokenCache>,
+    secrets: std::sync::Arc<super::secret::SecretPolicy>,
 }
 
 fn error_message(body: &str) -> String {
@@ -133,8 +134,9 @@ impl ServiceNowConnector {
         config: ServiceNowConfig,
         http: reqwest::Client,
         tokens: std::sync::Arc<super::auth::TokenCache>,
+        secrets: std::sync::Arc<super::secret::SecretPolicy>,
     ) -> Self {
-        Self { config, http, tokens }
+        Self { config, http, tokens, secrets }
     }
 
     async fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {
@@ -144,9 +146,10 @@ impl ServiceNowConnector {
             .timeout(Duration::from_millis(self.config.timeout_ms))
             .header(reqwest::header::ACCEPT, "application/json");
         Ok(match (&self.config.oauth2, &self.config.username, &self.config.password) {
-            (Some(o), _, _) => req.bearer_auth(self.tokens.bearer(&self.http, o).await?),
+            (Some(o), _, _) => req.bearer_auth(self.tokens.bearer(&self.http, o, &self.secrets).await?),
             (None, Some(user), Some(password)) => {
-                let password = password.resolve().map_err(|message| ConnectorError::Permanent { message })?;
+                let password =
+                    password.resolve(&self.secrets).map_err(|message| ConnectorError::Permanent { message })?;
                 req.basic_auth(user, Some(password))
             }
             _ => return Err(ConnectorError::Permanent { message: "the connector has no credentials".into() }),

@@ -14,6 +14,8 @@ use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::connectors::auth::TokenCache;
 use crate::connectors::breaker::{Breakers, Permit};
+use crate::connectors::outbound::OutboundPolicy;
+use crate::connectors::secret::{MaskedConnector, SecretPolicy};
 use crate::connectors::{
     Connector, ConnectorConfig, ConnectorError, OrderDocument, maximo::MaximoConnector, rest::RestConnector,
     sandbox::SandboxConnector, sap::SapConnector, servicenow::ServiceNowConnector,
@@ -50,6 +52,8 @@ pub struct Dispatcher {
     breakers: Arc<Breakers>,
     tokens: Arc<TokenCache>,
     metrics: Arc<Metrics>,
+    secrets: Arc<SecretPolicy>,
+    outbound: OutboundPolicy,
 }
 
 impl Dispatcher {
@@ -61,7 +65,35 @@ impl Dispatcher {
         wake: Arc<Notify>,
         breakers: Arc<Breakers>,
     ) -> Self {
-        Self { store, clock, http, settings, wake, breakers, tokens: Arc::default(), metrics: Arc::default() }
+        Self {
+            store,
+            clock,
+            http,
+            settings,
+            wake,
+            breakers,
+            tokens: Arc::default(),
+            metrics: Arc::default(),
+            secrets: Arc::default(),
+            outbound: OutboundPolicy::default(),
+        }
+    }
+
+    /// Resolves connector secrets under `secrets` (the configured policy).
+    pub fn with_secrets(mut self, secrets: Arc<SecretPolicy>) -> Self {
+        self.secrets = secrets;
+        self
+    }
+
+    /// Refuses connectors whose URLs name a destination `outbound` refuses
+    /// (the HTTP client applies it to every name it resolves).
+    pub fn with_outbound(mut self, outbound: OutboundPolicy) -> Self {
+        self.outbound = outbound;
+        self
+    }
+
+    pub fn outbound(&self) -> OutboundPolicy {
+        self.outbound
     }
 
     /// Counts into `metrics` (the application's registry).
@@ -479,15 +511,23 @@ impl Dispatcher {
 
     /// The connector for a configuration.
     pub fn build(&self, config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorError> {
-        Ok(match config.clone() {
+        for url in config.urls() {
+            self.outbound.check_url(url).map_err(|message| ConnectorError::Permanent { message })?;
+        }
+        let (http, tokens, secrets) = (self.http.clone(), self.tokens.clone(), self.secrets.clone());
+        let connector: Box<dyn Connector> = match config.clone() {
             ConnectorConfig::Sandbox => Box::new(SandboxConnector::new(self.store.clone())),
-            ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, self.http.clone(), self.tokens.clone())),
-            ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, self.http.clone())),
-            ConnectorConfig::Servicenow(cfg) => {
-                Box::new(ServiceNowConnector::new(cfg, self.http.clone(), self.tokens.clone()))
-            }
-            ConnectorConfig::Sap(cfg) => Box::new(SapConnector::new(cfg, self.http.clone())),
-        })
+            ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, http, tokens, secrets)),
+            ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, http, secrets)),
+            ConnectorConfig::Servicenow(cfg) => Box::new(ServiceNowConnector::new(cfg, http, tokens, secrets)),
+            ConnectorConfig::Sap(cfg) => Box::new(SapConnector::new(cfg, http, secrets)),
+        };
+        Ok(MaskedConnector::wrap(connector, config.masker(&self.secrets)))
+    }
+
+    /// The secret policy connectors resolve their references under.
+    pub fn secrets(&self) -> &SecretPolicy {
+        &self.secrets
     }
 
     async fn document(&self, order: &WorkOrder, batch: &Prefetched) -> Result<OrderDocument, StoreError> {

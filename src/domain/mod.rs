@@ -2,6 +2,7 @@
 //! parsed at the edge (HTTP, AMQP, connector replies).
 
 mod event;
+pub mod ident;
 mod order;
 
 pub use event::{AlertState, AssetHint, EventKind, EventOutcome, InboundEvent, Severity};

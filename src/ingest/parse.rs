@@ -199,6 +199,7 @@ fn bounded(name: &str, v: &str, max: usize) -> Result<String, IngestError> {
     if v.len() > max {
         return Err(IngestError::Invalid(format!("{name} is longer than {max} characters")));
     }
+    crate::domain::ident::check_text(name, v).map_err(IngestError::Invalid)?;
     Ok(v.to_owned())
 }
 

@@ -72,7 +72,15 @@ fn required(field: &str, v: &str, max: usize) -> Result<String, String> {
     if v.len() > max {
         return Err(format!("{field} is longer than {max} characters"));
     }
+    crate::domain::ident::check_text(field, v)?;
     Ok(v.to_owned())
+}
+
+/// An id that is a path segment of the API (`/v1/assets/{id}`).
+fn segment(field: &str, v: &str, max: usize) -> Result<String, String> {
+    let v = required(field, v, max)?;
+    crate::domain::ident::check_segment(field, &v)?;
+    Ok(v)
 }
 
 fn optional(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, String> {
@@ -112,12 +120,14 @@ impl AssetInput {
         }
         Ok(ValidAsset {
             asset: Asset {
-                id: required("id", id, MAX_ID_LEN)?,
-                site: required("site", &self.site, MAX_ID_LEN)?,
+                id: segment("id", id, MAX_ID_LEN)?,
+                site: segment("site", &self.site, MAX_ID_LEN)?,
                 name: required("name", &self.name, MAX_TEXT_LEN)?,
                 class: required("class", &self.class, MAX_ID_LEN)?,
                 criticality,
-                parent: optional("parent", self.parent.as_deref(), MAX_ID_LEN)?,
+                parent: optional("parent", self.parent.as_deref(), MAX_ID_LEN)?
+                    .map(|p| segment("parent", &p, MAX_ID_LEN))
+                    .transpose()?,
                 eam_system: optional("eam_system", self.eam_system.as_deref(), MAX_ID_LEN)?,
             },
             tags,

@@ -90,6 +90,34 @@ pub async fn insert<C: ConnectionTrait>(
         .and_then(view)
 }
 
+/// The name of the key seeded from `WORKBRIDGE_ADMIN_KEY`.
+pub const SEEDED_ADMIN: &str = "admin (WORKBRIDGE_ADMIN_KEY)";
+
+/// Makes `secret` the one active seeded admin key: a key seeded from an
+/// earlier value is revoked, and a value set back is active again.
+pub async fn seed_admin<C: ConnectionTrait>(conn: &C, secret: &str, now: DateTime<Utc>) -> Result<ApiKey, StoreError> {
+    let revoked = api_keys::Entity::update_many()
+        .col_expr(api_keys::Column::RevokedAt, Expr::value(Some(now)))
+        .filter(api_keys::Column::Name.eq(SEEDED_ADMIN))
+        .filter(api_keys::Column::KeyHash.ne(hash(secret)))
+        .filter(api_keys::Column::RevokedAt.is_null())
+        .exec(conn)
+        .await?;
+    if revoked.rows_affected > 0 {
+        tracing::warn!(
+            revoked = revoked.rows_affected,
+            "WORKBRIDGE_ADMIN_KEY changed: the key seeded from its earlier value is revoked"
+        );
+    }
+    api_keys::Entity::update_many()
+        .col_expr(api_keys::Column::RevokedAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(api_keys::Column::Name.eq(SEEDED_ADMIN))
+        .filter(api_keys::Column::KeyHash.eq(hash(secret)))
+        .exec(conn)
+        .await?;
+    insert(conn, SEEDED_ADMIN, Role::Admin, secret, now).await
+}
+
 /// The active key with this secret.
 pub async fn authenticate<C: ConnectionTrait>(conn: &C, secret: &str) -> Result<Option<ApiKey>, StoreError> {
     api_keys::Entity::find()

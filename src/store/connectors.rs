@@ -1,7 +1,7 @@
 //! Connector definitions.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::entities::connectors;
 use super::{StoreError, corrupt};
@@ -119,14 +119,23 @@ pub async fn delete<C: ConnectionTrait>(conn: &C, name: &str) -> Result<(), Stor
 }
 
 /// Records a webhook delivery id; `false` when it was received before.
+/// Receipts from before `forget_before` are dropped first: a replay that
+/// old fails the timestamp check anyway, so the table holds only the
+/// replay window.
 pub async fn record_webhook<C: ConnectionTrait>(
     conn: &C,
     connector: &str,
     webhook_id: &str,
     now: DateTime<Utc>,
+    forget_before: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     use super::entities::webhook_receipts;
     use sea_orm::sea_query::OnConflict;
+    webhook_receipts::Entity::delete_many()
+        .filter(webhook_receipts::Column::Connector.eq(connector))
+        .filter(webhook_receipts::Column::ReceivedAt.lt(forget_before))
+        .exec(conn)
+        .await?;
     let rows = webhook_receipts::Entity::insert(webhook_receipts::ActiveModel {
         connector: Set(connector.to_owned()),
         webhook_id: Set(webhook_id.to_owned()),

@@ -17,6 +17,22 @@ type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 /// How far `webhook-timestamp` may be from our clock.
 pub const TOLERANCE_SECS: i64 = 5 * 60;
 
+/// How long a `webhook-id` must be remembered: a message signed at `t` is
+/// accepted until `t + 5 min`, and may have first arrived at `t - 5 min`.
+pub fn replay_window() -> chrono::Duration {
+    chrono::Duration::seconds(2 * TOLERANCE_SECS)
+}
+
+/// Most `v1,…` candidates read from `webhook-signature`: a sender signs
+/// with each secret it rotates through, two or three at a time.
+pub const MAX_SIGNATURES: usize = 8;
+/// Longest `webhook-signature` header read (eight signatures fit easily).
+pub const MAX_SIGNATURE_HEADER: usize = 1024;
+/// Shortest signing key accepted, as the reference libraries require.
+pub const MIN_SECRET_BYTES: usize = 24;
+/// Longest signing key accepted (the specification's upper bound).
+pub const MAX_SECRET_BYTES: usize = 64;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("missing header {0}")]
@@ -25,26 +41,45 @@ pub enum SignatureError {
     BadTimestamp,
     #[error("webhook-timestamp is more than 5 minutes away from now")]
     Stale,
+    #[error(
+        "webhook-signature is longer than {MAX_SIGNATURE_HEADER} bytes or has more than {MAX_SIGNATURES} signatures"
+    )]
+    TooManySignatures,
     #[error("no signature matches")]
     Mismatch,
 }
 
-/// Decodes a `whsec_…` secret (the prefix is optional).
+/// Decodes a `whsec_…` secret (the prefix is optional). Keys shorter than
+/// 24 bytes are refused: an empty key would let anyone sign.
 pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
     let raw = secret.trim().strip_prefix("whsec_").unwrap_or(secret.trim());
-    STANDARD.decode(raw).map_err(|_| "a webhook secret is whsec_ followed by base64".to_owned())
+    let key = STANDARD.decode(raw).map_err(|_| "a webhook secret is whsec_ followed by base64".to_owned())?;
+    if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&key.len()) {
+        return Err(format!(
+            "a webhook secret must decode to {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes (this one has {})",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
+
+fn mac(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
+    // HMAC takes keys of any length: new_from_slice cannot fail for it.
+    let mut mac = <HmacSha256 as KeyInit>::new_from_slice(secret).unwrap_or_else(|_| unreachable!());
+    mac.update(format!("{id}.{timestamp}.").as_bytes());
+    mac.update(body);
+    mac.finalize().into_bytes().into()
 }
 
 /// Signs like a sender does (used by tests and by `workbridge` users'
 /// scripts as a reference).
 pub fn sign(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> String {
-    let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-    mac.update(format!("{id}.{timestamp}.").as_bytes());
-    mac.update(body);
-    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+    format!("v1,{}", STANDARD.encode(mac(secret, id, timestamp, body)))
 }
 
-/// Verifies a delivery against any of `secrets`.
+/// Verifies a delivery against any of `secrets`. The cost is bounded
+/// before any MAC is computed: one MAC per secret over the body, then each
+/// of at most [`MAX_SIGNATURES`] candidates compared in constant time.
 pub fn verify(
     secrets: &[Vec<u8>],
     id: Option<&str>,
@@ -53,30 +88,35 @@ pub fn verify(
     body: &[u8],
     now: DateTime<Utc>,
 ) -> Result<(), SignatureError> {
+    use subtle::ConstantTimeEq;
     let id = id.ok_or(SignatureError::Missing("webhook-id"))?;
     let ts = timestamp.ok_or(SignatureError::Missing("webhook-timestamp"))?;
     let signatures = signatures.ok_or(SignatureError::Missing("webhook-signature"))?;
     let ts: i64 = ts.trim().parse().map_err(|_| SignatureError::BadTimestamp)?;
-    if (now.timestamp() - ts).abs() > TOLERANCE_SECS {
+    // Checked: an extreme timestamp must not overflow the subtraction.
+    let off = now.timestamp().checked_sub(ts).and_then(i64::checked_abs);
+    if off.is_none_or(|off| off > TOLERANCE_SECS) {
         return Err(SignatureError::Stale);
+    }
+    if signatures.len() > MAX_SIGNATURE_HEADER || signatures.split_whitespace().count() > MAX_SIGNATURES {
+        return Err(SignatureError::TooManySignatures);
     }
     let candidates: Vec<Vec<u8>> = signatures
         .split_whitespace()
         .filter_map(|s| s.strip_prefix("v1,"))
         .filter_map(|b64| STANDARD.decode(b64).ok())
         .collect();
+    if candidates.is_empty() {
+        return Err(SignatureError::Mismatch);
+    }
+    let mut matched = subtle::Choice::from(0);
     for secret in secrets {
+        let expected = mac(secret, id, ts, body);
         for sig in &candidates {
-            let mut mac = HmacSha256::new_from_slice(secret).expect("HMAC takes keys of any length");
-            mac.update(format!("{id}.{ts}.").as_bytes());
-            mac.update(body);
-            // constant-time comparison
-            if mac.verify_slice(sig).is_ok() {
-                return Ok(());
-            }
+            matched |= expected.as_slice().ct_eq(sig.as_slice());
         }
     }
-    Err(SignatureError::Mismatch)
+    if bool::from(matched) { Ok(()) } else { Err(SignatureError::Mismatch) }
 }
 
 /// What an EAM (or the middleware in front of it) reports about an order.
@@ -141,5 +181,27 @@ mod tests {
             Err(SignatureError::Missing("webhook-id"))
         );
         assert!(decode_secret("whsec_!!!").is_err());
+        // Empty and short keys would let anyone sign.
+        for weak in ["", "whsec_", "whsec_c2hvcnQ=", "   "] {
+            assert!(decode_secret(weak).is_err(), "{weak:?}");
+        }
+        // Extreme timestamps are stale, not an overflow.
+        for ts in [i64::MIN.to_string(), i64::MAX.to_string()] {
+            assert_eq!(
+                verify(&[secret()], Some("msg_1"), Some(&ts), Some(&sig), body, now),
+                Err(SignatureError::Stale)
+            );
+        }
+        // A flood of candidates is refused before any MAC is computed.
+        let flood = [sig.as_str(); MAX_SIGNATURES + 1].join(" ");
+        assert_eq!(
+            verify(&[secret()], Some("msg_1"), Some("1700000000"), Some(&flood), body, now),
+            Err(SignatureError::TooManySignatures)
+        );
+        let long = format!("{sig} {}", "x".repeat(MAX_SIGNATURE_HEADER));
+        assert_eq!(
+            verify(&[secret()], Some("msg_1"), Some("1700000000"), Some(&long), body, now),
+            Err(SignatureError::TooManySignatures)
+        );
     }
 }

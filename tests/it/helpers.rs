@@ -481,3 +481,17 @@ pub fn client_with_key(key: &str) -> reqwest::Client {
     headers.insert(reqwest::header::AUTHORIZATION, format!("Bearer {key}").parse().unwrap());
     reqwest::Client::builder().default_headers(headers).build().unwrap()
 }
+
+/// A log writer for tests that check what the service logs.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

@@ -17,6 +17,7 @@ mod rules;
 mod sap;
 mod scale;
 mod secrets;
+mod security;
 mod servicenow;
 mod shutdown;
 mod webhooks;

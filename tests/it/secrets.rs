@@ -1,15 +1,13 @@
 //! OAuth2 client credentials, and credentials that never reach logs,
 //! responses or stored errors.
 
-use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{body_string_contains, header, method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-use crate::helpers::{Options, alert, spawn_app};
+use crate::helpers::{Captured, Options, alert, spawn_app};
 
 const CLIENT_SECRET: &str = "s3cret-client-credential";
 
@@ -21,19 +19,6 @@ impl Respond for TokenEndpoint {
         let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
         ResponseTemplate::new(200)
             .set_body_json(json!({"access_token": format!("tok-{n}"), "token_type": "Bearer", "expires_in": 1799}))
-    }
-}
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }
 

@@ -67,7 +67,7 @@ async fn signed_status_webhooks_reach_the_history(backend: Backend) {
     assert_eq!(o["history"].as_array().unwrap().len(), entries);
 
     // Refused: wrong key, stale timestamp, missing signature.
-    let wrong = "whsec_d3Jvbmcta2V5LXdyb25nLWtleQ==";
+    let wrong = "whsec_d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZyE=";
     for (id, ts, key) in [("msg_2", now, wrong), ("msg_3", now - 301, OLD)] {
         let (s, p) = push(&app, id, ts, key, &json!({"external_id": "1052", "status": "COMP"})).await;
         assert_eq!(s, 401, "{p}");
@@ -78,13 +78,14 @@ async fn signed_status_webhooks_reach_the_history(backend: Backend) {
     let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
     assert_eq!(o["status"], "in_progress", "nothing refused took effect");
 
-    // Unknown status word or order: 422; unknown connector: 404.
+    // Unknown status word or order: 422; unknown connector: 401, as a bad
+    // signature (the endpoint does not tell which connectors exist).
     let (s, _) = push(&app, "msg_4", now, OLD, &json!({"external_id": "1052", "status": "NOPE"})).await;
     assert_eq!(s, 422);
     let (s, _) = push(&app, "msg_5", now, OLD, &json!({"external_id": "9999", "status": "COMP"})).await;
     assert_eq!(s, 422);
     let r = app.client.post(app.url("/v1/webhooks/nobody")).json(&report).send().await.unwrap();
-    assert_eq!(r.status(), 404);
+    assert_eq!(r.status(), 401);
 
     // By our reference, with the old key: completed.
     let (s, r) =
