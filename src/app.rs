@@ -110,6 +110,8 @@ pub struct Application {
     workers: JoinSet<()>,
     cancel: CancellationToken,
     store: Store,
+    /// The bounds on rule evaluation: ingest's, and dry runs' and backtests'.
+    budgets: (EvalBudget, EvalBudget),
     shutdown_timeout: Duration,
     /// Held for the life of the service (SQLite only).
     _sqlite_lock: Option<std::fs::File>,
@@ -163,8 +165,13 @@ impl Application {
             sla: settings.sla.clone(),
             inhibit: settings.inhibit.clone(),
             budget: EvalBudget::new(Duration::from_millis(settings.rules.eval_timeout_ms)),
+            dry_run_budget: EvalBudget::with_permits(
+                Duration::from_millis(settings.rules.eval_timeout_ms),
+                settings.rules.dry_run_permits,
+            ),
         };
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let budgets = (policy.budget.clone(), policy.dry_run_budget.clone());
         let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), policy).with_metrics(metrics.clone());
         let http = crate::connectors::outbound::client(outbound_policy(&settings)).map_err(StartError::HttpClient)?;
         let breakers = Arc::new(Breakers::new(
@@ -241,7 +248,7 @@ impl Application {
         .run();
         tracing::info!(port, database = %redact_url(&settings.database.url), amqp = settings.amqp.enabled, "workbridge started");
         let shutdown_timeout = Duration::from_secs(settings.http.shutdown_timeout_secs);
-        Ok(Self { port, server, workers, cancel, store, shutdown_timeout, _sqlite_lock: sqlite_lock })
+        Ok(Self { port, server, workers, cancel, store, budgets, shutdown_timeout, _sqlite_lock: sqlite_lock })
     }
 
     pub fn port(&self) -> u16 {
@@ -256,6 +263,12 @@ impl Application {
     /// The database the service uses (tests inspect it).
     pub fn store(&self) -> Store {
         self.store.clone()
+    }
+
+    /// The bounds on rule evaluation, (ingest, dry runs and backtests):
+    /// tests occupy them.
+    pub fn eval_budgets(&self) -> (EvalBudget, EvalBudget) {
+        self.budgets.clone()
     }
 
     /// Serves until SIGINT/SIGTERM (or `server_handle().stop()`), then stops

@@ -102,11 +102,15 @@ pub struct RulesSettings {
     /// Longest one event's rule evaluation may take (CEL has no run-time
     /// budget); an event that exceeds it is refused, not decided.
     pub eval_timeout_ms: u64,
+    /// How many dry runs (`POST /v1/rules/test`) and backtests evaluate
+    /// rules at once. They have their own permits, apart from ingest's (two
+    /// per core), so that planners cannot make ingest wait.
+    pub dry_run_permits: usize,
 }
 
 impl Default for RulesSettings {
     fn default() -> Self {
-        Self { file: None, eval_timeout_ms: 250 }
+        Self { file: None, eval_timeout_ms: 250, dry_run_permits: 2 }
     }
 }
 

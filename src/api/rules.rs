@@ -196,5 +196,5 @@ pub async fn backtest_rules(
         None => RuleSet::compile_skipping(rules::list(state.store.conn()).await?).0,
     };
     let rules = std::sync::Arc::new(rules);
-    Ok(web::Json(backtest::run(&state.store, &rules, state.decider.budget(), input.since, input.until).await?))
+    Ok(web::Json(backtest::run(&state.store, &rules, state.decider.dry_run_budget(), input.since, input.until).await?))
 }

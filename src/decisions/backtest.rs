@@ -137,7 +137,9 @@ pub async fn run(
     since: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<BacktestReport, StoreError> {
-    let conn = store.conn();
+    // Reads only, none inside a transaction: on SQLite they take the
+    // read-only connections, not the one writer that ingest needs.
+    let conn = store.reads();
     let stored = events::in_range(conn, since, until, MAX_EVENTS + 1).await?;
     let truncated = stored.len() as u64 > MAX_EVENTS;
     let stored = &stored[..stored.len().min(MAX_EVENTS as usize)];

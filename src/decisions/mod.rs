@@ -88,7 +88,6 @@ impl RuleCache {
 
 /// What one transaction loads once for all the events it decides.
 pub(crate) struct Snapshot {
-    rules: Arc<RuleSet>,
     /// Per inhibit rule: whether any event could inhibit now (a recent
     /// raised source event is stored, or one is in this batch). Most of the
     /// time none is, and the per-event inhibitor queries are skipped.
@@ -100,7 +99,6 @@ pub(crate) struct Snapshot {
 impl Snapshot {
     async fn load(
         txn: &store_mod::DatabaseTransaction,
-        rules: Arc<RuleSet>,
         policy: &Policy,
         batch: &[InboundEvent],
         now: DateTime<Utc>,
@@ -117,7 +115,7 @@ impl Snapshot {
             inhibit_live.push(live);
         }
         let suppressions = suppressions::all_in_force(txn, now).await?;
-        Ok(Self { rules, inhibit_live, suppressions })
+        Ok(Self { inhibit_live, suppressions })
     }
 }
 
@@ -126,7 +124,12 @@ impl Snapshot {
 pub struct Policy {
     pub sla: SlaSettings,
     pub inhibit: Vec<InhibitRule>,
+    /// The bound on evaluating the rules for ingest.
     pub budget: EvalBudget,
+    /// The bound on evaluating them for planners (dry runs, backtests): its
+    /// own permits, so that however many of those run, or however long,
+    /// ingest's permits stay free.
+    pub dry_run_budget: EvalBudget,
 }
 
 /// Rule evaluation with CEL conditions runs on the blocking pool under a
@@ -136,6 +139,8 @@ pub struct Policy {
 #[derive(Clone)]
 pub struct EvalBudget {
     permits: Arc<tokio::sync::Semaphore>,
+    /// How many permits there are.
+    size: u32,
     limit: std::time::Duration,
 }
 
@@ -152,9 +157,23 @@ impl Default for EvalBudget {
 }
 
 impl EvalBudget {
+    /// Two permits per core.
     pub fn new(limit: std::time::Duration) -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Self { permits: Arc::new(tokio::sync::Semaphore::new(cores * 2)), limit }
+        Self::with_permits(limit, cores * 2)
+    }
+
+    /// At most `permits` evaluations (at least one) run at once.
+    pub fn with_permits(limit: std::time::Duration, permits: usize) -> Self {
+        let size = permits.clamp(1, tokio::sync::Semaphore::MAX_PERMITS.min(u32::MAX as usize)) as u32;
+        Self { permits: Arc::new(tokio::sync::Semaphore::new(size as usize)), size, limit }
+    }
+
+    /// Takes every permit, as long evaluations would (for tests of what
+    /// else still runs then); they come back when the guard is dropped.
+    #[doc(hidden)]
+    pub async fn occupy(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.permits.clone().acquire_many_owned(self.size).await.expect("the semaphore is never closed")
     }
 
     /// The verdict of `rules` on the event, or `EvaluationTimeout`.
@@ -284,9 +303,14 @@ impl Decider {
         &self.metrics
     }
 
-    /// The bound on rule evaluation.
+    /// The bound on rule evaluation for ingest.
     pub fn budget(&self) -> &EvalBudget {
         &self.policy.budget
+    }
+
+    /// The bound on rule evaluation for dry runs and backtests.
+    pub fn dry_run_budget(&self) -> &EvalBudget {
+        &self.policy.dry_run_budget
     }
 
     /// Asks the dispatcher to look for work now (after a manual retry).
@@ -297,15 +321,28 @@ impl Decider {
     /// Decides `event` against the stored rules, or `proposed` ones, inside a
     /// transaction that is rolled back: the answer reflects the open orders
     /// as they are, and nothing is written.
+    ///
+    /// The rules are evaluated first, under the dry-run budget (never
+    /// ingest's) and with no connection held: on SQLite the transaction
+    /// holds the one writer connection, which ingest needs.
     pub async fn dry_run(&self, event: &InboundEvent, proposed: Option<RuleSet>) -> Result<DryRun, StoreError> {
-        let txn = self.store.conn().begin().await?;
+        let reads = self.store.reads();
         let rules = match proposed {
             Some(set) => Arc::new(set),
-            None => self.rules.get(&txn).await?,
+            None => self.rules.get(reads).await?,
         };
+        let mapping = mapping::map_event(reads, event).await?;
+        let verdict = match &mapping {
+            Some(m) => Some(self.policy.dry_run_budget.verdict(event, &m.asset, &rules).await?),
+            None => None,
+        };
+        let prepared = Prepared::new(event, mapping, verdict, &rules);
         let now = self.clock.now();
-        let snap = Snapshot::load(&txn, rules, &self.policy, std::slice::from_ref(event), now).await?;
-        let (decided, order) = decide(&txn, event, &snap, &self.policy, now).await?;
+        let txn = self.store.conn().begin().await?;
+        let snap = Snapshot::load(&txn, &self.policy, std::slice::from_ref(event), now).await?;
+        let (decided, order) = decide_prepared(&txn, event, &prepared, &snap, &self.policy, now, None)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("a decision in the database gave no answer".into()))?;
         txn.rollback().await?;
         let created = decided.outcome == EventOutcome::Created;
         Ok(DryRun {
@@ -467,7 +504,7 @@ impl Decider {
         // batch was prepared is still caught by the insert.
         let conn = self.store.conn();
         let txn = conn.begin().await?;
-        let snap = Snapshot::load(&txn, rules.clone(), &self.policy, &batch, now).await?;
+        let snap = Snapshot::load(&txn, &self.policy, &batch, now).await?;
         let mut wanted: Vec<&str> = prepared.iter().filter_map(|p| p.key.as_deref()).collect();
         wanted.sort_unstable();
         wanted.dedup();
@@ -687,26 +724,6 @@ fn mapping_trace(m: &Option<Mapping>) -> Value {
         Some(m) => json!({"asset_id": m.asset.id, "by": m.by, "detail": m.detail}),
         None => Value::Null,
     }
-}
-
-/// Maps and evaluates one event, then decides it within `txn`; writes the
-/// order and outbox rows it needs, and returns the order it opened, if any.
-async fn decide(
-    txn: &store_mod::DatabaseTransaction,
-    event: &InboundEvent,
-    snap: &Snapshot,
-    policy: &Policy,
-    now: DateTime<Utc>,
-) -> Result<(Decided, Option<NewOrder>), StoreError> {
-    let mapping = mapping::map_event(txn, event).await?;
-    let verdict = match &mapping {
-        Some(m) => Some(policy.budget.verdict(event, &m.asset, &snap.rules).await?),
-        None => None,
-    };
-    let prepared = Prepared::new(event, mapping, verdict, &snap.rules);
-    decide_prepared(txn, event, &prepared, snap, policy, now, None)
-        .await?
-        .ok_or_else(|| StoreError::Corrupt("a decision in the database gave no answer".into()))
 }
 
 /// A batch read and evaluated by `Decider::prepare`, not yet decided.

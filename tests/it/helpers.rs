@@ -170,6 +170,9 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub store: Store,
     pub settings: Settings,
+    /// The bounds on rule evaluation: (ingest, dry runs and backtests).
+    #[allow(dead_code)]
+    pub budgets: (workbridge::decisions::EvalBudget, workbridge::decisions::EvalBudget),
     handle: actix_web::dev::ServerHandle,
     stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -255,6 +258,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
         Application::build_with_clock(settings.clone(), opts.clock.clone()).await.expect("the application starts");
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
+    let budgets = app.eval_budgets();
     let handle = app.server_handle();
     let stopped = tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -262,6 +266,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
         client: client_with_key(ADMIN_KEY),
         store,
         settings,
+        budgets,
         handle,
         stopped: Some(stopped),
         _dir: dir,

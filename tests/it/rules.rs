@@ -262,9 +262,15 @@ async fn a_runaway_condition_is_cut_off_and_the_event_kept() {
     };
     let app = spawn_app(Backend::Sqlite, opts).await;
     app.setup_flow(sandbox_connector()).await;
-    // 32,000 iterations: far beyond 20 ms in a test build.
-    let l = "[0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19]";
-    let slow = format!("[0,1,2,3].all(a, {l}.all(b, {l}.all(c, {l}.all(d, a + b + c + d >= 0))))");
+    // Nested comprehensions are refused at save; the costliest a condition
+    // may be is still far beyond 20 ms in a test build: over the 128 items
+    // of `context`, lists of 1,664 items built 128 times.
+    let slow = format!("context.map(x, {}).size() > 0", vec!["context"; 13].join(" + "));
+    let slow_alert = |id: &str| {
+        let mut a = alert(id);
+        a["data"]["context"] = json!((0..128).collect::<Vec<i32>>());
+        a
+    };
     let (s, rule) = app
         .post_json(
             "/v1/rules",
@@ -273,18 +279,18 @@ async fn a_runaway_condition_is_cut_off_and_the_event_kept() {
         .await;
     assert_eq!(s, 201, "{rule}");
 
-    let (s, p) = app.post_json("/v1/events", &alert("slow-http")).await;
+    let (s, p) = app.post_json("/v1/events", &slow_alert("slow-http")).await;
     assert_eq!(s, 503, "{p}");
     assert_eq!(p["code"], "rule-evaluation-timeout");
     assert!(p["detail"].as_str().unwrap().contains("20 ms"), "{p}");
     // In a batch, the element is rejected with the same problem.
-    let (s, b) = app.post_json("/v1/events", &json!([alert("slow-batch")])).await;
+    let (s, b) = app.post_json("/v1/events", &json!([slow_alert("slow-batch")])).await;
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["items"][0]["error"]["code"], "rule-evaluation-timeout", "{b}");
 
     app.eventually("the consumer is up", || async { app.get("/readyz").await.0 == 200 }).await;
     let broker = Broker::connect(&names).await;
-    broker.publish_structured(&alert("slow-amqp")).await;
+    broker.publish_structured(&slow_alert("slow-amqp")).await;
     let dead = broker.take(&names.dead_queue, 1).await;
     let headers = dead[0].properties.headers().as_ref().unwrap().inner();
     assert_eq!(
@@ -307,3 +313,81 @@ async fn a_runaway_condition_is_cut_off_and_the_event_kept() {
     assert_eq!(e["outcome"], "created");
     broker.cleanup().await;
 }
+
+async fn nested_comprehensions_are_refused_at_save(backend: Backend) {
+    let app = spawn_app(backend, Options::default()).await;
+    app.post_json("/v1/connectors", &sandbox_connector()).await;
+    // Over a list of 15,000 items this made 225 million steps, on a thread
+    // that no deadline can stop.
+    let nested = "event.data.readings.exists(r, event.data.readings.exists(s, r == s + 1.0))";
+    let rule = json!({"name": "pairs", "when": {"condition": nested}, "action": {"kind": "ignore"}});
+    let (s, p) = app.post_json("/v1/rules", &rule).await;
+    assert_eq!(s, 422, "{p}");
+    assert_eq!(p["type"], "urn:workbridge:problem:validation-failed");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.starts_with("when.condition: line 1, column"), "{detail}");
+    assert!(detail.contains("contains another one"), "{detail}");
+    // A proposed rule set of a dry run is refused the same way.
+    let (s, p) = app.post_json("/v1/rules/test", &json!({"event": alert("x"), "rules": [rule]})).await;
+    assert_eq!(s, 422, "{p}");
+    assert!(p["detail"].as_str().unwrap().starts_with("rules[0]: when.condition"), "{p}");
+    // One level is fine.
+    let one = json!({"name": "any-high", "when": {"condition": "event.data.readings.exists(r, r > 90.0)"}, "action": {"kind": "ignore"}});
+    let (s, p) = app.post_json("/v1/rules", &one).await;
+    assert_eq!(s, 201, "{p}");
+}
+on_both_backends!(nested_comprehensions_are_refused_at_save);
+
+/// Dry runs and backtests evaluate under their own permits: with all of
+/// them taken (as a flood of slow dry runs would), ingest still decides.
+async fn dry_runs_cannot_take_ingests_permits(backend: Backend) {
+    let app = spawn_app(backend, Options::default()).await;
+    app.setup_flow(sandbox_connector()).await;
+    // A condition, so that evaluation goes through the budget.
+    let rule = json!({"name": "very-hot", "position": -1, "when": {"condition": "event.value > 500.0"}, "action": {"kind": "ignore"}});
+    let (s, _) = app.post_json("/v1/rules", &rule).await;
+    assert_eq!(s, 201);
+
+    let held = app.budgets.1.occupy().await;
+    let (s, a) = app.post_json("/v1/events", &alert("ingest-1")).await;
+    assert_eq!(s, 201, "{a}");
+    assert_eq!(a["outcome"], "created");
+    // The dry run waits for its own permits, and gives up at the deadline.
+    let (s, p) = app.post_json("/v1/rules/test", &json!({"event": alert("dry-1")})).await;
+    assert_eq!(s, 503, "{p}");
+    assert_eq!(p["type"], "urn:workbridge:problem:rule-evaluation-timeout");
+    drop(held);
+    let (s, dry) = app.post_json("/v1/rules/test", &json!({"event": alert("dry-2")})).await;
+    assert_eq!(s, 200, "{dry}");
+    assert_eq!(dry["outcome"], "merged");
+}
+on_both_backends!(dry_runs_cannot_take_ingests_permits);
+
+/// A dry run evaluates with no database connection held: on SQLite its
+/// transaction would hold the one writer, and ingest would wait for it.
+async fn a_waiting_dry_run_does_not_hold_the_writer(backend: Backend) {
+    let opts = Options { env: vec![("WORKBRIDGE_RULES__EVAL_TIMEOUT_MS", "60000".into())], ..Default::default() };
+    let app = spawn_app(backend, opts).await;
+    app.setup_flow(sandbox_connector()).await;
+    let rule = json!({"name": "very-hot", "position": -1, "when": {"condition": "event.value > 500.0"}, "action": {"kind": "ignore"}});
+    let (s, _) = app.post_json("/v1/rules", &rule).await;
+    assert_eq!(s, 201);
+
+    let held = app.budgets.1.occupy().await;
+    let dry = {
+        let (client, url) = (app.client.clone(), app.url("/v1/rules/test"));
+        tokio::spawn(async move { client.post(url).json(&json!({"event": alert("dry-1")})).send().await })
+    };
+    // A head start for the dry run (the test's strength, not its outcome,
+    // depends on it): it now waits for a permit, for up to 60 s.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let (s, a) = app.post_json("/v1/events", &alert("ingest-1")).await;
+    assert_eq!(s, 201, "{a}");
+    assert!(!dry.is_finished(), "the dry run is still waiting");
+    drop(held);
+    let answer = dry.await.unwrap().unwrap();
+    assert_eq!(answer.status(), 200);
+    let dry: serde_json::Value = answer.json().await.unwrap();
+    assert_eq!(dry["outcome"], "merged", "it sees the order ingest opened meanwhile");
+}
+on_both_backends!(a_waiting_dry_run_does_not_hold_the_writer);
