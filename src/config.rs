@@ -30,8 +30,8 @@ pub struct Settings {
     pub sync: SyncSettings,
     /// Inhibit rules (`[[inhibit]]` in the file); default: data-quality
     /// events inhibit process alerts on their asset and its equipment.
-    #[serde(default = "crate::rules::inhibit::InhibitRule::defaults")]
-    pub inhibit: Vec<crate::rules::inhibit::InhibitRule>,
+    #[serde(default = "crate::domain::inhibit::InhibitRule::defaults")]
+    pub inhibit: Vec<crate::domain::inhibit::InhibitRule>,
     #[serde(default)]
     pub secrets: SecretsSettings,
     #[serde(default)]

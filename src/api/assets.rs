@@ -4,7 +4,7 @@ use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
 use super::{AppState, audit, json_of, mime, read_body};
-use crate::mapping::registry::{AssetInput, AssetView, CsvAssetRow, TagPattern, TagPatternInput};
+use crate::domain::asset::{AssetInput, AssetView, CsvAssetRow, TagPattern, TagPatternInput};
 use crate::store::assets::{self, AssetFilter, Upserted};
 use crate::store::audit::Actor;
 use crate::store::{Page, PageRequest, StoreError, TransactionTrait};

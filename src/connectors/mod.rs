@@ -347,7 +347,7 @@ pub struct ConnectorView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub webhook: Option<WebhookSettings>,
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub feedback_codes: BTreeMap<String, crate::store::feedback::Verdict>,
+    pub feedback_codes: BTreeMap<String, crate::domain::Verdict>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -367,7 +367,7 @@ pub struct ConnectorInput {
     /// `{"No Fault Found": "false_alarm", "Solved (Permanently)": "useful"}`
     /// (a ServiceNow `close_code`, a Maximo failure remedy, an SAP cause code).
     #[serde(default)]
-    pub feedback_codes: BTreeMap<String, crate::store::feedback::Verdict>,
+    pub feedback_codes: BTreeMap<String, crate::domain::Verdict>,
 }
 
 fn enabled_default() -> bool {

@@ -20,10 +20,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{EvalBudget, event_context};
+use crate::domain::Asset;
+use crate::domain::template;
 use crate::domain::{AlertState, EventOutcome, OrderStatus};
 use crate::ingest::parse;
-use crate::mapping::Asset;
-use crate::rules::{Action, Debounce, RuleInput, RuleSet, template};
+use crate::rules::{Action, Debounce, RuleInput, RuleSet};
 use crate::store::{Store, StoreError, assets, events, suppressions, work_orders};
 
 /// Most events one backtest replays.
@@ -58,11 +59,11 @@ impl Tally {
     fn count(&mut self, outcome: EventOutcome) {
         *self.outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
     }
-    fn verdict(&mut self, v: Verdict) {
+    fn verdict(&mut self, v: Outcome) {
         match v {
-            Verdict::Accepted => self.accepted += 1,
-            Verdict::Rejected => self.rejected += 1,
-            Verdict::Undecided => self.undecided += 1,
+            Outcome::Accepted => self.accepted += 1,
+            Outcome::Rejected => self.rejected += 1,
+            Outcome::Undecided => self.undecided += 1,
         }
     }
     fn finish(&mut self) {
@@ -73,17 +74,18 @@ impl Tally {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
-pub enum Verdict {
+/// What became of an order, as the backtest counts it.
+pub enum Outcome {
     Accepted,
     Rejected,
     Undecided,
 }
 
-fn verdict_of(status: OrderStatus) -> Verdict {
+fn verdict_of(status: OrderStatus) -> Outcome {
     match status {
-        OrderStatus::InProgress | OrderStatus::Completed | OrderStatus::Closed => Verdict::Accepted,
-        OrderStatus::Cancelled | OrderStatus::Rejected => Verdict::Rejected,
-        _ => Verdict::Undecided,
+        OrderStatus::InProgress | OrderStatus::Completed | OrderStatus::Closed => Outcome::Accepted,
+        OrderStatus::Cancelled | OrderStatus::Rejected => Outcome::Rejected,
+        _ => Outcome::Undecided,
     }
 }
 
@@ -97,7 +99,7 @@ pub struct SimulatedOrder {
     pub events: u64,
     /// Real orders its events belonged to.
     pub real_orders: Vec<String>,
-    pub verdict: Verdict,
+    pub verdict: Outcome,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -231,7 +233,7 @@ pub async fn run(
                                         first_event_time: time,
                                         events: 1,
                                         real_orders: vec![],
-                                        verdict: Verdict::Undecided,
+                                        verdict: Outcome::Undecided,
                                     };
                                     note_real(&mut order, record.work_order_id.as_deref());
                                     orders.push(order);
@@ -251,11 +253,11 @@ pub async fn run(
     }
 
     for order in &mut orders {
-        let mut verdict = Verdict::Undecided;
+        let mut verdict = Outcome::Undecided;
         for id in &order.real_orders {
             match verdict_for(conn, &mut real_status, id).await? {
-                Verdict::Accepted => verdict = Verdict::Accepted,
-                Verdict::Rejected if verdict == Verdict::Undecided => verdict = Verdict::Rejected,
+                Outcome::Accepted => verdict = Outcome::Accepted,
+                Outcome::Rejected if verdict == Outcome::Undecided => verdict = Outcome::Rejected,
                 _ => {}
             }
         }
@@ -295,10 +297,10 @@ async fn verdict_for(
     conn: &sea_orm::DatabaseConnection,
     cache: &mut HashMap<String, OrderStatus>,
     id: &str,
-) -> Result<Verdict, StoreError> {
+) -> Result<Outcome, StoreError> {
     Ok(match crate::store::feedback::latest(conn, id).await? {
-        Some(crate::store::feedback::Verdict::Useful) => Verdict::Accepted,
-        Some(crate::store::feedback::Verdict::FalseAlarm) => Verdict::Rejected,
+        Some(crate::domain::Verdict::Useful) => Outcome::Accepted,
+        Some(crate::domain::Verdict::FalseAlarm) => Outcome::Rejected,
         None => verdict_of(status_of(conn, cache, id).await?),
     })
 }

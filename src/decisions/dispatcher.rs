@@ -33,7 +33,7 @@ struct Prefetched {
     connectors: HashMap<String, Option<connectors::StoredConnector>>,
     /// Order id → the CloudEvent that opened it.
     first_events: HashMap<String, serde_json::Value>,
-    assets: HashMap<String, crate::mapping::Asset>,
+    assets: HashMap<String, crate::domain::Asset>,
 }
 
 /// A call about an order already in the EAM.

@@ -18,11 +18,12 @@ use utoipa::ToSchema;
 use crate::clock::Clock;
 use crate::config::SlaSettings;
 use crate::domain::OrderStatus;
+use crate::domain::inhibit::{InhibitRule, parse_equal};
 use crate::domain::{AlertState, EventOutcome, InboundEvent};
-use crate::mapping::{self, Asset, Mapping};
+use crate::domain::{Asset, template};
+use crate::mapping::{self, Mapping};
 use crate::metrics::Metrics;
-use crate::rules::inhibit::{InhibitRule, parse_equal};
-use crate::rules::{self, Action, CreateAction, Debounce, OnClear, Rule, RuleSet, Verdict, template};
+use crate::rules::{self, Action, CreateAction, Debounce, Evaluated, OnClear, Rule, RuleSet};
 use crate::store::events::{self, Decided};
 use crate::store::suppressions::{self, Scope};
 use crate::store::work_orders::{self, NewOrder, StatusUpdate};
@@ -182,7 +183,7 @@ impl EvalBudget {
         event: &InboundEvent,
         asset: &Asset,
         rules: &Arc<RuleSet>,
-    ) -> Result<Verdict, StoreError> {
+    ) -> Result<Evaluated, StoreError> {
         if !rules.has_conditions() {
             // Matchers alone are bounded by the set's size: no need to leave the task.
             return Ok(rules::verdict(event, asset, rules));
@@ -221,7 +222,7 @@ impl EvalBudget {
         batch: &Arc<[InboundEvent]>,
         items: Vec<(usize, &Asset)>,
         rules: &Arc<RuleSet>,
-    ) -> Result<Vec<Verdict>, StoreError> {
+    ) -> Result<Vec<Evaluated>, StoreError> {
         if !rules.has_conditions() || items.len() <= 1 {
             let mut out = Vec::with_capacity(items.len());
             for (position, asset) in items {
@@ -756,13 +757,13 @@ impl PreparedBatch {
 /// (so that it owns nothing of the rule set and can wait for its turn).
 struct PreparedEvent {
     mapping: Option<Mapping>,
-    verdict: Option<Verdict>,
+    verdict: Option<Evaluated>,
     ctx: Value,
     key: Option<String>,
 }
 
 impl PreparedEvent {
-    fn new(event: &InboundEvent, mapping: Option<Mapping>, verdict: Option<Verdict>, rules: &RuleSet) -> Self {
+    fn new(event: &InboundEvent, mapping: Option<Mapping>, verdict: Option<Evaluated>, rules: &RuleSet) -> Self {
         let (Some(m), Some(verdict)) = (&mapping, verdict) else {
             return Self { mapping: None, verdict: None, ctx: Value::Null, key: None };
         };
@@ -792,7 +793,7 @@ struct Prepared<'r> {
 }
 
 impl<'r> Prepared<'r> {
-    fn new(event: &InboundEvent, mapping: Option<Mapping>, verdict: Option<Verdict>, rules: &'r RuleSet) -> Self {
+    fn new(event: &InboundEvent, mapping: Option<Mapping>, verdict: Option<Evaluated>, rules: &'r RuleSet) -> Self {
         PreparedEvent::new(event, mapping, verdict, rules).resolve(rules)
     }
 }

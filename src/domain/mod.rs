@@ -1,9 +1,16 @@
 //! Domain types: what the rest of the service works with once input has been
 //! parsed at the edge (HTTP, AMQP, connector replies).
 
+pub mod asset;
 mod event;
+mod feedback;
 pub mod ident;
+pub mod inhibit;
 mod order;
+pub mod rule;
+pub mod template;
 
+pub use asset::{Asset, AssetInput, AssetView, TagPattern, TagPatternInput, ValidAsset};
 pub use event::{AlertState, AssetHint, EventKind, EventOutcome, InboundEvent, Severity};
+pub use feedback::Verdict;
 pub use order::{OrderStatus, Priority};

@@ -2,16 +2,12 @@
 //! historian tag, then the first tag pattern (in position order) whose
 //! captures name a known asset.
 
-pub mod registry;
-
 use regex::Regex;
 use sea_orm::ConnectionTrait;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-pub use registry::{Asset, AssetInput, TagPattern, TagPatternInput};
-
-use crate::domain::InboundEvent;
+use crate::domain::{Asset, InboundEvent, TagPattern};
 use crate::store::{StoreError, assets as store};
 
 /// How an event found its asset.
@@ -53,7 +49,7 @@ impl CompiledPattern {
     pub fn compile(p: &TagPattern) -> Result<Self, regex::Error> {
         Ok(Self {
             id: p.id.clone(),
-            regex: registry::compile_pattern(&p.pattern)?,
+            regex: crate::domain::asset::compile_pattern(&p.pattern)?,
             asset_template: p.asset_template.clone(),
         })
     }

@@ -22,8 +22,8 @@ use std::sync::{Arc, OnceLock};
 use cel::common::ast::{EntryExpr, Expr, IdedExpr};
 use cel::{Context, Env, Program, Value};
 
+use crate::domain::Asset;
 use crate::domain::InboundEvent;
-use crate::mapping::Asset;
 
 /// Longest condition accepted: CEL has no run-time budget, so inputs are kept small.
 pub const MAX_CONDITION_LEN: usize = 4096;

@@ -11,7 +11,7 @@ use utoipa::IntoParams;
 
 use super::entities::{asset_tags, assets, tag_patterns};
 use super::{Page, PageRequest, StoreError, new_id};
-use crate::mapping::registry::{Asset, AssetView, TagPattern, TagPatternInput, ValidAsset};
+use crate::domain::asset::{Asset, AssetView, TagPattern, TagPatternInput, ValidAsset};
 
 fn to_asset(m: assets::Model) -> Asset {
     Asset {

@@ -14,7 +14,7 @@ pub struct StoredConnector {
     pub enabled: bool,
     pub config: ConnectorConfig,
     pub webhook: Option<WebhookSettings>,
-    pub feedback_codes: std::collections::BTreeMap<String, crate::store::feedback::Verdict>,
+    pub feedback_codes: std::collections::BTreeMap<String, crate::domain::Verdict>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -78,7 +78,7 @@ pub async fn save<C: ConnectionTrait>(
     enabled: bool,
     config: &ConnectorConfig,
     webhook: Option<&WebhookSettings>,
-    feedback_codes: &std::collections::BTreeMap<String, crate::store::feedback::Verdict>,
+    feedback_codes: &std::collections::BTreeMap<String, crate::domain::Verdict>,
     must_exist: bool,
     now: DateTime<Utc>,
 ) -> Result<StoredConnector, StoreError> {

@@ -8,24 +8,7 @@ use utoipa::ToSchema;
 use super::entities::feedback;
 use super::{StoreError, corrupt, new_id};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Useful,
-    FalseAlarm,
-}
-
-impl Verdict {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Useful => "useful",
-            Self::FalseAlarm => "false_alarm",
-        }
-    }
-    fn parse(s: &str) -> Option<Self> {
-        [Self::Useful, Self::FalseAlarm].into_iter().find(|v| v.as_str() == s)
-    }
-}
+use crate::domain::Verdict;
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct Feedback {

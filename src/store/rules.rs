@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 
 use super::entities::{rule_versions, rules};
 use super::{StoreError, corrupt, new_id};
-use crate::rules::{Action, Matchers, Rule, RuleDefinition, RuleInput, RuleMode};
+use crate::domain::rule::{Action, Matchers, Rule, RuleDefinition, RuleInput, RuleMode};
 
 fn from_model(m: rules::Model) -> Result<Rule, StoreError> {
     let def: RuleDefinition = serde_json::from_value(m.definition).map_err(|_| corrupt("rule definition of", &m.id))?;

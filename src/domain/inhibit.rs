@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::EventKind;
+use super::EventKind;
 
 /// Fields an inhibit rule can compare: the event's tag, its asset, the
 /// asset's parent (an instrument's parent is the equipment it measures), its
