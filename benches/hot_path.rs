@@ -11,7 +11,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
 use workbridge::domain::{Asset, template};
 use workbridge::domain::{EventKind, Severity};
-use workbridge::ingest::parse;
+use workbridge::domain::cloudevent as parse;
 use workbridge::rules::{Action, Matchers, Rule, RuleMode, RuleSet, evaluate};
 
 const EVENT: &str = r#"{"specversion": "1.0", "id": "fae11c54-f86d-49a2-9dc3-8fb1872afa55", "source": "tdl://plant/analytics", "type": "tdl.alert", "time": "2026-11-24T00:01:30.000Z", "subject": "TEXAS.PUMPING.MX4106.DISCH_PRESS", "datacontenttype": "application/json", "data": {"state": "raised", "code": "LOW_PRESSURE", "severity": "major", "message": "LOW_PRESSURE on Mixer 4106", "value": 11.6, "threshold": 10.0, "context": {"area": "PUMPING"}}}"#;
@@ -123,7 +123,7 @@ fn benches(c: &mut Criterion) {
         "order": {"reference": "01a2129a-6818-7095-8009-f1533ba7f1f4", "title": "LOW_PRESSURE on Mixer 4106 (MX-4106)",
                   "description": "LOW_PRESSURE on Mixer 4106\nSeverity: major", "priority": 2, "asset_id": "MX-4106",
                   "due_by": "2026-11-25T00:01:30Z"},
-        "asset": asset, "event": workbridge::decisions::event_context(&event),
+        "asset": asset, "event": workbridge::domain::event_context(&event),
     });
     g.bench_function("render_work_order_body", |b| b.iter(|| template::render_json(black_box(&body), &ctx).unwrap()));
     g.finish();

@@ -6,7 +6,7 @@ use super::problem::{ApiError, Problem};
 use super::{AppState, mime, read_body};
 use crate::decisions::Accepted;
 use crate::domain::{AlertState, AssetHint, EventKind, InboundEvent, Severity};
-use crate::ingest::parse::{self, IngestError};
+use crate::domain::cloudevent::{self as parse, EventError};
 use crate::store::events::{self, EventFilter, EventRecord};
 use crate::store::{Page, PageRequest, StoreError};
 
@@ -150,7 +150,7 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
             }
             Err(e) => {
                 state.decider.metrics().rejected(e.kind());
-                let e: IngestError = e;
+                let e: EventError = e;
                 let problem = ApiError::from(e).problem();
                 items.push(Some(BatchItem { index, status: "rejected".into(), result: None, error: Some(problem) }));
             }

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::ingest::IngestError;
+use crate::domain::cloudevent::EventError;
 use crate::store::StoreError;
 
 /// An RFC 9457 problem document.
@@ -119,12 +119,12 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<IngestError> for ApiError {
-    fn from(e: IngestError) -> Self {
+impl From<EventError> for ApiError {
+    fn from(e: EventError) -> Self {
         match e {
-            IngestError::Malformed(m) => Self::Malformed(m),
-            IngestError::Invalid(m) => Self::InvalidEvent(m),
-            IngestError::TooLarge { size, limit } => Self::TooLarge { size, limit },
+            EventError::Malformed(m) => Self::Malformed(m),
+            EventError::Invalid(m) => Self::InvalidEvent(m),
+            EventError::TooLarge { size, limit } => Self::TooLarge { size, limit },
         }
     }
 }

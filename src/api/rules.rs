@@ -7,7 +7,7 @@ use super::problem::{ApiError, Problem};
 use super::{AppState, audit, json_of};
 use crate::decisions::DryRun;
 use crate::decisions::backtest::{self, BacktestReport, BacktestRequest};
-use crate::ingest::parse;
+use crate::domain::cloudevent as parse;
 use crate::rules::{Action, Rule, RuleInput, RuleSet};
 use crate::store::audit::Actor;
 use crate::store::rules::{self, RuleVersion};

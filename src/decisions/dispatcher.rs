@@ -21,7 +21,7 @@ use crate::connectors::{
     sandbox::SandboxConnector, sap::SapConnector, servicenow::ServiceNowConnector,
 };
 use crate::domain::OrderStatus;
-use crate::ingest::parse;
+use crate::domain::{cloudevent as parse, event_context};
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Claimed, DeliveryStatus};
 use crate::store::work_orders::{self, Delivered, StatusUpdate, WorkOrder};
@@ -545,7 +545,7 @@ impl Dispatcher {
         };
         let event = first
             .and_then(|ce| parse::from_value(ce).ok())
-            .map(|e| super::event_context(&e))
+            .map(|e| event_context(&e))
             .unwrap_or(serde_json::Value::Null);
         let mut doc = OrderDocument {
             reference: order.id.clone(),

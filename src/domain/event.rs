@@ -1,5 +1,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use utoipa::ToSchema;
 
 /// What the trusted data layer reports (CloudEvents `type`).
@@ -91,7 +92,7 @@ pub struct AssetHint {
     pub site: Option<String>,
 }
 
-/// A validated inbound event. Built only by `ingest::parse`.
+/// A validated inbound event. Built only by `domain::cloudevent`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InboundEvent {
     pub id: String,
@@ -164,4 +165,59 @@ impl EventOutcome {
     pub fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|v| v.as_str() == s)
     }
+}
+
+/// What rules and templates see of an event: its attributes, its `data`,
+/// and the common `data` fields at the top. Borrowed, so that a rule's CEL
+/// input is serialized straight from the event, without a JSON copy first.
+#[derive(Serialize)]
+pub struct EventView<'a> {
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    subject: Option<&'a str>,
+    time: Option<String>,
+    state: &'a str,
+    code: &'a str,
+    severity: &'a str,
+    message: Option<&'a str>,
+    data: &'a Value,
+    value: Option<&'a Value>,
+    unit: Option<&'a Value>,
+    threshold: Option<&'a Value>,
+    score: Option<&'a Value>,
+    context: Option<&'a Value>,
+}
+
+impl<'a> EventView<'a> {
+    pub fn of(e: &'a InboundEvent) -> Self {
+        Self {
+            id: &e.id,
+            source: &e.source,
+            kind: e.kind.as_str(),
+            subject: e.subject.as_deref(),
+            time: e.time.map(|t| t.to_rfc3339()),
+            state: e.state.as_str(),
+            code: &e.code,
+            severity: e.severity.as_str(),
+            message: e.message.as_deref(),
+            data: &e.data,
+            value: e.data.get("value"),
+            unit: e.data.get("unit"),
+            threshold: e.data.get("threshold"),
+            score: e.data.get("score"),
+            context: e.data.get("context"),
+        }
+    }
+
+    /// The event's `data.context` (what conditions call `context`).
+    pub fn context(&self) -> Option<&'a Value> {
+        self.context
+    }
+}
+
+/// [`EventView`] as a JSON document.
+pub fn event_context(e: &InboundEvent) -> Value {
+    serde_json::to_value(EventView::of(e)).unwrap_or_default()
 }

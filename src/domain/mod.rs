@@ -2,6 +2,7 @@
 //! parsed at the edge (HTTP, AMQP, connector replies).
 
 pub mod asset;
+pub mod cloudevent;
 mod event;
 mod feedback;
 pub mod ident;
@@ -11,6 +12,6 @@ pub mod rule;
 pub mod template;
 
 pub use asset::{Asset, AssetInput, AssetView, TagPattern, TagPatternInput, ValidAsset};
-pub use event::{AlertState, AssetHint, EventKind, EventOutcome, InboundEvent, Severity};
+pub use event::{AlertState, AssetHint, EventKind, EventOutcome, InboundEvent, Severity, EventView, event_context};
 pub use feedback::Verdict;
 pub use order::{OrderStatus, Priority};

@@ -19,7 +19,7 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 
-use super::parse::{self, IngestError};
+use crate::domain::cloudevent::{self as parse, EventError};
 use crate::config::AmqpSettings;
 use crate::decisions::{Decider, PreparedBatch};
 use crate::domain::InboundEvent;
@@ -370,10 +370,10 @@ impl Consumer {
         }
     }
 
-    fn parse(&self, d: &Delivery) -> Result<InboundEvent, IngestError> {
+    fn parse(&self, d: &Delivery) -> Result<InboundEvent, EventError> {
         let limit = self.settings.max_message_bytes;
         if d.data.len() > limit {
-            return Err(IngestError::TooLarge { size: d.data.len(), limit });
+            return Err(EventError::TooLarge { size: d.data.len(), limit });
         }
         let headers: Vec<(String, String)> = d
             .properties

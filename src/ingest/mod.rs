@@ -1,7 +1,5 @@
-//! Ingest: parse CloudEvents at the edge (HTTP in `http`-facing handlers,
-//! AMQP in `amqp`), then hand the validated event to `decisions::accept`.
+//! Ingest: events arrive at the edge (HTTP in `api::events`, AMQP in
+//! `amqp`), are parsed into domain events (`domain::cloudevent`), then
+//! handed to `decisions` to be stored and decided.
 
 pub mod amqp;
-pub mod parse;
-
-pub use parse::IngestError;

@@ -224,7 +224,7 @@ pub struct Input {
 impl Input {
     pub fn new(event: &InboundEvent, asset: &Asset) -> Self {
         let mut context = Context::with_env(env());
-        let ev = crate::decisions::EventView::of(event);
+        let ev = crate::domain::EventView::of(event);
         // These always convert; a failure would leave the variable unset,
         // which the condition then reports as an error.
         let _ = context.add_variable("context", ev.context());

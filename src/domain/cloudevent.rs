@@ -9,10 +9,10 @@
 use cloudevents::{AttributesReader, Data, Event};
 use serde_json::{Map, Value};
 
-use crate::domain::{AlertState, AssetHint, EventKind, InboundEvent, Severity};
+use super::{AlertState, AssetHint, EventKind, InboundEvent, Severity};
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum IngestError {
+pub enum EventError {
     /// Not JSON, or not the JSON shape of a CloudEvent at all.
     #[error("malformed: {0}")]
     Malformed(String),
@@ -23,7 +23,7 @@ pub enum IngestError {
     TooLarge { size: usize, limit: usize },
 }
 
-impl IngestError {
+impl EventError {
     /// Short machine-readable reason, used in `x-workbridge-error` and metrics.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -40,14 +40,14 @@ const MAX_SUBJECT: usize = 512;
 const MAX_CODE: usize = 128;
 
 /// Parses JSON text (serde_json refuses nesting deeper than 128 levels).
-pub fn json(body: &[u8]) -> Result<Value, IngestError> {
-    serde_json::from_slice(body).map_err(|e| IngestError::Malformed(format!("not valid JSON: {e}")))
+pub fn json(body: &[u8]) -> Result<Value, EventError> {
+    serde_json::from_slice(body).map_err(|e| EventError::Malformed(format!("not valid JSON: {e}")))
 }
 
 /// One structured-mode event.
-pub fn structured(body: &[u8]) -> Result<InboundEvent, IngestError> {
+pub fn structured(body: &[u8]) -> Result<InboundEvent, EventError> {
     match json(body)? {
-        Value::Array(_) => Err(IngestError::Malformed(
+        Value::Array(_) => Err(EventError::Malformed(
             "a JSON array where one event is expected (send batches over HTTP with application/cloudevents-batch+json)"
                 .into(),
         )),
@@ -57,10 +57,10 @@ pub fn structured(body: &[u8]) -> Result<InboundEvent, IngestError> {
 
 /// A batch: each element is parsed on its own, so one bad event does not
 /// reject the others.
-pub fn batch(body: &[u8]) -> Result<Vec<Result<InboundEvent, IngestError>>, IngestError> {
+pub fn batch(body: &[u8]) -> Result<Vec<Result<InboundEvent, EventError>>, EventError> {
     match json(body)? {
         Value::Array(items) => Ok(items.into_iter().map(from_value).collect()),
-        _ => Err(IngestError::Malformed("a batch must be a JSON array of events".into())),
+        _ => Err(EventError::Malformed("a batch must be a JSON array of events".into())),
     }
 }
 
@@ -70,7 +70,7 @@ pub fn binary<'a>(
     headers: impl IntoIterator<Item = (&'a str, String)>,
     content_type: Option<&str>,
     body: &[u8],
-) -> Result<InboundEvent, IngestError> {
+) -> Result<InboundEvent, EventError> {
     let mut obj = Map::new();
     for (name, value) in headers {
         if let Some(attr) = ce_attribute(name) {
@@ -78,7 +78,7 @@ pub fn binary<'a>(
         }
     }
     if !obj.contains_key("specversion") {
-        return Err(IngestError::Malformed("binary mode needs a ce-specversion header".into()));
+        return Err(EventError::Malformed("binary mode needs a ce-specversion header".into()));
     }
     let content_type = content_type.unwrap_or("application/json");
     obj.insert("datacontenttype".into(), Value::String(content_type.to_owned()));
@@ -107,17 +107,17 @@ pub fn is_json(content_type: &str) -> bool {
 }
 
 /// Validates one event given as a JSON value.
-pub fn from_value(value: Value) -> Result<InboundEvent, IngestError> {
+pub fn from_value(value: Value) -> Result<InboundEvent, EventError> {
     if !value.is_object() {
-        return Err(IngestError::Malformed("an event must be a JSON object".into()));
+        return Err(EventError::Malformed("an event must be a JSON object".into()));
     }
     let event: Event =
-        serde_json::from_value(value).map_err(|e| IngestError::Invalid(format!("not a valid CloudEvent: {e}")))?;
+        serde_json::from_value(value).map_err(|e| EventError::Invalid(format!("not a valid CloudEvent: {e}")))?;
     // The SDK checks presence; the spec also requires non-empty values.
     let id = bounded("id", event.id(), MAX_ID)?;
     let source = bounded("source", event.source(), MAX_SOURCE)?;
     let kind = EventKind::parse(event.ty()).ok_or_else(|| {
-        IngestError::Invalid(format!("type {:?} is not one of tdl.alert, tdl.anomaly, tdl.data_quality", event.ty()))
+        EventError::Invalid(format!("type {:?} is not one of tdl.alert, tdl.anomaly, tdl.data_quality", event.ty()))
     })?;
     let subject = match event.subject() {
         Some(s) => Some(bounded("subject", s, MAX_SUBJECT)?),
@@ -126,47 +126,47 @@ pub fn from_value(value: Value) -> Result<InboundEvent, IngestError> {
     let data = match event.data() {
         Some(Data::Json(v @ Value::Object(_))) => v.clone(),
         Some(Data::Json(_)) | Some(Data::String(_)) => {
-            return Err(IngestError::Invalid("data must be a JSON object".into()));
+            return Err(EventError::Invalid("data must be a JSON object".into()));
         }
         Some(Data::Binary(_)) => {
-            return Err(IngestError::Invalid("data must be JSON, not data_base64".into()));
+            return Err(EventError::Invalid("data must be JSON, not data_base64".into()));
         }
-        None => return Err(IngestError::Invalid("data is required".into())),
+        None => return Err(EventError::Invalid("data is required".into())),
     };
     let field = |name: &str| data.get(name).and_then(Value::as_str);
-    let state_raw = field("state").ok_or_else(|| IngestError::Invalid("data.state is required".into()))?;
+    let state_raw = field("state").ok_or_else(|| EventError::Invalid("data.state is required".into()))?;
     let state = AlertState::parse(state_raw)
-        .ok_or_else(|| IngestError::Invalid(format!("data.state {state_raw:?} is neither raised nor cleared")))?;
+        .ok_or_else(|| EventError::Invalid(format!("data.state {state_raw:?} is neither raised nor cleared")))?;
     let code = bounded(
         "data.code",
-        field("code").ok_or_else(|| IngestError::Invalid("data.code is required".into()))?,
+        field("code").ok_or_else(|| EventError::Invalid("data.code is required".into()))?,
         MAX_CODE,
     )?;
-    let sev_raw = field("severity").ok_or_else(|| IngestError::Invalid("data.severity is required".into()))?;
+    let sev_raw = field("severity").ok_or_else(|| EventError::Invalid("data.severity is required".into()))?;
     let severity = Severity::parse(sev_raw).ok_or_else(|| {
-        IngestError::Invalid(format!("data.severity {sev_raw:?} is not one of critical, major, minor, warning, info"))
+        EventError::Invalid(format!("data.severity {sev_raw:?} is not one of critical, major, minor, warning, info"))
     })?;
     let asset_hint = match data.get("asset") {
         None | Some(Value::Null) => None,
         Some(Value::Object(a)) => {
             let id = a.get("id").and_then(Value::as_str).map(str::trim).unwrap_or("");
             if id.is_empty() {
-                return Err(IngestError::Invalid("data.asset.id must be a non-empty string".into()));
+                return Err(EventError::Invalid("data.asset.id must be a non-empty string".into()));
             }
             Some(AssetHint {
                 id: bounded("data.asset.id", id, MAX_ID)?,
                 site: a.get("site").and_then(Value::as_str).map(str::to_owned),
             })
         }
-        Some(_) => return Err(IngestError::Invalid("data.asset must be an object".into())),
+        Some(_) => return Err(EventError::Invalid("data.asset must be an object".into())),
     };
     if subject.is_none() && asset_hint.is_none() {
-        return Err(IngestError::Invalid("subject (the historian tag) is required unless data.asset is given".into()));
+        return Err(EventError::Invalid("subject (the historian tag) is required unless data.asset is given".into()));
     }
     let message = field("message").map(str::to_owned);
     let time = event.time().copied();
     let cloudevent =
-        serde_json::to_value(&event).map_err(|e| IngestError::Invalid(format!("cannot re-encode event: {e}")))?;
+        serde_json::to_value(&event).map_err(|e| EventError::Invalid(format!("cannot re-encode event: {e}")))?;
     Ok(InboundEvent { id, source, kind, time, subject, state, code, severity, message, asset_hint, data, cloudevent })
 }
 
@@ -192,14 +192,14 @@ fn is_traceparent(s: &str) -> bool {
             .all(|(len, p)| p.len() == *len && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
-fn bounded(name: &str, v: &str, max: usize) -> Result<String, IngestError> {
+fn bounded(name: &str, v: &str, max: usize) -> Result<String, EventError> {
     if v.trim().is_empty() {
-        return Err(IngestError::Invalid(format!("{name} must not be empty")));
+        return Err(EventError::Invalid(format!("{name} must not be empty")));
     }
     if v.len() > max {
-        return Err(IngestError::Invalid(format!("{name} is longer than {max} characters")));
+        return Err(EventError::Invalid(format!("{name} is longer than {max} characters")));
     }
-    crate::domain::ident::check_text(name, v).map_err(IngestError::Invalid)?;
+    super::ident::check_text(name, v).map_err(EventError::Invalid)?;
     Ok(v.to_owned())
 }
 
@@ -280,10 +280,10 @@ mod tests {
     fn specific_reasons() {
         let missing_id = br#"{"specversion":"1.0","source":"tdl://x","type":"tdl.alert","subject":"A.B","data":{"state":"raised","code":"X","severity":"minor"}}"#;
         let err = structured(missing_id).unwrap_err();
-        assert!(matches!(err, IngestError::Invalid(ref m) if m.contains("id")), "{err}");
+        assert!(matches!(err, EventError::Invalid(ref m) if m.contains("id")), "{err}");
         let sev = br#"{"specversion":"1.0","id":"1","source":"tdl://x","type":"tdl.alert","subject":"A.B","data":{"state":"raised","code":"X","severity":"apocalyptic"}}"#;
         assert!(structured(sev).unwrap_err().to_string().contains("apocalyptic"));
-        assert!(matches!(structured(b"{\"a\":"), Err(IngestError::Malformed(_))));
-        assert!(matches!(structured(b"[1,2]"), Err(IngestError::Malformed(_))));
+        assert!(matches!(structured(b"{\"a\":"), Err(EventError::Malformed(_))));
+        assert!(matches!(structured(b"[1,2]"), Err(EventError::Malformed(_))));
     }
 }
