@@ -9,9 +9,9 @@ use std::hint::black_box;
 use chrono::Utc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde_json::json;
+use workbridge::domain::cloudevent as parse;
 use workbridge::domain::{Asset, template};
 use workbridge::domain::{EventKind, Severity};
-use workbridge::domain::cloudevent as parse;
 use workbridge::rules::{Action, Matchers, Rule, RuleMode, RuleSet, evaluate};
 
 const EVENT: &str = r#"{"specversion": "1.0", "id": "fae11c54-f86d-49a2-9dc3-8fb1872afa55", "source": "tdl://plant/analytics", "type": "tdl.alert", "time": "2026-11-24T00:01:30.000Z", "subject": "TEXAS.PUMPING.MX4106.DISCH_PRESS", "datacontenttype": "application/json", "data": {"state": "raised", "code": "LOW_PRESSURE", "severity": "major", "message": "LOW_PRESSURE on Mixer 4106", "value": 11.6, "threshold": 10.0, "context": {"area": "PUMPING"}}}"#;

@@ -5,8 +5,8 @@ use utoipa::ToSchema;
 use super::problem::{ApiError, Problem};
 use super::{AppState, mime, read_body};
 use crate::decisions::Accepted;
-use crate::domain::{AlertState, AssetHint, EventKind, InboundEvent, Severity};
 use crate::domain::cloudevent::{self as parse, EventError};
+use crate::domain::{AlertState, AssetHint, EventKind, InboundEvent, Severity};
 use crate::store::events::{self, EventFilter, EventRecord};
 use crate::store::{Page, PageRequest, StoreError};
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::rest::{classify, transport_error};
+use super::http::{classify, transport_error};
 use super::{ConnectorError, HeaderValue};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]

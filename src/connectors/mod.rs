@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod breaker;
+pub mod http;
 pub mod maximo;
 pub mod outbound;
 pub mod rest;
@@ -10,6 +11,9 @@ pub mod sandbox;
 pub mod sap;
 pub mod secret;
 pub mod servicenow;
+
+pub use secret::HeaderValue;
+use secret::{is_sensitive, redact_headers};
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -117,31 +121,6 @@ pub trait Connector: Send + Sync {
     /// configuration says they can (`ConnectorConfig::can_cancel`).
     async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
         Err(ConnectorError::Permanent { message: format!("this connector cannot cancel order {external_id}") })
-    }
-}
-
-/// A header value: literal, or a secret read from the environment or a file
-/// when the connector is used, so the secret itself is never stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum HeaderValue {
-    Literal(String),
-    Env { env: String },
-    File { file: String },
-}
-
-const SENSITIVE_HEADERS: &[&str] =
-    &["authorization", "apikey", "api-key", "x-api-key", "maxauth", "cookie", "proxy-authorization"];
-
-fn is_sensitive(name: &str) -> bool {
-    let n = name.to_ascii_lowercase();
-    SENSITIVE_HEADERS.contains(&n.as_str()) || n.contains("token") || n.contains("secret") || n.contains("password")
-}
-
-impl HeaderValue {
-    /// The value, read from where the reference points if `policy` allows it.
-    pub fn resolve(&self, policy: &secret::SecretPolicy) -> Result<String, String> {
-        policy.resolve(self)
     }
 }
 
@@ -266,18 +245,6 @@ impl ConnectorConfig {
     }
 }
 
-fn redact_headers(h: &BTreeMap<String, HeaderValue>) -> BTreeMap<String, HeaderValue> {
-    h.iter()
-        .map(|(k, v)| {
-            let v = match v {
-                HeaderValue::Literal(_) if is_sensitive(k) => HeaderValue::Literal("***".into()),
-                other => other.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
-}
-
 /// Most signing secrets per connector: two during a rotation, with room.
 pub const MAX_WEBHOOK_SECRETS: usize = 4;
 
@@ -304,7 +271,7 @@ impl WebhookSettings {
         }
         for s in &self.secrets {
             if let HeaderValue::Literal(v) = s {
-                crate::sync::webhooks::decode_secret(v).map_err(|e| format!("webhook.secrets: {e}"))?;
+                secret::decode_secret(v).map_err(|e| format!("webhook.secrets: {e}"))?;
             }
         }
         Ok(())
@@ -379,21 +346,4 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         && name.len() <= 64
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok { Ok(()) } else { Err("name must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into()) }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credential_headers_are_masked_but_references_shown() {
-        let mut headers = BTreeMap::new();
-        headers.insert("Authorization".into(), HeaderValue::Literal("Bearer s3cr3t".into()));
-        headers.insert("apikey".into(), HeaderValue::Env { env: "MAXIMO_KEY".into() });
-        headers.insert("Accept".into(), HeaderValue::Literal("application/json".into()));
-        let r = redact_headers(&headers);
-        assert_eq!(r["Authorization"], HeaderValue::Literal("***".into()));
-        assert_eq!(r["apikey"], HeaderValue::Env { env: "MAXIMO_KEY".into() });
-        assert_eq!(r["Accept"], HeaderValue::Literal("application/json".into()));
-    }
 }

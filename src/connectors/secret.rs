@@ -11,9 +11,69 @@
 //! Anything refused, missing or unreadable gets one generic error, so that
 //! the error does not tell whether a path exists.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::HeaderValue;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// A header value: literal, or a secret read from the environment or a file
+/// when the connector is used, so the secret itself is never stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum HeaderValue {
+    Literal(String),
+    Env { env: String },
+    File { file: String },
+}
+
+const SENSITIVE_HEADERS: &[&str] =
+    &["authorization", "apikey", "api-key", "x-api-key", "maxauth", "cookie", "proxy-authorization"];
+
+pub(crate) fn is_sensitive(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    SENSITIVE_HEADERS.contains(&n.as_str()) || n.contains("token") || n.contains("secret") || n.contains("password")
+}
+
+impl HeaderValue {
+    /// The value, read from where the reference points if `policy` allows it.
+    pub fn resolve(&self, policy: &SecretPolicy) -> Result<String, String> {
+        policy.resolve(self)
+    }
+}
+
+pub(crate) fn redact_headers(h: &BTreeMap<String, HeaderValue>) -> BTreeMap<String, HeaderValue> {
+    h.iter()
+        .map(|(k, v)| {
+            let v = match v {
+                HeaderValue::Literal(_) if is_sensitive(k) => HeaderValue::Literal("***".into()),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+/// Shortest signing key accepted, as the reference libraries require.
+pub const MIN_SECRET_BYTES: usize = 24;
+/// Longest signing key accepted (the specification's upper bound).
+pub const MAX_SECRET_BYTES: usize = 64;
+
+/// Decodes a `whsec_…` secret (the prefix is optional). Keys shorter than
+/// 24 bytes are refused: an empty key would let anyone sign.
+pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
+    let raw = secret.trim().strip_prefix("whsec_").unwrap_or(secret.trim());
+    let key = STANDARD.decode(raw).map_err(|_| "a webhook secret is whsec_ followed by base64".to_owned())?;
+    if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&key.len()) {
+        return Err(format!(
+            "a webhook secret must decode to {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes (this one has {})",
+            key.len()
+        ));
+    }
+    Ok(key)
+}
 
 /// The one error for a reference that cannot be used.
 pub const REFUSED: &str = "secret reference refused: a file must be readable and inside an allowed secrets \
@@ -262,5 +322,17 @@ mod tests {
         assert_eq!(m.mask("password pa55word"), "password ***");
         assert_eq!(m.mask("truncated s3cr3t-"), "truncated ***");
         assert_eq!(m.mask("ab stays: too short to mask"), "ab stays: too short to mask");
+    }
+
+    #[test]
+    fn credential_headers_are_masked_but_references_shown() {
+        let mut headers = BTreeMap::new();
+        headers.insert("Authorization".into(), HeaderValue::Literal("Bearer s3cr3t".into()));
+        headers.insert("apikey".into(), HeaderValue::Env { env: "MAXIMO_KEY".into() });
+        headers.insert("Accept".into(), HeaderValue::Literal("application/json".into()));
+        let r = redact_headers(&headers);
+        assert_eq!(r["Authorization"], HeaderValue::Literal("***".into()));
+        assert_eq!(r["apikey"], HeaderValue::Env { env: "MAXIMO_KEY".into() });
+        assert_eq!(r["Accept"], HeaderValue::Literal("application/json".into()));
     }
 }

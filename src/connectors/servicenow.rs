@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
-use super::rest::{classify, retry_after, transport_error};
+use super::http::{classify, retry_after, transport_error};
 use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument};
 use crate::domain::OrderStatus;
 

@@ -20,11 +20,11 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::EvalBudget;
-use crate::domain::event_context;
 use crate::domain::Asset;
+use crate::domain::cloudevent as parse;
+use crate::domain::event_context;
 use crate::domain::template;
 use crate::domain::{AlertState, EventOutcome, OrderStatus};
-use crate::domain::cloudevent as parse;
 use crate::rules::{Action, Debounce, RuleInput, RuleSet};
 use crate::store::{Store, StoreError, assets, events, suppressions, work_orders};
 

@@ -12,6 +12,6 @@ pub mod rule;
 pub mod template;
 
 pub use asset::{Asset, AssetInput, AssetView, TagPattern, TagPatternInput, ValidAsset};
-pub use event::{AlertState, AssetHint, EventKind, EventOutcome, InboundEvent, Severity, EventView, event_context};
+pub use event::{AlertState, AssetHint, EventKind, EventOutcome, EventView, InboundEvent, Severity, event_context};
 pub use feedback::Verdict;
 pub use order::{OrderStatus, Priority};

@@ -19,10 +19,10 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 
-use crate::domain::cloudevent::{self as parse, EventError};
 use crate::config::AmqpSettings;
 use crate::decisions::{Decider, PreparedBatch};
 use crate::domain::InboundEvent;
+use crate::domain::cloudevent::{self as parse, EventError};
 use crate::store::StoreError;
 
 /// What `/readyz` reports about the broker.

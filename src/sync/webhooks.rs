@@ -5,6 +5,8 @@
 //! is `whsec_` followed by base64. Timestamps more than 5 minutes off are
 //! refused; signatures are compared in constant time.
 
+pub use crate::connectors::secret::decode_secret;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use chrono::{DateTime, Utc};
@@ -28,11 +30,6 @@ pub fn replay_window() -> chrono::Duration {
 pub const MAX_SIGNATURES: usize = 8;
 /// Longest `webhook-signature` header read (eight signatures fit easily).
 pub const MAX_SIGNATURE_HEADER: usize = 1024;
-/// Shortest signing key accepted, as the reference libraries require.
-pub const MIN_SECRET_BYTES: usize = 24;
-/// Longest signing key accepted (the specification's upper bound).
-pub const MAX_SECRET_BYTES: usize = 64;
-
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SignatureError {
     #[error("missing header {0}")]
@@ -47,20 +44,6 @@ pub enum SignatureError {
     TooManySignatures,
     #[error("no signature matches")]
     Mismatch,
-}
-
-/// Decodes a `whsec_…` secret (the prefix is optional). Keys shorter than
-/// 24 bytes are refused: an empty key would let anyone sign.
-pub fn decode_secret(secret: &str) -> Result<Vec<u8>, String> {
-    let raw = secret.trim().strip_prefix("whsec_").unwrap_or(secret.trim());
-    let key = STANDARD.decode(raw).map_err(|_| "a webhook secret is whsec_ followed by base64".to_owned())?;
-    if !(MIN_SECRET_BYTES..=MAX_SECRET_BYTES).contains(&key.len()) {
-        return Err(format!(
-            "a webhook secret must decode to {MIN_SECRET_BYTES} to {MAX_SECRET_BYTES} bytes (this one has {})",
-            key.len()
-        ));
-    }
-    Ok(key)
 }
 
 fn mac(secret: &[u8], id: &str, timestamp: i64, body: &[u8]) -> [u8; 32] {
