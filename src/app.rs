@@ -15,13 +15,15 @@ use utoipa_actix_web::AppExt;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::api::{self, AppState, problem};
+use crate::broker::BrokerStatus;
 use crate::clock::{Clock, SystemClock};
 use crate::config::{Settings, redact_url};
 use crate::connectors::breaker::Breakers;
 use crate::connectors::outbound::OutboundPolicy;
+use crate::connectors::registry::Registry;
 use crate::connectors::secret::SecretPolicy;
 use crate::decisions::{Decider, EvalBudget, Policy, dispatcher::Dispatcher};
-use crate::ingest::amqp::{BrokerStatus, Consumer};
+use crate::ingest::amqp::Consumer;
 use crate::store::{Store, StoreError};
 use crate::sync::lifecycle::LifecyclePublisher;
 use crate::sync::poller::Poller;
@@ -130,6 +132,14 @@ fn outbound_policy(settings: &Settings) -> OutboundPolicy {
     }
 }
 
+/// Every connector is built by one registry: the HTTP client with the
+/// destination policy, the secret policy, and the sandbox EAM.
+fn registry(settings: &Settings, secrets: SecretPolicy, store: Store) -> Result<Registry, reqwest::Error> {
+    let outbound = outbound_policy(settings);
+    let http = crate::connectors::outbound::client(outbound)?;
+    Ok(Registry::new(http, secrets, outbound).with_sandbox(Arc::new(crate::sandbox::SandboxConnector::new(store))))
+}
+
 /// Installs the one TLS provider (ring) for outbound HTTPS.
 pub(crate) fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -154,7 +164,7 @@ impl Application {
             // the one an earlier value seeded.
             crate::store::api_keys::seed_admin(store.conn(), key, clock.now()).await.map_err(StartError::Migrate)?;
         }
-        let secrets = Arc::new(secret_policy(&settings).map_err(StartError::Config)?);
+        let secrets = secret_policy(&settings).map_err(StartError::Config)?;
         if let Some(path) = &settings.rules.file {
             apply_rules_file(&store, path, clock.now()).await?;
         }
@@ -173,20 +183,24 @@ impl Application {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let budgets = (policy.budget.clone(), policy.dry_run_budget.clone());
         let decider = Decider::new(store.clone(), clock.clone(), wake.clone(), policy).with_metrics(metrics.clone());
-        let http = crate::connectors::outbound::client(outbound_policy(&settings)).map_err(StartError::HttpClient)?;
+        let registry = registry(&settings, secrets, store.clone()).map_err(StartError::HttpClient)?;
         let breakers = Arc::new(Breakers::new(
             settings.outbox.breaker_failures,
             chrono::Duration::milliseconds(settings.outbox.breaker_open_ms as i64),
         ));
-        let dispatcher =
-            Dispatcher::new(store.clone(), clock.clone(), http, settings.outbox.clone(), wake, breakers.clone())
-                .with_metrics(metrics.clone())
-                .with_secrets(secrets)
-                .with_outbound(outbound_policy(&settings));
+        let dispatcher = Dispatcher::new(
+            store.clone(),
+            clock.clone(),
+            registry.clone(),
+            settings.outbox.clone(),
+            wake,
+            breakers.clone(),
+        )
+        .with_metrics(metrics.clone());
         for _ in 0..settings.outbox.workers.max(1) {
             workers.spawn(dispatcher.clone().run(cancel.child_token()));
         }
-        let poller = Poller::new(store.clone(), clock.clone(), dispatcher.clone(), settings.sync.clone());
+        let poller = Poller::new(store.clone(), clock.clone(), registry.clone(), settings.sync.clone());
         workers.spawn(poller.run(cancel.child_token()));
 
         let broker = Arc::new(BrokerStatus::default());
@@ -207,7 +221,7 @@ impl Application {
             broker,
             amqp_enabled: settings.amqp.enabled,
             breakers,
-            dispatcher: dispatcher.clone(),
+            registry,
             auth_failures: Arc::new(api::auth::AuthFailures::new(
                 settings.http.auth_failure_limit,
                 settings.http.auth_failure_window_secs,
@@ -296,17 +310,8 @@ pub async fn check_connector(store: &Store, settings: &Settings, name: &str) -> 
         .await
         .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?
         .ok_or_else(|| format!("no connector named {name}"))?;
-    let http = crate::connectors::outbound::client(outbound_policy(settings)).map_err(|e| e.to_string())?;
-    let dispatcher = Dispatcher::new(
-        store.clone(),
-        Arc::new(SystemClock),
-        http,
-        settings.outbox.clone(),
-        Arc::new(Notify::new()),
-        Arc::new(Breakers::new(1, chrono::Duration::zero())),
-    )
-    .with_secrets(Arc::new(secret_policy(settings)?))
-    .with_outbound(outbound_policy(settings));
-    let connector = dispatcher.build(&stored.config).map_err(|e| e.to_string())?;
+    let secrets = secret_policy(settings)?;
+    let registry = registry(settings, secrets, store.clone()).map_err(|e| e.to_string())?;
+    let connector = registry.build(&stored.config).map_err(|e| e.to_string())?;
     connector.check().await.map_err(|e| e.to_string())
 }

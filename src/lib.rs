@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod app;
+pub mod broker;
 pub mod clock;
 pub mod config;
 pub mod connectors;
@@ -16,6 +17,7 @@ pub mod kpis;
 pub mod mapping;
 pub mod metrics;
 pub mod rules;
+pub mod sandbox;
 pub mod store;
 pub mod sync;
 pub mod telemetry;

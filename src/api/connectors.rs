@@ -82,10 +82,10 @@ async fn save(
     replace: bool,
 ) -> Result<connectors::StoredConnector, ApiError> {
     input.config.validate().map_err(ApiError::Validation)?;
-    let policy = state.dispatcher.secrets();
+    let policy = state.registry.secrets();
     input.config.check_secrets(policy).map_err(ApiError::Validation)?;
     for url in input.config.urls() {
-        state.dispatcher.outbound().check_url(url).map_err(ApiError::Validation)?;
+        state.registry.outbound().check_url(url).map_err(ApiError::Validation)?;
     }
     if let Some(w) = &input.webhook {
         w.validate().map_err(ApiError::Validation)?;
@@ -136,7 +136,7 @@ pub async fn check_connector(
     let stored = connectors::get(state.store.conn(), &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("connector {name} not found")))?;
-    let connector = state.dispatcher.build(&stored.config).map_err(|e| ApiError::Validation(e.to_string()))?;
+    let connector = state.registry.build(&stored.config).map_err(|e| ApiError::Validation(e.to_string()))?;
     let started = std::time::Instant::now();
     let result = connector.check().await;
     let elapsed_ms = started.elapsed().as_millis() as u64;

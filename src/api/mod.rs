@@ -23,10 +23,10 @@ use futures_util::StreamExt;
 use utoipa::OpenApi;
 use utoipa_actix_web::{AppExt, service_config::ServiceConfig};
 
+use crate::broker::BrokerStatus;
 use crate::clock::Clock;
 use crate::config::HttpSettings;
 use crate::decisions::Decider;
-use crate::ingest::amqp::BrokerStatus;
 use crate::store::Store;
 use problem::ApiError;
 
@@ -40,8 +40,8 @@ pub struct AppState {
     pub broker: Arc<BrokerStatus>,
     pub amqp_enabled: bool,
     pub breakers: Arc<crate::connectors::breaker::Breakers>,
-    /// Builds connectors (for checks).
-    pub dispatcher: crate::decisions::dispatcher::Dispatcher,
+    /// Builds connectors (for checks) and knows the secret and destination policies.
+    pub registry: crate::connectors::registry::Registry,
     /// Failed authentications per client, to slow guessing.
     pub auth_failures: Arc<auth::AuthFailures>,
 }

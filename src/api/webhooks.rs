@@ -54,7 +54,7 @@ pub async fn receive_webhook(
     let settings = connector.webhook.as_ref().ok_or_else(rejected)?;
     let mut secrets = Vec::with_capacity(settings.secrets.len());
     for s in &settings.secrets {
-        match s.resolve(state.dispatcher.secrets()).and_then(|raw| webhooks::decode_secret(&raw)) {
+        match s.resolve(state.registry.secrets()).and_then(|raw| webhooks::decode_secret(&raw)) {
             Ok(secret) => secrets.push(secret),
             // A configuration error, not the sender's: the operator sees it in the log.
             Err(e) => {

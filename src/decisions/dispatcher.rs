@@ -12,14 +12,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
-use crate::connectors::auth::TokenCache;
 use crate::connectors::breaker::{Breakers, Permit};
-use crate::connectors::outbound::OutboundPolicy;
-use crate::connectors::secret::{MaskedConnector, SecretPolicy};
-use crate::connectors::{
-    Connector, ConnectorConfig, ConnectorError, OrderDocument, maximo::MaximoConnector, rest::RestConnector,
-    sandbox::SandboxConnector, sap::SapConnector, servicenow::ServiceNowConnector,
-};
+use crate::connectors::registry::Registry;
+use crate::connectors::{Connector, ConnectorError, OrderDocument};
 use crate::domain::OrderStatus;
 use crate::domain::{cloudevent as parse, event_context};
 use crate::metrics::Metrics;
@@ -46,54 +41,23 @@ enum FollowUp {
 pub struct Dispatcher {
     store: Store,
     clock: Arc<dyn Clock>,
-    http: reqwest::Client,
+    registry: Registry,
     settings: OutboxSettings,
     wake: Arc<Notify>,
     breakers: Arc<Breakers>,
-    tokens: Arc<TokenCache>,
     metrics: Arc<Metrics>,
-    secrets: Arc<SecretPolicy>,
-    outbound: OutboundPolicy,
 }
 
 impl Dispatcher {
     pub fn new(
         store: Store,
         clock: Arc<dyn Clock>,
-        http: reqwest::Client,
+        registry: Registry,
         settings: OutboxSettings,
         wake: Arc<Notify>,
         breakers: Arc<Breakers>,
     ) -> Self {
-        Self {
-            store,
-            clock,
-            http,
-            settings,
-            wake,
-            breakers,
-            tokens: Arc::default(),
-            metrics: Arc::default(),
-            secrets: Arc::default(),
-            outbound: OutboundPolicy::default(),
-        }
-    }
-
-    /// Resolves connector secrets under `secrets` (the configured policy).
-    pub fn with_secrets(mut self, secrets: Arc<SecretPolicy>) -> Self {
-        self.secrets = secrets;
-        self
-    }
-
-    /// Refuses connectors whose URLs name a destination `outbound` refuses
-    /// (the HTTP client applies it to every name it resolves).
-    pub fn with_outbound(mut self, outbound: OutboundPolicy) -> Self {
-        self.outbound = outbound;
-        self
-    }
-
-    pub fn outbound(&self) -> OutboundPolicy {
-        self.outbound
+        Self { store, clock, registry, settings, wake, breakers, metrics: Arc::default() }
     }
 
     /// Counts into `metrics` (the application's registry).
@@ -506,28 +470,7 @@ impl Dispatcher {
                 retry_after: None,
             });
         }
-        self.build(&stored.config)
-    }
-
-    /// The connector for a configuration.
-    pub fn build(&self, config: &ConnectorConfig) -> Result<Box<dyn Connector>, ConnectorError> {
-        for url in config.urls() {
-            self.outbound.check_url(url).map_err(|message| ConnectorError::Permanent { message })?;
-        }
-        let (http, tokens, secrets) = (self.http.clone(), self.tokens.clone(), self.secrets.clone());
-        let connector: Box<dyn Connector> = match config.clone() {
-            ConnectorConfig::Sandbox => Box::new(SandboxConnector::new(self.store.clone())),
-            ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, http, tokens, secrets)),
-            ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, http, secrets)),
-            ConnectorConfig::Servicenow(cfg) => Box::new(ServiceNowConnector::new(cfg, http, tokens, secrets)),
-            ConnectorConfig::Sap(cfg) => Box::new(SapConnector::new(cfg, http, secrets)),
-        };
-        Ok(MaskedConnector::wrap(connector, config.masker(&self.secrets)))
-    }
-
-    /// The secret policy connectors resolve their references under.
-    pub fn secrets(&self) -> &SecretPolicy {
-        &self.secrets
+        self.registry.build(&stored.config)
     }
 
     async fn document(&self, order: &WorkOrder, batch: &Prefetched) -> Result<OrderDocument, StoreError> {

@@ -6,7 +6,6 @@
 //! only then acknowledged. On any broker error it reconnects with backoff.
 
 use std::sync::Arc;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
@@ -19,36 +18,12 @@ use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::{BrokerStatus, until_connection_lost};
 use crate::config::AmqpSettings;
 use crate::decisions::{Decider, PreparedBatch};
 use crate::domain::InboundEvent;
 use crate::domain::cloudevent::{self as parse, EventError};
 use crate::store::StoreError;
-
-/// What `/readyz` reports about the broker.
-#[derive(Debug, Default)]
-pub struct BrokerStatus {
-    state: Mutex<BrokerState>,
-}
-
-#[derive(Debug, Clone, Default)]
-pub struct BrokerState {
-    pub connected: bool,
-    pub last_error: Option<String>,
-}
-
-impl BrokerStatus {
-    pub fn get(&self) -> BrokerState {
-        self.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
-    }
-    fn set(&self, connected: bool, error: Option<String>) {
-        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        s.connected = connected;
-        if error.is_some() || connected {
-            s.last_error = error;
-        }
-    }
-}
 
 /// Stops the receiving stage when the committing one gives up (or the
 /// consumer is dropped).
@@ -355,7 +330,7 @@ impl Consumer {
                 }
                 Err(e) => {
                     failures += 1;
-                    let transient = is_connection_error(&e);
+                    let transient = e.is_connection_error();
                     tracing::warn!(error = %e, source = ?std::error::Error::source(&e), transient, failures, "storing an event failed");
                     if (!transient && failures >= 3) || cancel.is_cancelled() {
                         return d.nack(BasicNackOptions { requeue: true, multiple: false }).await.map(drop);
@@ -396,101 +371,6 @@ impl Consumer {
         };
         let traceparent = headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("traceparent")).map(|(_, v)| v.as_str());
         Ok(parse::with_traceparent(event, traceparent))
-    }
-}
-
-/// How long the stages get to end on their own once the connection is lost
-/// (a batch may be committing to the database) before they are abandoned.
-const CONNECTION_LOST_GRACE: Duration = Duration::from_secs(5);
-
-/// Runs `session` on `conn` until it ends or the connection is lost. A lost
-/// connection is reported to `on_lost` at once; the session then gets
-/// [`CONNECTION_LOST_GRACE`] to end on its own errors and is dropped
-/// otherwise. A session cannot rely on every pending broker operation
-/// failing when the connection dies: lapin can leave one waiting forever
-/// (the broker-restart fault test hung so about one run in five; by our
-/// reading of lapin 4.12.3, an ack queued after the IO loop's stop command,
-/// before the channel is poisoned, is neither run nor dropped while the
-/// connection's handles live), and the consumer would then neither report
-/// the outage nor reconnect. Dropping a session loses nothing: what it has
-/// not acked returns to the queue, a transaction it has not committed rolls
-/// back, and one it has committed is found again by the event's id when the
-/// message comes back.
-pub async fn until_connection_lost<T, E: From<lapin::Error>>(
-    what: &str,
-    conn: &Connection,
-    session: impl Future<Output = Result<T, E>>,
-    on_lost: impl FnOnce(&lapin::Error),
-) -> Result<T, E> {
-    let lost = connection_lost(conn);
-    tokio::pin!(session, lost);
-    let error = tokio::select! {
-        result = &mut session => return result,
-        error = &mut lost => error,
-    };
-    on_lost(&error);
-    match tokio::time::timeout(CONNECTION_LOST_GRACE, session).await {
-        // Ended on its own: its own error (or its clean shutdown) says more.
-        Ok(result) => result,
-        Err(_) => {
-            tracing::warn!(error = %error, grace_ms = CONNECTION_LOST_GRACE.as_millis() as u64,
-                "the {what}'s broker connection is lost and its work did not end; abandoning it");
-            Err(error.into())
-        }
-    }
-}
-
-/// Resolves once `conn` is unusable: at lapin's error event, or when its
-/// state leaves `Connected` (a close for which lapin sends no event).
-fn connection_lost(conn: &Connection) -> impl Future<Output = lapin::Error> + Send + 'static {
-    let status = conn.status().clone();
-    // Listening starts now: lapin sends events only to existing listeners.
-    let events = conn.events_listener();
-    async move {
-        let mut events = std::pin::pin!(events);
-        let mut events_open = true;
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
-        loop {
-            tokio::select! {
-                event = events.next(), if events_open => match event {
-                    Some(lapin::Event::Error(e)) => return e,
-                    Some(_) => {}
-                    None => events_open = false,
-                },
-                _ = tick.tick() => {
-                    if !status.connected() {
-                        let state = if status.errored() {
-                            lapin::ConnectionState::Error
-                        } else if status.closing() {
-                            lapin::ConnectionState::Closing
-                        } else {
-                            lapin::ConnectionState::Closed
-                        };
-                        return lapin::Error::from(lapin::ErrorKind::InvalidConnectionState(state));
-                    }
-                }
-            }
-        }
-    }
-}
-
-fn is_connection_error(e: &StoreError) -> bool {
-    use sea_orm::{DbErr, RuntimeErr};
-    match e {
-        StoreError::Db(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => true,
-        StoreError::Db(DbErr::Exec(RuntimeErr::SqlxError(se)) | DbErr::Query(RuntimeErr::SqlxError(se))) => {
-            matches!(
-                se.as_ref(),
-                sea_orm::sqlx::Error::Io(_)
-                    | sea_orm::sqlx::Error::PoolTimedOut
-                    | sea_orm::sqlx::Error::PoolClosed
-                    | sea_orm::sqlx::Error::WorkerCrashed
-            ) || se.as_database_error().is_some_and(|d| {
-                // 57P01 admin shutdown, 08xxx connection exceptions.
-                d.code().is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03")
-            })
-        }
-        _ => false,
     }
 }
 

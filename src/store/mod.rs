@@ -413,3 +413,28 @@ fn corrupt(what: &str, value: &str) -> StoreError {
 pub fn new_id() -> String {
     uuid::Uuid::now_v7().to_string()
 }
+
+impl StoreError {
+    /// A lost or unreachable database (worth a retry once it is back), as
+    /// opposed to an error of the statement itself.
+    pub fn is_connection_error(&self) -> bool {
+        let e = self;
+        use sea_orm::{DbErr, RuntimeErr};
+        match e {
+            StoreError::Db(DbErr::Conn(_) | DbErr::ConnectionAcquire(_)) => true,
+            StoreError::Db(DbErr::Exec(RuntimeErr::SqlxError(se)) | DbErr::Query(RuntimeErr::SqlxError(se))) => {
+                matches!(
+                    se.as_ref(),
+                    sea_orm::sqlx::Error::Io(_)
+                        | sea_orm::sqlx::Error::PoolTimedOut
+                        | sea_orm::sqlx::Error::PoolClosed
+                        | sea_orm::sqlx::Error::WorkerCrashed
+                ) || se.as_database_error().is_some_and(|d| {
+                    // 57P01 admin shutdown, 08xxx connection exceptions.
+                    d.code().is_some_and(|c| c.starts_with("08") || c == "57P01" || c == "57P03")
+                })
+            }
+            _ => false,
+        }
+    }
+}

@@ -7,7 +7,6 @@ use utoipa::ToSchema;
 
 use super::entities::sandbox_orders;
 use super::{Page, PageRequest, StoreError, paged};
-use crate::connectors::OrderDocument;
 
 /// An order in the simulated EAM.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -43,24 +42,38 @@ fn view(m: sandbox_orders::Model) -> SandboxOrder {
     }
 }
 
+/// What the sandbox is asked to create.
+pub struct NewOrder<'a> {
+    /// Our work-order id.
+    pub reference: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub asset_id: Option<&'a str>,
+    pub site: Option<&'a str>,
+    pub work_type: &'a str,
+    pub priority: i32,
+    /// The whole document as sent, kept for inspection.
+    pub payload: serde_json::Value,
+}
+
 /// Creates the order once per reference; a repeated create returns the first.
 pub async fn create<C: ConnectionTrait>(
     conn: &C,
-    order: &OrderDocument,
+    order: &NewOrder<'_>,
     now: DateTime<Utc>,
 ) -> Result<SandboxOrder, StoreError> {
     let number = uuid::Uuid::new_v4().simple().to_string()[..10].to_ascii_uppercase();
     sandbox_orders::Entity::insert(sandbox_orders::ActiveModel {
         id: Set(format!("SBX-{number}")),
-        reference: Set(order.reference.clone()),
-        title: Set(order.title.clone()),
-        description: Set(order.description.clone()),
-        asset_id: Set(order.asset_id.clone()),
-        site: Set(order.site.clone()),
-        work_type: Set(order.work_type.clone()),
-        priority: Set(i32::from(order.priority)),
+        reference: Set(order.reference.to_owned()),
+        title: Set(order.title.to_owned()),
+        description: Set(order.description.to_owned()),
+        asset_id: Set(order.asset_id.map(str::to_owned)),
+        site: Set(order.site.map(str::to_owned)),
+        work_type: Set(order.work_type.to_owned()),
+        priority: Set(order.priority),
         status: Set("created".into()),
-        payload: Set(serde_json::to_value(order).unwrap_or_default()),
+        payload: Set(order.payload.clone()),
         created_at: Set(now),
         updated_at: Set(now),
     })
@@ -68,7 +81,7 @@ pub async fn create<C: ConnectionTrait>(
     .exec_without_returning(conn)
     .await?;
     sandbox_orders::Entity::find()
-        .filter(sandbox_orders::Column::Reference.eq(order.reference.as_str()))
+        .filter(sandbox_orders::Column::Reference.eq(order.reference))
         .one(conn)
         .await?
         .map(view)

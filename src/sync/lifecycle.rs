@@ -16,9 +16,9 @@ use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::broker::until_connection_lost;
 use crate::clock::Clock;
 use crate::config::AmqpSettings;
-use crate::ingest::amqp::until_connection_lost;
 use crate::store::Store;
 use crate::store::work_orders::{self, Unpublished};
 

@@ -9,19 +9,19 @@ use tokio_util::sync::CancellationToken;
 use super::Reported;
 use crate::clock::Clock;
 use crate::config::SyncSettings;
-use crate::decisions::dispatcher::Dispatcher;
+use crate::connectors::registry::Registry;
 use crate::store::{Store, StoreError, connectors, work_orders};
 
 pub struct Poller {
     store: Store,
     clock: Arc<dyn Clock>,
-    dispatcher: Dispatcher,
+    registry: Registry,
     settings: SyncSettings,
 }
 
 impl Poller {
-    pub fn new(store: Store, clock: Arc<dyn Clock>, dispatcher: Dispatcher, settings: SyncSettings) -> Self {
-        Self { store, clock, dispatcher, settings }
+    pub fn new(store: Store, clock: Arc<dyn Clock>, registry: Registry, settings: SyncSettings) -> Self {
+        Self { store, clock, registry, settings }
     }
 
     pub async fn run(self, cancel: CancellationToken) {
@@ -59,7 +59,7 @@ impl Poller {
             if orders.is_empty() {
                 continue;
             }
-            let Ok(connector) = self.dispatcher.build(&stored.config) else { continue };
+            let Ok(connector) = self.registry.build(&stored.config) else { continue };
             let ids: Vec<String> = orders.iter().filter_map(|o| o.external_id.clone()).collect();
             let polled = match connector.poll(&ids).await {
                 Ok(Some(p)) => p,

@@ -232,7 +232,7 @@ async fn work_stuck_on_a_lost_connection_is_reported_and_abandoned() {
     let never_ends = std::future::pending::<Result<(), lapin::Error>>();
     let outcome = tokio::time::timeout(
         Duration::from_secs(30),
-        workbridge::ingest::amqp::until_connection_lost("test", &conn, never_ends, |e| {
+        workbridge::broker::until_connection_lost("test", &conn, never_ends, |e| {
             *reported.lock().unwrap() = Some((e.to_string(), tokio::time::Instant::now()))
         }),
     )

@@ -1,8 +1,10 @@
 //! The sandbox: an EAM simulated inside workbridge, with its own table.
 //! Orders are created idempotently by our reference, and planners (or a
-//! demo) move them through the lifecycle with `/v1/sandbox/orders`.
+//! demo) move them through the lifecycle with `/v1/sandbox/orders`. It
+//! writes workbridge's own database, so it stands outside `connectors` and
+//! is handed to the connector registry at start-up.
 
-use super::{ConnectorError, CreatedOrder, OrderDocument};
+use crate::connectors::{Connector, ConnectorError, CreatedOrder, OrderDocument};
 use crate::store::{Store, sandbox};
 
 pub struct SandboxConnector {
@@ -16,9 +18,19 @@ impl SandboxConnector {
 }
 
 #[async_trait::async_trait]
-impl super::Connector for SandboxConnector {
+impl Connector for SandboxConnector {
     async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError> {
-        let created = sandbox::create(self.store.conn(), order, chrono::Utc::now())
+        let new = sandbox::NewOrder {
+            reference: &order.reference,
+            title: &order.title,
+            description: &order.description,
+            asset_id: order.asset_id.as_deref(),
+            site: order.site.as_deref(),
+            work_type: &order.work_type,
+            priority: i32::from(order.priority),
+            payload: serde_json::to_value(order).unwrap_or_default(),
+        };
+        let created = sandbox::create(self.store.conn(), &new, chrono::Utc::now())
             .await
             .map_err(|e| ConnectorError::Transient { message: format!("sandbox: {e}"), retry_after: None })?;
         Ok(CreatedOrder {
