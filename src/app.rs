@@ -306,7 +306,7 @@ impl Application {
 /// Checks one stored connector (for `workbridge connectors check`).
 pub async fn check_connector(store: &Store, settings: &Settings, name: &str) -> Result<String, String> {
     install_tls_provider();
-    let stored = crate::store::connectors::get(store.conn(), name)
+    let stored = crate::decisions::stored_connectors::get(store.conn(), name)
         .await
         .map_err(|e| format!("{e}: {}", std::error::Error::source(&e).map(|s| s.to_string()).unwrap_or_default()))?
         .ok_or_else(|| format!("no connector named {name}"))?;

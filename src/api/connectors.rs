@@ -2,9 +2,22 @@ use actix_web::{HttpResponse, delete, get, post, put, web};
 
 use super::problem::{ApiError, Problem};
 use super::{AppState, audit, json_of};
-use crate::connectors::{ConnectorInput, ConnectorView, validate_name};
+use crate::connectors::{ConnectorInput, ConnectorView, WebhookSettings, validate_name};
+use crate::decisions::stored_connectors::{self as connectors, StoredConnector};
 use crate::store::audit::Actor;
-use crate::store::connectors;
+
+/// A connector as the API shows it: literal secrets masked.
+fn view(c: &StoredConnector) -> ConnectorView {
+    ConnectorView {
+        name: c.name.clone(),
+        enabled: c.enabled,
+        config: c.config.redacted(),
+        webhook: c.webhook.as_ref().map(WebhookSettings::redacted),
+        feedback_codes: c.feedback_codes.clone(),
+        created_at: c.created_at,
+        updated_at: c.updated_at,
+    }
+}
 
 /// All connectors. Credentials given literally are masked; references to
 /// environment variables or files are shown, never their values.
@@ -12,7 +25,7 @@ use crate::store::connectors;
 #[get("/v1/connectors")]
 pub async fn list_connectors(state: web::Data<AppState>) -> Result<web::Json<Vec<ConnectorView>>, ApiError> {
     let all = connectors::list(state.store.conn()).await?;
-    Ok(web::Json(all.iter().map(|c| c.view()).collect()))
+    Ok(web::Json(all.iter().map(view).collect()))
 }
 
 /// Define a connector: `{"name": "sandbox", "config": {"kind": "sandbox"}}`
@@ -31,8 +44,8 @@ pub async fn create_connector(
     let name = input.name.clone().ok_or_else(|| ApiError::Validation("name is required".into()))?;
     validate_name(&name).map_err(ApiError::Validation)?;
     let saved = save(&state, &name, &input, false).await?;
-    audit(&state, &actor, "create", "connector", &name, None, json_of(&saved.view())).await?;
-    Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/connectors/{name}"))).json(saved.view()))
+    audit(&state, &actor, "create", "connector", &name, None, json_of(&view(&saved))).await?;
+    Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/connectors/{name}"))).json(view(&saved)))
 }
 
 #[utoipa::path(tag = "connectors", params(("name" = String, Path)), responses(
@@ -47,7 +60,7 @@ pub async fn get_connector(
     let c = connectors::get(state.store.conn(), &name)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("connector {name} not found")))?;
-    Ok(web::Json(c.view()))
+    Ok(web::Json(view(&c)))
 }
 
 /// Replace a connector's configuration.
@@ -68,8 +81,8 @@ pub async fn put_connector(
     {
         return Err(ApiError::Validation(format!("name {body_name:?} in the body differs from {name:?} in the path")));
     }
-    let before = connectors::get(state.store.conn(), &name).await?.map(|c| c.view());
-    let after = save(&state, &name, &input, true).await?.view();
+    let before = connectors::get(state.store.conn(), &name).await?.as_ref().map(view);
+    let after = view(&save(&state, &name, &input, true).await?);
     audit(&state, &actor, "update", "connector", &name, before.as_ref().and_then(json_of), json_of(&after)).await?;
     Ok(web::Json(after))
 }
@@ -80,7 +93,7 @@ async fn save(
     name: &str,
     input: &ConnectorInput,
     replace: bool,
-) -> Result<connectors::StoredConnector, ApiError> {
+) -> Result<StoredConnector, ApiError> {
     input.config.validate().map_err(ApiError::Validation)?;
     let policy = state.registry.secrets();
     input.config.check_secrets(policy).map_err(ApiError::Validation)?;
@@ -94,7 +107,19 @@ async fn save(
     let webhook = input.webhook.as_ref();
     let now = state.clock.now();
     let codes = &input.feedback_codes;
-    Ok(connectors::save(state.store.conn(), name, input.enabled, &input.config, webhook, codes, replace, now).await?)
+    let kind = input.config.kind();
+    Ok(crate::store::connectors::save(
+        state.store.conn(),
+        name,
+        kind,
+        input.enabled,
+        &input.config,
+        webhook,
+        codes,
+        replace,
+        now,
+    )
+    .await?)
 }
 
 #[utoipa::path(tag = "connectors", params(("name" = String, Path)), responses(
@@ -107,8 +132,8 @@ pub async fn delete_connector(
     actor: Actor,
     name: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let before = connectors::get(state.store.conn(), &name).await?.map(|c| c.view());
-    connectors::delete(state.store.conn(), &name).await?;
+    let before = connectors::get(state.store.conn(), &name).await?.as_ref().map(view);
+    crate::store::connectors::delete(state.store.conn(), &name).await?;
     audit(&state, &actor, "delete", "connector", &name, before.as_ref().and_then(json_of), None).await?;
     Ok(HttpResponse::NoContent().finish())
 }

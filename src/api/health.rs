@@ -4,8 +4,9 @@ use utoipa::ToSchema;
 
 use super::AppState;
 use crate::connectors::breaker::CircuitState;
+use crate::decisions::stored_connectors as connectors;
 use crate::domain::EventOutcome;
-use crate::store::{connectors, events, outbox, work_orders};
+use crate::store::{events, outbox, work_orders};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {

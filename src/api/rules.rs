@@ -7,11 +7,12 @@ use super::problem::{ApiError, Problem};
 use super::{AppState, audit, json_of};
 use crate::decisions::DryRun;
 use crate::decisions::backtest::{self, BacktestReport, BacktestRequest};
+use crate::decisions::stored_connectors as connectors;
 use crate::domain::cloudevent as parse;
 use crate::rules::{Action, Rule, RuleInput, RuleSet};
 use crate::store::audit::Actor;
 use crate::store::rules::{self, RuleVersion};
-use crate::store::{StoreError, TransactionTrait, connectors};
+use crate::store::{StoreError, TransactionTrait};
 
 async fn validate(state: &AppState, input: &RuleInput) -> Result<(), ApiError> {
     input.validate().map_err(ApiError::Validation)?;

@@ -4,6 +4,7 @@ use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
 use super::{AppState, read_body};
+use crate::decisions::stored_connectors;
 use crate::store::{StoreError, TransactionTrait, connectors, work_orders};
 use crate::sync::{self, webhooks};
 
@@ -50,7 +51,7 @@ pub async fn receive_webhook(
     // read and a bad signature all answer the same 401, so that the
     // endpoint does not tell which connectors exist.
     let rejected = || ApiError::Unauthorized("webhook rejected: unknown connector or bad signature".into());
-    let connector = connectors::get(state.store.conn(), &name).await?.ok_or_else(rejected)?;
+    let connector = stored_connectors::get(state.store.conn(), &name).await?.ok_or_else(rejected)?;
     let settings = connector.webhook.as_ref().ok_or_else(rejected)?;
     let mut secrets = Vec::with_capacity(settings.secrets.len());
     for s in &settings.secrets {

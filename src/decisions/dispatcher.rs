@@ -10,6 +10,7 @@ use backon::{BackoffBuilder, ExponentialBuilder};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::stored_connectors::{self as connectors, StoredConnector};
 use crate::clock::Clock;
 use crate::config::OutboxSettings;
 use crate::connectors::breaker::{Breakers, Permit};
@@ -20,12 +21,12 @@ use crate::domain::{cloudevent as parse, event_context};
 use crate::metrics::Metrics;
 use crate::store::outbox::{self, Claimed, DeliveryStatus};
 use crate::store::work_orders::{self, Delivered, StatusUpdate, WorkOrder};
-use crate::store::{Store, StoreError, TransactionTrait, assets, connectors, events};
+use crate::store::{Store, StoreError, TransactionTrait, assets, events};
 
 /// What one batch of deliveries needs from the database, read up front.
 struct Prefetched {
     orders: HashMap<String, WorkOrder>,
-    connectors: HashMap<String, Option<connectors::StoredConnector>>,
+    connectors: HashMap<String, Option<StoredConnector>>,
     /// Order id → the CloudEvent that opened it.
     first_events: HashMap<String, serde_json::Value>,
     assets: HashMap<String, crate::domain::Asset>,
@@ -459,7 +460,7 @@ impl Dispatcher {
     fn connector_from(
         &self,
         order: &WorkOrder,
-        stored: Option<connectors::StoredConnector>,
+        stored: Option<StoredConnector>,
     ) -> Result<Box<dyn Connector>, ConnectorError> {
         let Some(stored) = stored else {
             return Err(ConnectorError::Permanent { message: format!("connector {} does not exist", order.connector) });

@@ -5,6 +5,7 @@
 
 pub mod backtest;
 pub mod dispatcher;
+pub mod stored_connectors;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use crate::rules::{self, Action, CreateAction, Debounce, Evaluated, OnClear, Rul
 use crate::store::events::{self, Decided};
 use crate::store::suppressions::{self, Scope};
 use crate::store::work_orders::{self, NewOrder, StatusUpdate};
-use crate::store::{self as store_mod, Store, StoreError, TransactionTrait, connectors, new_id, outbox};
+use crate::store::{self as store_mod, Store, StoreError, TransactionTrait, new_id, outbox};
 
 /// What happened to one accepted event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -1148,7 +1149,7 @@ impl Step<'_> {
                     // Delivered: the EAM must cancel it too, which the
                     // dispatcher does for connectors that can.
                     OrderStatus::Created | OrderStatus::Acknowledged => {
-                        connectors::get(self.txn, &order.connector).await?.is_some_and(|c| c.config.can_cancel())
+                        stored_connectors::get(self.txn, &order.connector).await?.is_some_and(|c| c.config.can_cancel())
                     }
                     _ => false,
                 };

@@ -1,41 +1,31 @@
-//! Connector definitions.
+//! Connector definitions, stored as JSON documents. The store does not
+//! know the connector kinds: the configuration and webhook types are the
+//! caller's (`decisions::StoredConnector` names them).
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
 
 use super::entities::connectors;
 use super::{StoreError, corrupt};
-use crate::connectors::{ConnectorConfig, ConnectorView, WebhookSettings};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 /// A stored connector with its configuration unmasked: for the dispatcher only.
 #[derive(Debug, Clone)]
-pub struct StoredConnector {
+pub struct StoredConnector<C, W> {
     pub name: String,
     pub enabled: bool,
-    pub config: ConnectorConfig,
-    pub webhook: Option<WebhookSettings>,
+    pub config: C,
+    pub webhook: Option<W>,
     pub feedback_codes: std::collections::BTreeMap<String, crate::domain::Verdict>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
-impl StoredConnector {
-    pub fn view(&self) -> ConnectorView {
-        ConnectorView {
-            name: self.name.clone(),
-            enabled: self.enabled,
-            config: self.config.redacted(),
-            webhook: self.webhook.as_ref().map(WebhookSettings::redacted),
-            feedback_codes: self.feedback_codes.clone(),
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-        }
-    }
-}
-
-fn from_model(m: connectors::Model) -> Result<StoredConnector, StoreError> {
-    let config: ConnectorConfig =
-        serde_json::from_value(m.config).map_err(|_| corrupt("connector config of", &m.name))?;
+fn from_model<C: DeserializeOwned, W: DeserializeOwned>(
+    m: connectors::Model,
+) -> Result<StoredConnector<C, W>, StoreError> {
+    let config: C = serde_json::from_value(m.config).map_err(|_| corrupt("connector config of", &m.name))?;
     let webhook = match m.webhook {
         Some(w) => Some(serde_json::from_value(w).map_err(|_| corrupt("webhook settings of", &m.name))?),
         None => None,
@@ -55,11 +45,16 @@ fn from_model(m: connectors::Model) -> Result<StoredConnector, StoreError> {
     })
 }
 
-pub async fn get<C: ConnectionTrait>(conn: &C, name: &str) -> Result<Option<StoredConnector>, StoreError> {
+pub async fn get<C: DeserializeOwned, W: DeserializeOwned>(
+    conn: &impl ConnectionTrait,
+    name: &str,
+) -> Result<Option<StoredConnector<C, W>>, StoreError> {
     connectors::Entity::find_by_id(name.to_owned()).one(conn).await?.map(from_model).transpose()
 }
 
-pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<StoredConnector>, StoreError> {
+pub async fn list<C: DeserializeOwned, W: DeserializeOwned>(
+    conn: &impl ConnectionTrait,
+) -> Result<Vec<StoredConnector<C, W>>, StoreError> {
     connectors::Entity::find()
         .order_by_asc(connectors::Column::Name)
         .all(conn)
@@ -72,20 +67,21 @@ pub async fn list<C: ConnectionTrait>(conn: &C) -> Result<Vec<StoredConnector>, 
 #[allow(clippy::too_many_arguments)]
 /// Creates (`must_exist = false`, conflict if present) or replaces
 /// (`must_exist = true`, not found if absent) a connector.
-pub async fn save<C: ConnectionTrait>(
-    conn: &C,
+pub async fn save<C: Serialize + DeserializeOwned, W: Serialize + DeserializeOwned>(
+    conn: &impl ConnectionTrait,
     name: &str,
+    kind: &str,
     enabled: bool,
-    config: &ConnectorConfig,
-    webhook: Option<&WebhookSettings>,
+    config: &C,
+    webhook: Option<&W>,
     feedback_codes: &std::collections::BTreeMap<String, crate::domain::Verdict>,
     must_exist: bool,
     now: DateTime<Utc>,
-) -> Result<StoredConnector, StoreError> {
+) -> Result<StoredConnector<C, W>, StoreError> {
     let existing = connectors::Entity::find_by_id(name.to_owned()).one(conn).await?;
     let model = connectors::ActiveModel {
         name: Set(name.to_owned()),
-        kind: Set(config.kind().to_owned()),
+        kind: Set(kind.to_owned()),
         config: Set(serde_json::to_value(config).unwrap_or_default()),
         webhook: Set(webhook.map(|w| serde_json::to_value(w).unwrap_or_default())),
         feedback_codes: Set(

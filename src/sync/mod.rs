@@ -32,7 +32,7 @@ pub async fn apply<C: ConnectionTrait>(
 /// (`feedback_codes`); `true` when it did.
 pub async fn closure_feedback<C: ConnectionTrait>(
     conn: &C,
-    connector: &crate::store::connectors::StoredConnector,
+    connector: &crate::decisions::stored_connectors::StoredConnector,
     order_id: &str,
     code: Option<&str>,
     now: DateTime<Utc>,

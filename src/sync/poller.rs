@@ -10,7 +10,8 @@ use super::Reported;
 use crate::clock::Clock;
 use crate::config::SyncSettings;
 use crate::connectors::registry::Registry;
-use crate::store::{Store, StoreError, connectors, work_orders};
+use crate::decisions::stored_connectors as connectors;
+use crate::store::{Store, StoreError, work_orders};
 
 pub struct Poller {
     store: Store,
