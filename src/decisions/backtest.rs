@@ -60,11 +60,11 @@ impl Tally {
     fn count(&mut self, outcome: EventOutcome) {
         *self.outcomes.entry(outcome.as_str().to_owned()).or_default() += 1;
     }
-    fn verdict(&mut self, v: Outcome) {
+    fn verdict(&mut self, v: BacktestOutcome) {
         match v {
-            Outcome::Accepted => self.accepted += 1,
-            Outcome::Rejected => self.rejected += 1,
-            Outcome::Undecided => self.undecided += 1,
+            BacktestOutcome::Accepted => self.accepted += 1,
+            BacktestOutcome::Rejected => self.rejected += 1,
+            BacktestOutcome::Undecided => self.undecided += 1,
         }
     }
     fn finish(&mut self) {
@@ -76,17 +76,17 @@ impl Tally {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 /// What became of an order, as the backtest counts it.
-pub enum Outcome {
+pub enum BacktestOutcome {
     Accepted,
     Rejected,
     Undecided,
 }
 
-fn verdict_of(status: OrderStatus) -> Outcome {
+fn verdict_of(status: OrderStatus) -> BacktestOutcome {
     match status {
-        OrderStatus::InProgress | OrderStatus::Completed | OrderStatus::Closed => Outcome::Accepted,
-        OrderStatus::Cancelled | OrderStatus::Rejected => Outcome::Rejected,
-        _ => Outcome::Undecided,
+        OrderStatus::InProgress | OrderStatus::Completed | OrderStatus::Closed => BacktestOutcome::Accepted,
+        OrderStatus::Cancelled | OrderStatus::Rejected => BacktestOutcome::Rejected,
+        _ => BacktestOutcome::Undecided,
     }
 }
 
@@ -100,7 +100,7 @@ pub struct SimulatedOrder {
     pub events: u64,
     /// Real orders its events belonged to.
     pub real_orders: Vec<String>,
-    pub verdict: Outcome,
+    pub verdict: BacktestOutcome,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -234,7 +234,7 @@ pub async fn run(
                                         first_event_time: time,
                                         events: 1,
                                         real_orders: vec![],
-                                        verdict: Outcome::Undecided,
+                                        verdict: BacktestOutcome::Undecided,
                                     };
                                     note_real(&mut order, record.work_order_id.as_deref());
                                     orders.push(order);
@@ -254,11 +254,13 @@ pub async fn run(
     }
 
     for order in &mut orders {
-        let mut verdict = Outcome::Undecided;
+        let mut verdict = BacktestOutcome::Undecided;
         for id in &order.real_orders {
             match verdict_for(conn, &mut real_status, id).await? {
-                Outcome::Accepted => verdict = Outcome::Accepted,
-                Outcome::Rejected if verdict == Outcome::Undecided => verdict = Outcome::Rejected,
+                BacktestOutcome::Accepted => verdict = BacktestOutcome::Accepted,
+                BacktestOutcome::Rejected if verdict == BacktestOutcome::Undecided => {
+                    verdict = BacktestOutcome::Rejected
+                }
                 _ => {}
             }
         }
@@ -298,10 +300,10 @@ async fn verdict_for(
     conn: &sea_orm::DatabaseConnection,
     cache: &mut HashMap<String, OrderStatus>,
     id: &str,
-) -> Result<Outcome, StoreError> {
+) -> Result<BacktestOutcome, StoreError> {
     Ok(match crate::store::feedback::latest(conn, id).await? {
-        Some(crate::domain::Verdict::Useful) => Outcome::Accepted,
-        Some(crate::domain::Verdict::FalseAlarm) => Outcome::Rejected,
+        Some(crate::domain::Verdict::Useful) => BacktestOutcome::Accepted,
+        Some(crate::domain::Verdict::FalseAlarm) => BacktestOutcome::Rejected,
         None => verdict_of(status_of(conn, cache, id).await?),
     })
 }
