@@ -1,22 +1,11 @@
 //! The database, read directly (the service's own tables).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, QueryResult, Statement};
+use sea_orm::{DatabaseConnection, QueryResult};
 
 use crate::Res;
 use crate::service::Replicas;
-
-pub async fn count(db: &DatabaseConnection, sql: &str) -> Res<i64> {
-    let row = db
-        .query_one_raw(Statement::from_string(db.get_database_backend(), sql.to_owned()))
-        .await?
-        .ok_or("COUNT returned no row")?;
-    Ok(row.try_get::<i64>("", "n")?)
-}
-
-pub async fn rows(db: &DatabaseConnection, sql: &str) -> Res<Vec<QueryResult>> {
-    Ok(db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await?)
-}
+use crate::testkit::{self, count};
 
 /// A timestamp column as µs since the epoch (SQLite keeps them as text).
 pub fn timestamp_us(row: &QueryResult, col: &str) -> Res<i64> {
@@ -35,16 +24,12 @@ pub fn timestamp_us(row: &QueryResult, col: &str) -> Res<i64> {
 /// these rather than the tables keeps the tool's own queries from loading
 /// the database during the run.
 pub async fn decided_by_metrics(http: &reqwest::Client, replicas: &Replicas) -> Option<(i64, i64)> {
+    const FAMILY: &str = "workbridge_events_received_total{";
     let (mut decided, mut created) = (0.0, 0.0);
     for r in &replicas.0 {
         let text = http.get(format!("{}/metrics", r.base)).send().await.ok()?.text().await.ok()?;
-        for line in text.lines().filter(|l| l.starts_with("workbridge_events_received_total{")) {
-            let value: f64 = line.rsplit(' ').next()?.parse().ok()?;
-            decided += value;
-            if line.contains("outcome=\"created\"") {
-                created += value;
-            }
-        }
+        decided += testkit::metric_sum(&text, FAMILY, "");
+        created += testkit::metric_sum(&text, FAMILY, "outcome=\"created\"");
     }
     Some((decided as i64, created as i64))
 }
@@ -55,19 +40,4 @@ pub async fn outbox_state(db: &DatabaseConnection) -> Res<(i64, i64)> {
         count(db, "SELECT COUNT(*) AS n FROM outbox WHERE status = 'pending'").await?,
         count(db, "SELECT COUNT(*) AS n FROM outbox WHERE status = 'failed'").await?,
     ))
-}
-
-pub async fn create_pg_database(admin_url: &str, name: &str) -> Res<String> {
-    let admin = Database::connect(admin_url).await?;
-    admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
-    admin.close().await?;
-    let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin_url);
-    Ok(format!("{base}/{name}"))
-}
-
-pub async fn drop_pg_database(admin_url: &str, name: &str) -> Res<()> {
-    let admin = Database::connect(admin_url).await?;
-    admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await?;
-    admin.close().await?;
-    Ok(())
 }

@@ -43,6 +43,9 @@ mod report;
 mod resources;
 mod service;
 mod setup;
+// The process and database helpers, shared with the fault tests.
+#[path = "../../tests/testkit/mod.rs"]
+mod testkit;
 
 use std::collections::HashMap;
 use std::error::Error;
@@ -59,14 +62,15 @@ use lapin::{Channel, Connection, ConnectionProperties};
 use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, Statement};
 
 use args::{Args, Backend};
-use db::{count, create_pg_database, decided_by_metrics, drop_pg_database, outbox_state};
+use db::{decided_by_metrics, outbox_state};
 use eam::{Eam, start_eam};
 use plan::{Expect, Planned, plan, registry};
 use publish::{PublishStats, publish};
 use report::Report;
 use resources::{CpuSnapshot, peak_rss_kib, print_resources};
-use service::{Names, Replicas, ServiceConfig, default_bin, pids, spawn_replica, wait_ready};
+use service::{Replicas, ServiceConfig, default_bin, names, pids, spawn_replica, wait_ready};
 use setup::{Api, set_up};
+use testkit::{count, create_pg_database, drop_pg_database};
 
 type BoxError = Box<dyn Error + Send + Sync>;
 type Res<T> = Result<T, BoxError>;
@@ -121,7 +125,7 @@ async fn main() -> ExitCode {
 async fn teardown(mut run: Run) {
     run.replicas.stop().await;
     if let Some(conn) = run.amqp.take() {
-        let names = Names::new(&run.run_id);
+        let names = names(&run.run_id);
         if let Ok(ch) = conn.create_channel().await {
             for q in [&names.queue, &names.dead_queue] {
                 let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
@@ -150,7 +154,7 @@ async fn teardown(mut run: Run) {
 
 async fn execute(run: &mut Run) -> Res<bool> {
     let args = run.args.clone();
-    let names = Names::new(&run.run_id);
+    let names = names(&run.run_id);
     let source = source_of(&run.run_id);
     let bin = args.bin.clone().unwrap_or_else(default_bin);
     if !bin.exists() {
@@ -308,7 +312,7 @@ async fn drive(
     let started = Instant::now();
     let publisher = tokio::spawn(publish(
         channel,
-        Names::new(&run.run_id).exchange,
+        names(&run.run_id).exchange,
         source.clone(),
         plan,
         args.window.max(1),

@@ -12,7 +12,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Confirmation, Connection};
 
 use crate::plan::{Planned, event_body};
-use crate::service::Names;
+use crate::testkit::Topology;
 use crate::{Res, now_us};
 
 #[derive(Default)]
@@ -91,7 +91,7 @@ pub async fn publish(
     Ok(sent_at)
 }
 
-pub async fn dead_lettered(conn: Option<&Connection>, names: &Names) -> Option<u32> {
+pub async fn dead_lettered(conn: Option<&Connection>, names: &Topology) -> Option<u32> {
     let ch = conn?.create_channel().await.ok()?;
     let q = ch
         .queue_declare(

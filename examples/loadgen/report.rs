@@ -9,10 +9,11 @@ use sea_orm::DatabaseConnection;
 
 use crate::Res;
 use crate::args::Args;
-use crate::db::{rows, timestamp_us};
+use crate::db::timestamp_us;
 use crate::eam::Eam;
 use crate::plan::{Expect, Planned, event_index};
 use crate::publish::PublishStats;
+use crate::testkit::rows;
 
 pub struct Dist {
     pub p50: i64,

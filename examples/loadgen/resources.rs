@@ -7,9 +7,9 @@ use std::process::Command;
 use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
 
 use crate::args::Backend;
-use crate::db::rows;
 use crate::publish::dead_lettered;
-use crate::service::{Names, Replicas, warnings};
+use crate::service::{Replicas, names, warnings};
+use crate::testkit::rows;
 use crate::{Load, Run};
 
 /// utime + stime of a process, in clock ticks.
@@ -154,7 +154,7 @@ pub async fn print_resources(run: &Run, db: &DatabaseConnection, load: &Load) ->
             );
         }
     }
-    let dead = dead_lettered(run.amqp.as_ref(), &Names::new(&run.run_id)).await;
+    let dead = dead_lettered(run.amqp.as_ref(), &names(&run.run_id)).await;
     println!("  dead-lettered messages: {}", dead.map_or("?".into(), |d| d.to_string()));
     if dead.unwrap_or(0) > 0 {
         ok = false;

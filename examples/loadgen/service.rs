@@ -9,26 +9,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::Res;
+use crate::testkit::{self, Topology};
 
-pub struct Names {
-    pub exchange: String,
-    pub queue: String,
-    pub dlx: String,
-    pub dead_queue: String,
-    pub lifecycle: String,
-}
-
-impl Names {
-    pub fn new(run: &str) -> Self {
-        let p = format!("loadgen.{run}");
-        Self {
-            exchange: format!("{p}.tdl.events"),
-            queue: format!("{p}.events"),
-            dlx: format!("{p}.dlx"),
-            dead_queue: format!("{p}.events.dead"),
-            lifecycle: format!("{p}.workorders"),
-        }
-    }
+/// The run's own RabbitMQ names (`loadgen.<run>.…`).
+pub fn names(run: &str) -> Topology {
+    Topology::with_prefix(&format!("loadgen.{run}"))
 }
 
 pub struct Replica {
@@ -45,8 +30,7 @@ pub struct Replicas(pub Vec<Replica>);
 impl Drop for Replicas {
     fn drop(&mut self) {
         for r in &mut self.0 {
-            let _ = r.child.kill();
-            let _ = r.child.wait();
+            testkit::kill(&mut r.child);
         }
     }
 }
@@ -64,15 +48,10 @@ impl Replicas {
             }
             if matches!(r.child.try_wait(), Ok(None)) {
                 eprintln!("replica {} did not stop in 30 s; killing it", r.child.id());
-                let _ = r.child.kill();
-                let _ = r.child.wait();
+                testkit::kill(&mut r.child);
             }
         }
     }
-}
-
-pub fn free_port() -> Res<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
 pub fn default_bin() -> PathBuf {
@@ -85,31 +64,25 @@ pub struct ServiceConfig<'a> {
     pub db_url: &'a str,
     pub admin_key: &'a str,
     pub amqp_url: &'a str,
-    pub names: &'a Names,
+    pub names: &'a Topology,
     pub extra: &'a [(String, String)],
     pub dir: &'a Path,
 }
 
 pub fn spawn_replica(cfg: &ServiceConfig<'_>, k: usize) -> Res<Replica> {
-    let port = free_port()?;
+    let port = testkit::free_port()?;
     let log = cfg.dir.join(format!("replica-{k}.log"));
-    let n = cfg.names;
-    let mut cmd = Command::new(cfg.bin);
-    cmd.arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "warn")
-        .env("WORKBRIDGE_HTTP_ADDR", format!("127.0.0.1:{port}"))
-        .env("WORKBRIDGE_DATABASE_URL", cfg.db_url)
-        .env("WORKBRIDGE_ADMIN_KEY", cfg.admin_key)
-        .env("WORKBRIDGE_AMQP_URL", cfg.amqp_url)
-        .env("WORKBRIDGE_AMQP__EXCHANGE", &n.exchange)
-        .env("WORKBRIDGE_AMQP__QUEUE", &n.queue)
-        .env("WORKBRIDGE_AMQP__DEAD_LETTER_EXCHANGE", &n.dlx)
-        .env("WORKBRIDGE_AMQP__DEAD_LETTER_QUEUE", &n.dead_queue)
-        .env("WORKBRIDGE_AMQP__LIFECYCLE_EXCHANGE", &n.lifecycle)
-        // So that the queues of a crashed run do not stay behind.
-        .env("WORKBRIDGE_AMQP__QUEUE_EXPIRES_MS", "600000");
+    let mut cmd = testkit::service_command(
+        cfg.bin,
+        &testkit::ServiceEnv {
+            port,
+            db_url: cfg.db_url,
+            admin_key: cfg.admin_key,
+            amqp_url: cfg.amqp_url,
+            topology: cfg.names,
+        },
+    );
+    cmd.env("RUST_LOG", "warn");
     for (k, v) in cfg.extra {
         cmd.env(k, v);
     }
@@ -125,28 +98,22 @@ pub fn spawn_replica(cfg: &ServiceConfig<'_>, k: usize) -> Res<Replica> {
 /// Waits until the replica answers `/readyz` with the broker connected (its
 /// queue is then declared and bound).
 pub async fn wait_ready(http: &reqwest::Client, r: &mut Replica) -> Res<()> {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        if let Ok(Some(status)) = r.child.try_wait() {
-            return Err(format!("the service exited ({status}); see {}:\n{}", r.log.display(), tail(&r.log)).into());
+    let url = format!("{}/readyz", r.base);
+    let ready = testkit::wait_ready(&mut r.child, Duration::from_secs(120), async || {
+        let Ok(resp) = http.get(&url).send().await else { return false };
+        resp.json::<Value>().await.is_ok_and(|v| v["broker"]["ok"] == true)
+    })
+    .await;
+    match ready {
+        Ok(()) => Ok(()),
+        Err(testkit::NotReady::Exited(status)) => {
+            Err(format!("the service exited ({status}); see {}:\n{}", r.log.display(), testkit::log_tail(&r.log, 20))
+                .into())
         }
-        if let Ok(resp) = http.get(format!("{}/readyz", r.base)).send().await
-            && let Ok(v) = resp.json::<Value>().await
-            && v["broker"]["ok"] == true
-        {
-            return Ok(());
+        Err(testkit::NotReady::TimedOut) => {
+            Err(format!("the service is not ready after 120 s; see {}", r.log.display()).into())
         }
-        if Instant::now() > deadline {
-            return Err(format!("the service is not ready after 120 s; see {}", r.log.display()).into());
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-pub fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(20)..].join("\n")
 }
 
 pub fn pids(r: &Replicas) -> Vec<String> {
