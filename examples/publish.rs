@@ -3,7 +3,7 @@
 //! broker to confirm each one.
 //!
 //! ```text
-//! cargo run --example publish -- ../shared/fixtures/events-day.jsonl
+//! cargo run --example publish -- tests/fixtures/events-day.jsonl
 //! echo '{"specversion":"1.0",…}' | cargo run --example publish -- -
 //! ```
 //! Options: `--url` (default `WORKBRIDGE_AMQP_URL` or the local broker),

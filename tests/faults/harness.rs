@@ -1,7 +1,9 @@
 //! What the fault tests share: the real binary as a child process, a load
 //! of events and a publisher that outlives the broker, guards that always
 //! bring RabbitMQ and PostgreSQL back, and the final accounting against the
-//! database and the simulated EAM.
+//! database and the simulated EAM. What the load tool needs too (the
+//! process, its readiness, a PostgreSQL database, raw SQL) is in
+//! `tests/testkit/`.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -12,11 +14,13 @@ use std::time::Duration;
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{Channel, Connection, ConnectionProperties};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use sea_orm::{Database, DatabaseConnection};
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::helpers::{ADMIN_KEY, AmqpNames, FIXTURES, alert, amqp_url, client_with_key, pg_admin_url};
+use crate::testkit;
+pub use crate::testkit::{metric_sum, rows, wait_for};
 
 /// Fault tests stop shared services: even under `cargo test` (one process,
 /// many threads) they run one at a time.
@@ -54,25 +58,11 @@ impl Drop for WorkDir {
 }
 
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    testkit::free_port().unwrap()
 }
 
 fn short_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..10].to_owned()
-}
-
-/// Polls `check` every 100 ms until it holds; false when `within` ran out.
-pub async fn wait_for(within: Duration, mut check: impl AsyncFnMut() -> bool) -> bool {
-    let deadline = Instant::now() + within;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 // ---------------------------------------------------------------- services
@@ -246,13 +236,9 @@ pub struct PgDatabase {
 
 impl PgDatabase {
     pub async fn create() -> Self {
-        let admin = Database::connect(&pg_admin_url()).await.expect("PostgreSQL is reachable");
         let name = format!("wb_fault_{}", short_id());
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await.unwrap();
-        let _ = admin.close().await;
-        let admin_url = pg_admin_url();
-        let base = admin_url.rsplit_once('/').map(|(b, _)| b).unwrap_or(&admin_url);
-        Self { url: format!("{base}/{name}"), name }
+        let url = testkit::create_pg_database(&pg_admin_url(), &name).await.expect("PostgreSQL creates a database");
+        Self { url, name }
     }
 }
 
@@ -262,10 +248,7 @@ impl Drop for PgDatabase {
         let _ = std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async move {
-                if let Ok(admin) = Database::connect(&pg_admin_url()).await {
-                    let _ = admin.execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).await;
-                    let _ = admin.close().await;
-                }
+                let _ = testkit::drop_pg_database(&pg_admin_url(), &name).await;
             });
         })
         .join();
@@ -279,13 +262,8 @@ pub async fn connect_db(url: &str) -> Option<DatabaseConnection> {
     Database::connect(opts).await.ok()
 }
 
-pub async fn rows(db: &DatabaseConnection, sql: &str) -> Result<Vec<sea_orm::QueryResult>, sea_orm::DbErr> {
-    db.query_all_raw(Statement::from_string(db.get_database_backend(), sql.to_owned())).await
-}
-
 pub async fn count(db: &DatabaseConnection, sql: &str) -> Option<i64> {
-    let r = rows(db, sql).await.ok()?;
-    r.first()?.try_get_by_index::<i64>(0).ok()
+    testkit::count(db, sql).await.ok()
 }
 
 // ---------------------------------------------------------------- the service
@@ -314,22 +292,25 @@ impl Service {
         let log = cfg.logs.join(format!("{name}.log"));
         let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let n = cfg.names;
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_workbridge"));
-        cmd.arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("NO_COLOR", "1")
+        let amqp_url = amqp_url();
+        let mut cmd = testkit::service_command(
+            Path::new(env!("CARGO_BIN_EXE_workbridge")),
+            &testkit::ServiceEnv {
+                port,
+                db_url: cfg.db_url,
+                admin_key: ADMIN_KEY,
+                amqp_url: &amqp_url,
+                topology: &testkit::Topology {
+                    exchange: n.exchange.clone(),
+                    queue: n.queue.clone(),
+                    dlx: n.dlx.clone(),
+                    dead_queue: n.dead_queue.clone(),
+                    lifecycle: n.lifecycle.clone(),
+                },
+            },
+        );
+        cmd.env("NO_COLOR", "1")
             .env("RUST_LOG", "info,sqlx=warn,sea_orm=warn,lapin=warn,actix_server=warn,workbridge::http=warn")
-            .env("WORKBRIDGE_HTTP_ADDR", format!("127.0.0.1:{port}"))
-            .env("WORKBRIDGE_DATABASE_URL", cfg.db_url)
-            .env("WORKBRIDGE_ADMIN_KEY", ADMIN_KEY)
-            .env("WORKBRIDGE_AMQP_URL", amqp_url())
-            .env("WORKBRIDGE_AMQP__EXCHANGE", &n.exchange)
-            .env("WORKBRIDGE_AMQP__QUEUE", &n.queue)
-            .env("WORKBRIDGE_AMQP__DEAD_LETTER_EXCHANGE", &n.dlx)
-            .env("WORKBRIDGE_AMQP__DEAD_LETTER_QUEUE", &n.dead_queue)
-            .env("WORKBRIDGE_AMQP__LIFECYCLE_EXCHANGE", &n.lifecycle)
-            .env("WORKBRIDGE_AMQP__QUEUE_EXPIRES_MS", "600000")
             .env("WORKBRIDGE_AMQP__PREFETCH", "32")
             .env("WORKBRIDGE_AMQP__RECONNECT_MIN_MS", "100")
             .env("WORKBRIDGE_AMQP__RECONNECT_MAX_MS", "1000")
@@ -384,17 +365,21 @@ impl Service {
 
     /// Waits until `/readyz` answers 200 (database and broker up).
     pub async fn wait_ready(&mut self, within: Duration) {
-        let ready = wait_for(within, async || {
-            if self.exited().is_some() {
-                return true;
-            }
-            matches!(self.get("/readyz").await, Some((200, _)))
+        let (client, url) = (&self.client, format!("{}/readyz", self.base));
+        let ready = testkit::wait_ready(&mut self.child, within, async || {
+            let r = client.get(&url).timeout(Duration::from_secs(15)).send().await;
+            r.is_ok_and(|r| r.status() == 200)
         })
         .await;
-        if let Some(status) = self.exited() {
-            panic!("{} exited during start-up ({status}):\n{}", self.name, self.log_tail(40));
+        match ready {
+            Ok(()) => {}
+            Err(testkit::NotReady::Exited(status)) => {
+                panic!("{} exited during start-up ({status}):\n{}", self.name, self.log_tail(40))
+            }
+            Err(testkit::NotReady::TimedOut) => {
+                panic!("{} was not ready within {within:?}:\n{}", self.name, self.log_tail(40))
+            }
         }
-        assert!(ready, "{} was not ready within {within:?}:\n{}", self.name, self.log_tail(40));
     }
 
     /// The exit status, once the process has ended.
@@ -403,8 +388,7 @@ impl Service {
     }
 
     pub fn sigkill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        testkit::kill(&mut self.child);
     }
 
     pub fn log_text(&self) -> String {
@@ -412,9 +396,7 @@ impl Service {
     }
 
     pub fn log_tail(&self, lines: usize) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let all: Vec<&str> = text.lines().collect();
-        let tail = all[all.len().saturating_sub(lines)..].join("\n");
+        let tail = testkit::log_tail(&self.log, lines);
         format!("--- last {lines} lines of {} ({}) ---\n{tail}", self.name, self.log.display())
     }
 
@@ -436,14 +418,6 @@ impl Drop for Service {
     fn drop(&mut self) {
         self.sigkill();
     }
-}
-
-/// Sums a counter family of a Prometheus text exposition.
-pub fn metric_sum(text: &str, family: &str, label_filter: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(family) && l.contains(label_filter))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
 }
 
 // ---------------------------------------------------------------- the load

@@ -14,6 +14,10 @@
 #[path = "../it/helpers.rs"]
 mod helpers;
 
+// The process and database helpers, shared with the load tool.
+#[path = "../testkit/mod.rs"]
+mod testkit;
+
 mod accounting;
 mod harness;
 mod servicenow_sim;

@@ -1,5 +1,5 @@
 //! A stateful ServiceNow Table API (`incident`) on wiremock, shaped like
-//! `tests/it/servicenow.rs` and `../shared/EAM-APIS.md` §2: basic
+//! `tests/it/servicenow.rs` and `docs/eam-apis.md` §2: basic
 //! authentication, `Accept: application/json` required, a create answers 201
 //! with `result.sys_id`, `sysparm_query=correlation_id=…` finds records
 //! (`{"result": []}` when none), `sys_idIN…` polls. Like ServiceNow it does

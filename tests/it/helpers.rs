@@ -21,7 +21,7 @@ use workbridge::store::Store;
 /// The admin key every test app is seeded with; `TestApp::client` sends it.
 pub const ADMIN_KEY: &str = "wb_test_admin_key_0123456789abcdef";
 
-pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures");
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {

@@ -1,5 +1,5 @@
 //! The Maximo connector against a simulated Maximo (wiremock), shaped after
-//! IBM's documentation of the JSON API (`../shared/EAM-APIS.md` §1).
+//! IBM's documentation of the JSON API (`docs/eam-apis.md` §1).
 
 use std::time::Duration;
 

@@ -1,5 +1,5 @@
 //! The SAP S/4HANA connector against a simulated API_MAINTNOTIFICATION
-//! (wiremock), shaped after SAP's documentation (`../shared/EAM-APIS.md` §3).
+//! (wiremock), shaped after SAP's documentation (`docs/eam-apis.md` §3).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 

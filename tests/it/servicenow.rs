@@ -1,5 +1,5 @@
 //! The ServiceNow connector against a simulated Table API (wiremock),
-//! shaped after ServiceNow's documentation (`../shared/EAM-APIS.md` §2).
+//! shaped after ServiceNow's documentation (`docs/eam-apis.md` §2).
 
 use serde_json::{Value, json};
 use wiremock::matchers::{basic_auth, header, method, path, query_param};
