@@ -301,7 +301,7 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
-/// The flat variables of SPEC §7 and the keys they set.
+/// The flat variables of docs/spec.md §7 and the keys they set.
 const FLAT_ENV: &[(&str, &str)] = &[
     ("WORKBRIDGE_HTTP_ADDR", "http.addr"),
     ("WORKBRIDGE_DATABASE_URL", "database.url"),

@@ -1,5 +1,5 @@
 //! IBM Maximo Manage, JSON API on the object structure MXAPIWODETAIL
-//! (`../shared/EAM-APIS.md` §1): API key header, `lean=1`, a `transactionid`
+//! (`docs/eam-apis.md` §1): API key header, `lean=1`, a `transactionid`
 //! per create (Maximo answers 409 to a replay), `externalrefid` carrying our
 //! reference so that an order whose create timed out is found again with
 //! `oslc.where`, and a status change to `CAN` to cancel.

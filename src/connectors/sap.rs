@@ -1,5 +1,5 @@
 //! SAP S/4HANA maintenance notifications, OData V2 API_MAINTNOTIFICATION
-//! (`../shared/EAM-APIS.md` §3): a CSRF token fetched with its cookies before
+//! (`docs/eam-apis.md` §3): a CSRF token fetched with its cookies before
 //! writing (and fetched again when a write answers 403 for the token),
 //! `MaintNotifExtReferenceNumber` carrying our reference (at most 20
 //! characters) so a notification is found again, OData error bodies.

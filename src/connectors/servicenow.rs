@@ -1,4 +1,4 @@
-//! ServiceNow Table API (`../shared/EAM-APIS.md` §2): incidents (or work
+//! ServiceNow Table API (`docs/eam-apis.md` §2): incidents (or work
 //! orders) created with `correlation_id` carrying our reference, found again
 //! with `sysparm_query=correlation_id=…`, cancelled with `state` 8; basic
 //! authentication; `{"error": {"message", "detail"}, "status": "failure"}`.

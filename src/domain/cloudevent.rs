@@ -1,6 +1,6 @@
 //! CloudEvents 1.0 JSON → [`InboundEvent`]. The official SDK checks the
 //! envelope (spec version, required attributes, time format); this module
-//! adds the workbridge contract of SPEC §2 on top.
+//! adds the workbridge contract of docs/spec.md §2 on top.
 //!
 //! Binary mode (HTTP `ce-*` headers, AMQP `ce-`/`cloudEvents:` headers) is
 //! turned into the structured form first, so that every mode goes through
@@ -244,7 +244,7 @@ mod tests {
 
     #[test]
     fn every_invalid_fixture_is_refused_with_a_reason() {
-        let fixtures = include_str!("../../../shared/fixtures/events-invalid.jsonl");
+        let fixtures = include_str!("../../tests/fixtures/events-invalid.jsonl");
         let mut n = 0;
         for line in fixtures.lines().filter(|l| !l.trim().is_empty()) {
             let case: Value = serde_json::from_str(line).unwrap();
@@ -259,7 +259,7 @@ mod tests {
 
     #[test]
     fn every_event_of_the_fixture_day_is_valid() {
-        let day = include_str!("../../../shared/fixtures/events-day.jsonl");
+        let day = include_str!("../../tests/fixtures/events-day.jsonl");
         for line in day.lines().filter(|l| !l.trim().is_empty()) {
             structured(line.as_bytes()).unwrap_or_else(|e| panic!("{e}: {line}"));
         }

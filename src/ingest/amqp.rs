@@ -1,4 +1,4 @@
-//! The RabbitMQ consumer (SPEC §2). Declares its topology, consumes with
+//! The RabbitMQ consumer (docs/spec.md §2). Declares its topology, consumes with
 //! manual acks and a prefetch, and acknowledges a message only after the
 //! transaction that stored the event and its effects has committed. A
 //! message that can never be processed is republished to the dead-letter

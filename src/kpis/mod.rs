@@ -1,4 +1,4 @@
-//! KPIs (SPEC §6), computed in the database with aggregate queries, one SQL
+//! KPIs (docs/spec.md §6), computed in the database with aggregate queries, one SQL
 //! dialect per backend where they differ (epoch arithmetic).
 //!
 //! Percentiles use the nearest-rank method: the p-th percentile of n sorted

@@ -1,4 +1,4 @@
-//! Event → asset (SPEC §3): a known `data.asset` hint wins, then an exact
+//! Event → asset (docs/spec.md §3): a known `data.asset` hint wins, then an exact
 //! historian tag, then the first tag pattern (in position order) whose
 //! captures name a known asset.
 
