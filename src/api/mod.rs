@@ -223,6 +223,7 @@ fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
             } else {
                 add("401", "No API key, or an unknown or revoked one");
                 add("403", "The key's role does not allow this");
+                add("429", "Too many unknown keys from this address: refused until the window ends (Retry-After)");
             }
             if op.request_body.is_some() {
                 add("400", "Malformed body");
