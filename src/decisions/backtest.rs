@@ -185,7 +185,7 @@ pub async fn run(
                             Some((_, Action::Ignore)) => EventOutcome::Ignored,
                             Some((rule, Action::Create(action))) => {
                                 let ctx = serde_json::json!({"event": event_context(&event), "asset": asset});
-                                let key = super::dedup_key(action, &ctx, &event, &asset);
+                                let key = super::decide::dedup_key(action, &ctx, &event, &asset);
                                 let time = event.time.unwrap_or(record.received_at);
                                 // A real order for the key that closed since our simulated one opened closes it too.
                                 if let Some(o) = open.get(&key)
