@@ -73,7 +73,7 @@ pub async fn set_sandbox_status(
     sync::apply(
         &txn,
         &order.reference,
-        sync::Reported {
+        sync::StatusUpdate {
             status: change.status,
             external_status: Some(change.status.as_str()),
             source: "sandbox",

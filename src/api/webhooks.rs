@@ -102,7 +102,7 @@ pub async fn receive_webhook(
     let applied = sync::apply(
         &txn,
         &order.id,
-        sync::Reported {
+        sync::StatusUpdate {
             status,
             external_status: Some(&report.status),
             source: "webhook",

@@ -15,14 +15,14 @@ use crate::store::work_orders;
 /// A status reported by an EAM: the status in the common lifecycle, the
 /// EAM's own word, who reported it (sandbox, poll, webhook …) and when it
 /// happened in the EAM.
-pub use crate::store::work_orders::StatusUpdate as Reported;
+pub use crate::store::work_orders::StatusUpdate;
 
 /// Applies a reported status; `false` when it changes nothing (repeats are
 /// harmless).
 pub async fn apply<C: ConnectionTrait>(
     conn: &C,
     order_id: &str,
-    r: Reported<'_>,
+    r: StatusUpdate<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
     work_orders::change_status(conn, order_id, &r, now).await

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::Reported;
+use super::StatusUpdate;
 use crate::clock::Clock;
 use crate::config::SyncSettings;
 use crate::connectors::registry::Registry;
@@ -82,7 +82,7 @@ impl Poller {
                     tracing::warn!(connector = %stored.name, status = %p.status, "polled status is not in the status map");
                     continue;
                 };
-                let reported = Reported {
+                let reported = StatusUpdate {
                     status,
                     external_status: Some(&p.status),
                     source: "poll",
