@@ -5,10 +5,10 @@ use utoipa::ToSchema;
 use super::problem::{ApiError, Problem};
 use super::{AppState, mime, read_body};
 use crate::decisions::Accepted;
-use crate::domain::cloudevent::{self as parse, EventError};
-use crate::domain::{AlertState, AssetHint, EventKind, InboundEvent, Severity};
+use crate::domain::{AlertState, AssetHint, EventKind, Severity};
+use crate::ingest::http::{self, HttpIngestError, Ingested};
 use crate::store::events::{self, EventFilter, EventRecord};
-use crate::store::{Page, PageRequest, StoreError};
+use crate::store::{Page, PageRequest};
 
 /// A CloudEvent in structured mode (documentation of the contract; unknown
 /// extra attributes and `data` fields are accepted and kept).
@@ -98,94 +98,30 @@ pub async fn post_events(
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let body = read_body(payload, state.http.max_body_bytes).await?;
-    let mime = mime(&req);
-    if mime == "application/cloudevents-batch+json" {
-        return batch(&state, &body).await;
-    }
-    if req.headers().contains_key("ce-specversion") {
-        let headers = req.headers().iter().filter_map(|(k, v)| v.to_str().ok().map(|v| (k.as_str(), v.to_owned())));
-        let content_type = req.headers().get(actix_web::http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-        let event =
-            parse::binary(headers, content_type, &body).inspect_err(|e| state.decider.metrics().rejected(e.kind()))?;
-        return single(&state, &parse::with_traceparent(event, traceparent(&req))).await;
-    }
-    if !(mime.is_empty() || parse::is_json(&mime)) {
-        return Err(ApiError::UnsupportedMediaType(format!(
-            "{mime} is not accepted: use application/cloudevents+json, application/cloudevents-batch+json, application/json, or binary mode with ce-* headers"
-        )));
-    }
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return batch(&state, &body).await;
-    }
-    let event = parse::structured(&body).inspect_err(|e| state.decider.metrics().rejected(e.kind()))?;
-    single(&state, &parse::with_traceparent(event, traceparent(&req))).await
-}
-
-fn traceparent(req: &HttpRequest) -> Option<&str> {
-    req.headers().get("traceparent").and_then(|v| v.to_str().ok())
-}
-
-async fn single(state: &AppState, event: &InboundEvent) -> Result<HttpResponse, ApiError> {
-    let accepted = state.decider.accept(event).await?;
-    let mut resp = if accepted.duplicate { HttpResponse::Ok() } else { HttpResponse::Created() };
-    Ok(resp.insert_header(("Location", format!("/v1/events/{}", accepted.id))).json(accepted))
-}
-
-async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> {
-    let parsed = parse::batch(body)?;
-    let limit = state.http.max_batch_events;
-    if parsed.len() > limit {
-        return Err(ApiError::BatchTooLarge { count: parsed.len(), limit });
-    }
-    let mut result = BatchResult { accepted: 0, duplicates: 0, rejected: 0, items: Vec::with_capacity(parsed.len()) };
-    let mut valid = Vec::with_capacity(parsed.len());
-    let mut events = Vec::with_capacity(parsed.len());
-    let mut items: Vec<Option<BatchItem>> = Vec::with_capacity(parsed.len());
-    for (index, item) in parsed.into_iter().enumerate() {
-        match item {
-            Ok(event) => {
-                valid.push(index);
-                events.push(event);
-                items.push(None);
-            }
-            Err(e) => {
-                state.decider.metrics().rejected(e.kind());
-                let e: EventError = e;
-                let problem = ApiError::from(e).problem();
-                items.push(Some(BatchItem { index, status: "rejected".into(), result: None, error: Some(problem) }));
-            }
+    let ingested = http::ingest(&state.decider, state.http.max_batch_events, req.headers(), &mime(&req), &body).await?;
+    Ok(match ingested {
+        Ingested::Single(accepted) => {
+            let mut resp = if accepted.duplicate { HttpResponse::Ok() } else { HttpResponse::Created() };
+            resp.insert_header(("Location", format!("/v1/events/{}", accepted.id))).json(accepted)
         }
-    }
-    // The valid elements in one transaction (group commit); if that fails,
-    // one by one, so that one element's failure does not sink the others.
-    let events: std::sync::Arc<[crate::domain::InboundEvent]> = events.into();
-    let decided: Vec<Result<crate::decisions::Accepted, StoreError>> =
-        match state.decider.accept_batch(events.clone()).await {
-            Ok(all) => all.into_iter().map(Ok).collect(),
-            Err(_) => {
-                let mut one_by_one = Vec::with_capacity(events.len());
-                for event in events.iter() {
-                    one_by_one.push(state.decider.accept(event).await);
-                }
-                one_by_one
-            }
-        };
-    for (index, outcome) in valid.iter().zip(decided) {
+        Ingested::Batch(outcomes) => HttpResponse::Ok().json(batch_result(outcomes)),
+    })
+}
+
+/// The batch's answer: one item per element, and the counts.
+fn batch_result(outcomes: Vec<Result<Accepted, HttpIngestError>>) -> BatchResult {
+    let mut result = BatchResult { accepted: 0, duplicates: 0, rejected: 0, items: Vec::with_capacity(outcomes.len()) };
+    for (index, outcome) in outcomes.into_iter().enumerate() {
         let item = match outcome {
             Ok(accepted) => {
                 let status = if accepted.duplicate { "duplicate" } else { "accepted" };
-                BatchItem { index: *index, status: status.into(), result: Some(accepted), error: None }
+                BatchItem { index, status: status.into(), result: Some(accepted), error: None }
             }
-            // This element's rules ran too long; the others go on.
-            Err(e @ StoreError::EvaluationTimeout(_)) => {
+            Err(e) => {
                 let problem = ApiError::from(e).problem();
-                BatchItem { index: *index, status: "rejected".into(), result: None, error: Some(problem) }
+                BatchItem { index, status: "rejected".into(), result: None, error: Some(problem) }
             }
-            Err(e) => return Err(e.into()),
         };
-        items[*index] = Some(item);
-    }
-    for item in items.into_iter().flatten() {
         match item.status.as_str() {
             "accepted" => result.accepted += 1,
             "duplicate" => result.duplicates += 1,
@@ -193,7 +129,7 @@ async fn batch(state: &AppState, body: &[u8]) -> Result<HttpResponse, ApiError> 
         }
         result.items.push(item);
     }
-    Ok(HttpResponse::Ok().json(result))
+    result
 }
 
 /// List events, newest first, with what became of each.

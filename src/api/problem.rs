@@ -6,6 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::cloudevent::EventError;
+use crate::ingest::http::HttpIngestError;
 use crate::store::StoreError;
 
 /// An RFC 9457 problem document.
@@ -125,6 +126,20 @@ impl From<EventError> for ApiError {
             EventError::Malformed(m) => Self::Malformed(m),
             EventError::Invalid(m) => Self::InvalidEvent(m),
             EventError::TooLarge { size, limit } => Self::TooLarge { size, limit },
+        }
+    }
+}
+
+impl From<HttpIngestError> for ApiError {
+    fn from(e: HttpIngestError) -> Self {
+        match e {
+            HttpIngestError::Malformed(m) => Self::Malformed(m),
+            HttpIngestError::Invalid(m) => Self::InvalidEvent(m),
+            HttpIngestError::TooLarge { size, limit } => Self::TooLarge { size, limit },
+            HttpIngestError::BatchTooLarge { count, limit } => Self::BatchTooLarge { count, limit },
+            HttpIngestError::UnsupportedMediaType(m) => Self::UnsupportedMediaType(m),
+            HttpIngestError::EvaluationTimeout(m) => Self::EvaluationTimeout(m),
+            HttpIngestError::Store(e) => Self::from(e),
         }
     }
 }
