@@ -109,12 +109,20 @@ impl ResponseError for ApiError {
     }
 }
 
+impl From<crate::decisions::DecisionError> for ApiError {
+    fn from(e: crate::decisions::DecisionError) -> Self {
+        match e {
+            crate::decisions::DecisionError::Store(e) => e.into(),
+            e @ crate::decisions::DecisionError::EvaluationTimeout(_) => Self::EvaluationTimeout(e.to_string()),
+        }
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             StoreError::Conflict(msg) => Self::Conflict(msg),
-            e @ StoreError::EvaluationTimeout(_) => Self::EvaluationTimeout(e.to_string()),
             other => Self::Internal(Box::new(other)),
         }
     }

@@ -12,6 +12,7 @@
 //! Not replayed: cooldown and inhibition (they depend on the state at each
 //! past moment).
 
+use super::DecisionError;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -26,7 +27,7 @@ use crate::domain::event_context;
 use crate::domain::template;
 use crate::domain::{AlertState, EventOutcome, OrderStatus};
 use crate::rules::{Action, Debounce, RuleInput, RuleSet};
-use crate::store::{Store, StoreError, assets, events, suppressions, work_orders};
+use crate::store::{Store, assets, events, suppressions, work_orders};
 
 /// Most events one backtest replays.
 pub const MAX_EVENTS: u64 = 100_000;
@@ -139,7 +140,7 @@ pub async fn run(
     budget: &EvalBudget,
     since: DateTime<Utc>,
     until: DateTime<Utc>,
-) -> Result<BacktestReport, StoreError> {
+) -> Result<BacktestReport, DecisionError> {
     // Reads only, none inside a transaction: on SQLite they take the
     // read-only connections, not the one writer that ingest needs.
     let conn = store.reads();
@@ -286,7 +287,7 @@ async fn status_of(
     conn: &sea_orm::DatabaseConnection,
     cache: &mut HashMap<String, OrderStatus>,
     id: &str,
-) -> Result<OrderStatus, StoreError> {
+) -> Result<OrderStatus, DecisionError> {
     if let Some(s) = cache.get(id) {
         return Ok(*s);
     }
@@ -300,7 +301,7 @@ async fn verdict_for(
     conn: &sea_orm::DatabaseConnection,
     cache: &mut HashMap<String, OrderStatus>,
     id: &str,
-) -> Result<BacktestOutcome, StoreError> {
+) -> Result<BacktestOutcome, DecisionError> {
     Ok(match crate::store::feedback::latest(conn, id).await? {
         Some(crate::domain::Verdict::Useful) => BacktestOutcome::Accepted,
         Some(crate::domain::Verdict::FalseAlarm) => BacktestOutcome::Rejected,

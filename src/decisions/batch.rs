@@ -2,6 +2,7 @@
 //! any transaction), `PreparedBatch`, and the group commit that decides and
 //! writes a prepared batch in one transaction.
 
+use super::DecisionError;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -23,7 +24,7 @@ impl Decider {
     /// (group commit: one flush to disk for the lot), deciding them in order,
     /// so a later event sees the order an earlier one opened. All or nothing:
     /// on any error nothing is stored and the caller decides them one by one.
-    pub async fn accept_batch(&self, batch: Arc<[InboundEvent]>) -> Result<Vec<Accepted>, StoreError> {
+    pub async fn accept_batch(&self, batch: Arc<[InboundEvent]>) -> Result<Vec<Accepted>, DecisionError> {
         let prepared = self.prepare(batch).await?;
         self.accept_prepared(prepared).await
     }
@@ -31,7 +32,7 @@ impl Decider {
     /// `accept_batch` in two steps, so that a consumer can read and evaluate
     /// the next batch while this one is being written: the reads and the
     /// rule evaluation, outside any transaction. Nothing is written.
-    pub async fn prepare(&self, batch: Arc<[InboundEvent]>) -> Result<PreparedBatch, StoreError> {
+    pub async fn prepare(&self, batch: Arc<[InboundEvent]>) -> Result<PreparedBatch, DecisionError> {
         let conn = self.store.reads();
         let rules = self.rules.get(conn).await?;
         let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();
@@ -70,7 +71,7 @@ impl Decider {
     /// The second step of `accept_batch`: locks, decides and writes a
     /// prepared batch. If a new order's key was taken meanwhile, the batch is
     /// read and decided again.
-    pub async fn accept_prepared(&self, prepared: PreparedBatch) -> Result<Vec<Accepted>, StoreError> {
+    pub async fn accept_prepared(&self, prepared: PreparedBatch) -> Result<Vec<Accepted>, DecisionError> {
         let batch = prepared.events.clone();
         let mut prepared = Some(prepared);
         let mut attempt = 0;
@@ -88,7 +89,9 @@ impl Decider {
                     tracing::debug!(attempt, "a new order's key was taken concurrently; deciding the batch again");
                     tokio::time::sleep(std::time::Duration::from_millis(rand::random_range(1..10))).await;
                 }
-                None => return Err(StoreError::Conflict("new orders' keys kept being taken concurrently".into())),
+                None => {
+                    return Err(StoreError::Conflict("new orders' keys kept being taken concurrently".into()).into());
+                }
             }
         };
         let mut created = false;
@@ -105,7 +108,7 @@ impl Decider {
                 None => {
                     let existing = events::find(self.store.conn(), &event.source, &event.id)
                         .await?
-                        .ok_or_else(|| StoreError::NotFound(format!("event {}", event.id)))?;
+                        .ok_or_else(|| DecisionError::from(StoreError::NotFound(format!("event {}", event.id))))?;
                     out.push(duplicate(existing));
                 }
             }
@@ -129,7 +132,7 @@ impl Decider {
     /// a live inhibition, a comment on merge, shadow rules) first flushes
     /// what is pending and is decided against the database, as it would be
     /// alone.
-    async fn decide_batch(&self, prepared: PreparedBatch) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
+    async fn decide_batch(&self, prepared: PreparedBatch) -> Result<Option<Vec<Option<Accepted>>>, DecisionError> {
         let now = self.clock.now();
         let PreparedBatch { events: batch, rules, fresh, repeat_of, items } = prepared;
         let prepared: Vec<Prepared> = items.into_iter().map(|i| i.resolve(&rules)).collect();
@@ -215,10 +218,12 @@ impl Decider {
 async fn abandon(
     txn: store_mod::DatabaseTransaction,
     why: Flushed,
-) -> Result<Option<Vec<Option<Accepted>>>, StoreError> {
+) -> Result<Option<Vec<Option<Accepted>>>, DecisionError> {
     txn.rollback().await?;
     match why {
-        Flushed::EventStored => Err(StoreError::Conflict("an event of the batch was stored concurrently".into())),
+        Flushed::EventStored => {
+            Err(StoreError::Conflict("an event of the batch was stored concurrently".into()).into())
+        }
         _ => Ok(None),
     }
 }
@@ -256,7 +261,11 @@ impl<'e> Pending<'e> {
     }
 
     /// Writes it all, in a few multi-row statements, and starts afresh.
-    async fn flush(&mut self, txn: &store_mod::DatabaseTransaction, now: DateTime<Utc>) -> Result<Flushed, StoreError> {
+    async fn flush(
+        &mut self,
+        txn: &store_mod::DatabaseTransaction,
+        now: DateTime<Utc>,
+    ) -> Result<Flushed, DecisionError> {
         if !self.orders.is_empty() {
             if !work_orders::insert_open_many(txn, &mut self.orders, now).await? {
                 return Ok(Flushed::KeyTaken);

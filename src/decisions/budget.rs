@@ -1,6 +1,7 @@
 //! The CEL evaluation budget: rule verdicts on the blocking pool, under a
 //! deadline and a bounded number of permits.
 
+use super::DecisionError;
 use std::sync::Arc;
 
 use crate::domain::{Asset, InboundEvent};
@@ -57,12 +58,12 @@ impl EvalBudget {
         event: &InboundEvent,
         asset: &Asset,
         rules: &Arc<RuleSet>,
-    ) -> Result<Evaluated, StoreError> {
+    ) -> Result<Evaluated, DecisionError> {
         if !rules.has_conditions() {
             // Matchers alone are bounded by the set's size: no need to leave the task.
             return Ok(rules::verdict(event, asset, rules));
         }
-        let timeout = || StoreError::EvaluationTimeout(self.limit.as_millis() as u64);
+        let timeout = || DecisionError::EvaluationTimeout(self.limit.as_millis() as u64);
         let deadline = tokio::time::Instant::now() + self.limit;
         let permit = tokio::time::timeout_at(deadline, self.permits.clone().acquire_owned())
             .await
@@ -75,7 +76,7 @@ impl EvalBudget {
         });
         match tokio::time::timeout_at(deadline, task).await {
             Ok(Ok(verdict)) => Ok(verdict),
-            Ok(Err(e)) => Err(StoreError::Corrupt(format!("rule evaluation failed: {e}"))),
+            Ok(Err(e)) => Err(StoreError::Corrupt(format!("rule evaluation failed: {e}")).into()),
             Err(_) => {
                 tracing::error!(limit_ms = self.limit.as_millis() as u64, "rule evaluation timed out");
                 Err(timeout())
@@ -96,7 +97,7 @@ impl EvalBudget {
         batch: &Arc<[InboundEvent]>,
         items: Vec<(usize, &Asset)>,
         rules: &Arc<RuleSet>,
-    ) -> Result<Vec<Evaluated>, StoreError> {
+    ) -> Result<Vec<Evaluated>, DecisionError> {
         if !rules.has_conditions() || items.len() <= 1 {
             let mut out = Vec::with_capacity(items.len());
             for (position, asset) in items {
@@ -104,7 +105,7 @@ impl EvalBudget {
             }
             return Ok(out);
         }
-        let timeout = || StoreError::EvaluationTimeout(self.limit.as_millis() as u64);
+        let timeout = || DecisionError::EvaluationTimeout(self.limit.as_millis() as u64);
         let permit = tokio::time::timeout(self.limit, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| timeout())?
@@ -126,7 +127,7 @@ impl EvalBudget {
         while out.len() < n {
             match tokio::time::timeout(self.limit, rx.recv()).await {
                 Ok(Some(verdict)) => out.push(verdict),
-                Ok(None) => return Err(StoreError::Corrupt("rule evaluation failed".into())),
+                Ok(None) => return Err(StoreError::Corrupt("rule evaluation failed".into()).into()),
                 Err(_) => {
                     tracing::warn!(limit_ms = self.limit.as_millis() as u64, "rule evaluation of a batch timed out");
                     return Err(timeout());

@@ -2,6 +2,7 @@
 //! by `decide_prepared` into what is stored for it (and the order it opens), with
 //! the dedup key and the shadow rules' trace.
 
+use super::DecisionError;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
@@ -11,9 +12,9 @@ use super::step::{OpenOrders, Step};
 use crate::domain::{Asset, EventOutcome, InboundEvent, template};
 use crate::mapping::Mapping;
 use crate::rules::{self, Action, CreateAction, Evaluated, Rule, RuleSet};
+use crate::store as store_mod;
 use crate::store::events::Decided;
 use crate::store::work_orders::{self, NewOrder};
-use crate::store::{self as store_mod, StoreError};
 
 fn template_context(event: &InboundEvent, asset: &Asset) -> Value {
     json!({ "event": crate::domain::EventView::of(event), "asset": asset })
@@ -93,7 +94,7 @@ pub(super) async fn decide_prepared(
     policy: &Policy,
     now: DateTime<Utc>,
     fast: Option<&OpenOrders>,
-) -> Result<Option<(Decided, Option<NewOrder>)>, StoreError> {
+) -> Result<Option<(Decided, Option<NewOrder>)>, DecisionError> {
     let mapping = &p.mapping;
     let (Some(m), Some(eval)) = (mapping, &p.eval) else {
         let decided = Decided {
@@ -190,7 +191,7 @@ async fn shadow_decision(
     asset: &Asset,
     rule: &Rule,
     ctx: &Value,
-) -> Result<Value, StoreError> {
+) -> Result<Value, DecisionError> {
     let would = match &rule.action {
         Action::Ignore => json!({"action": "ignore"}),
         Action::Create(action) => {

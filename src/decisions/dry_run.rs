@@ -1,6 +1,7 @@
 //! Dry runs: what a decision would do (`Decider::dry_run`, `DryRun`), computed
 //! in a transaction that is rolled back.
 
+use super::DecisionError;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -50,7 +51,7 @@ impl Decider {
     /// The rules are evaluated first, under the dry-run budget (never
     /// ingest's) and with no connection held: on SQLite the transaction
     /// holds the one writer connection, which ingest needs.
-    pub async fn dry_run(&self, event: &InboundEvent, proposed: Option<RuleSet>) -> Result<DryRun, StoreError> {
+    pub async fn dry_run(&self, event: &InboundEvent, proposed: Option<RuleSet>) -> Result<DryRun, DecisionError> {
         let reads = self.store.reads();
         let rules = match proposed {
             Some(set) => Arc::new(set),

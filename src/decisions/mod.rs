@@ -10,6 +10,7 @@ mod cache;
 mod decide;
 pub mod dispatcher;
 mod dry_run;
+mod error;
 mod step;
 pub mod stored_connectors;
 
@@ -32,6 +33,7 @@ pub use batch::PreparedBatch;
 pub use budget::EvalBudget;
 use cache::RuleCache;
 pub use dry_run::{DryRun, OrderPreview};
+pub use error::DecisionError;
 
 /// What happened to one accepted event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -111,15 +113,17 @@ impl Decider {
 
     /// Stores the event and everything it causes, once per (source, id).
     #[tracing::instrument(skip_all, fields(source = %event.source, event_id = %event.id))]
-    pub async fn accept(&self, event: &InboundEvent) -> Result<Accepted, StoreError> {
+    pub async fn accept(&self, event: &InboundEvent) -> Result<Accepted, DecisionError> {
         // Redeliveries are common (at-least-once): answer them without a write.
         if let Some(existing) = events::find(self.store.conn(), &event.source, &event.id).await? {
             return Ok(duplicate(existing));
         }
         match self.accept_batch(Arc::from([event.clone()])).await {
-            Ok(mut accepted) => accepted.pop().ok_or_else(|| StoreError::NotFound(format!("event {}", event.id))),
+            Ok(mut accepted) => {
+                accepted.pop().ok_or_else(|| StoreError::NotFound(format!("event {}", event.id)).into())
+            }
             // Another consumer or replica stored it first: answer from what it stored.
-            Err(e @ StoreError::Conflict(_)) => {
+            Err(e @ DecisionError::Store(StoreError::Conflict(_))) => {
                 match events::find(self.store.conn(), &event.source, &event.id).await? {
                     Some(existing) => Ok(duplicate(existing)),
                     None => Err(e),

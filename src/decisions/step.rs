@@ -1,6 +1,7 @@
 //! One create action applied to one event (`Step`): suppression, inhibition,
 //! merge, cooldown, debounce, a new order, or a clear handled as `on_clear` says.
 
+use super::DecisionError;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Duration, Utc};
@@ -50,7 +51,7 @@ impl Step<'_> {
 
     /// `None` only when deciding in memory (`fast`) and the decision needs
     /// the stored state.
-    pub(super) async fn run(self, ctx: &Value, trace: Value) -> Result<Option<StepResult>, StoreError> {
+    pub(super) async fn run(self, ctx: &Value, trace: Value) -> Result<Option<StepResult>, DecisionError> {
         let txn = self.txn;
         let event_time = self.event.time.unwrap_or(self.now);
         if self.event.state == AlertState::Cleared {
@@ -113,7 +114,7 @@ impl Step<'_> {
                 return Ok(Some(result));
             }
         }
-        Err(StoreError::Conflict(format!("could not open or merge into an order for key {}", self.key)))
+        Err(StoreError::Conflict(format!("could not open or merge into an order for key {}", self.key)).into())
     }
 
     /// The decision against the batch's open orders, when it needs nothing
@@ -148,7 +149,7 @@ impl Step<'_> {
     }
 
     /// `Some(reason)` when a raised event (a data-quality problem) inhibits this one.
-    async fn inhibited(&self, event_time: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+    async fn inhibited(&self, event_time: DateTime<Utc>) -> Result<Option<String>, DecisionError> {
         let (event, asset) = (self.event, self.asset);
         let value = |field: &str| -> Option<String> {
             match field {
@@ -190,7 +191,7 @@ impl Step<'_> {
     }
 
     /// `Some(reason)` while the debounce is not yet satisfied.
-    async fn debounced(&self, event_time: DateTime<Utc>) -> Result<Option<String>, StoreError> {
+    async fn debounced(&self, event_time: DateTime<Utc>) -> Result<Option<String>, DecisionError> {
         let Some(debounce) = &self.action.debounce else {
             return Ok(None);
         };
@@ -221,7 +222,7 @@ impl Step<'_> {
         ctx: &Value,
         trace: &Value,
         event_time: DateTime<Utc>,
-    ) -> Result<Option<StepResult>, StoreError> {
+    ) -> Result<Option<StepResult>, DecisionError> {
         let result = self.open_order(ctx, trace, event_time);
         let Some(order) = &result.3 else { return Ok(Some(result)) };
         if !work_orders::insert_open(self.txn, order, self.now).await? {
@@ -273,7 +274,7 @@ impl Step<'_> {
     }
 
     /// A `cleared` event, handled as the rule's `on_clear` says.
-    async fn clear(&self) -> Result<StepResult, StoreError> {
+    async fn clear(&self) -> Result<StepResult, DecisionError> {
         let open = work_orders::find_open(self.txn, &self.key).await?;
         let Some(id) = open else {
             return Ok(self.outcome(EventOutcome::Cleared, None, "alert cleared; no open order for this key".into()));

@@ -20,10 +20,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::broker::{BrokerStatus, until_connection_lost};
 use crate::config::AmqpSettings;
-use crate::decisions::{Decider, PreparedBatch};
+use crate::decisions::{Decider, DecisionError, PreparedBatch};
 use crate::domain::InboundEvent;
 use crate::domain::cloudevent::{self as parse, EventError};
-use crate::store::StoreError;
 
 /// Stops the receiving stage when the committing one gives up (or the
 /// consumer is dropped).
@@ -323,7 +322,7 @@ impl Consumer {
                 Ok(_) => return d.ack(BasicAckOptions::default()).await.map(drop),
                 // Valid, but no decision is possible until a rule changes:
                 // keep it, with the reason, where an operator can replay it.
-                Err(e @ StoreError::EvaluationTimeout(_)) => {
+                Err(e @ DecisionError::EvaluationTimeout(_)) => {
                     tracing::warn!(routing_key = %d.routing_key, reason = %e, "dead-lettering a message");
                     dead_letter(channel, &self.settings, &d, &e.to_string(), "rule_timeout").await?;
                     return d.ack(BasicAckOptions::default()).await.map(drop);

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap};
 
-use crate::decisions::{Accepted, Decider};
+use crate::decisions::{Accepted, Decider, DecisionError};
 use crate::domain::InboundEvent;
 use crate::domain::cloudevent::{self as parse, EventError};
 use crate::store::StoreError;
@@ -44,11 +44,11 @@ impl From<EventError> for HttpIngestError {
     }
 }
 
-impl From<StoreError> for HttpIngestError {
-    fn from(e: StoreError) -> Self {
+impl From<DecisionError> for HttpIngestError {
+    fn from(e: DecisionError) -> Self {
         match e {
-            e @ StoreError::EvaluationTimeout(_) => Self::EvaluationTimeout(e.to_string()),
-            other => Self::Store(other),
+            e @ DecisionError::EvaluationTimeout(_) => Self::EvaluationTimeout(e.to_string()),
+            DecisionError::Store(e) => Self::Store(e),
         }
     }
 }
@@ -126,7 +126,7 @@ async fn batch(decider: &Decider, limit: usize, body: &[u8]) -> Result<Ingested,
     // The valid elements in one transaction (group commit); if that fails,
     // one by one, so that one element's failure does not sink the others.
     let events: Arc<[InboundEvent]> = events.into();
-    let decided: Vec<Result<Accepted, StoreError>> = match decider.accept_batch(events.clone()).await {
+    let decided: Vec<Result<Accepted, DecisionError>> = match decider.accept_batch(events.clone()).await {
         Ok(all) => all.into_iter().map(Ok).collect(),
         Err(_) => {
             let mut one_by_one = Vec::with_capacity(events.len());
@@ -140,7 +140,7 @@ async fn batch(decider: &Decider, limit: usize, body: &[u8]) -> Result<Ingested,
         let item = match outcome {
             Ok(accepted) => Ok(accepted),
             // This element's rules ran too long; the others go on.
-            Err(e @ StoreError::EvaluationTimeout(_)) => Err(e.into()),
+            Err(e @ DecisionError::EvaluationTimeout(_)) => Err(e.into()),
             Err(e) => return Err(e.into()),
         };
         items[*index] = Some(item);

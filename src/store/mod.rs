@@ -37,10 +37,6 @@ pub enum StoreError {
     Conflict(String),
     #[error("stored data is not what this version expects: {0}")]
     Corrupt(String),
-    /// The rules could not be evaluated within the budget: the event is
-    /// refused (not stored), as retrying will not help until a rule changes.
-    #[error("rule evaluation did not finish within {0} ms: a rule condition is too expensive")]
-    EvaluationTimeout(u64),
 }
 
 impl StoreError {
