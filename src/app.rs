@@ -112,6 +112,8 @@ pub struct Application {
     workers: JoinSet<()>,
     cancel: CancellationToken,
     store: Store,
+    /// The outbox dispatcher (the delivery loops run clones of it).
+    dispatcher: Dispatcher,
     /// The bounds on rule evaluation: ingest's, and dry runs' and backtests'.
     budgets: (EvalBudget, EvalBudget),
     shutdown_timeout: Duration,
@@ -197,7 +199,7 @@ impl Application {
             breakers.clone(),
         )
         .with_metrics(metrics.clone());
-        for _ in 0..settings.outbox.workers.max(1) {
+        for _ in 0..settings.outbox.workers {
             workers.spawn(dispatcher.clone().run(cancel.child_token()));
         }
         let poller = Poller::new(store.clone(), clock.clone(), registry.clone(), settings.sync.clone());
@@ -262,7 +264,17 @@ impl Application {
         .run();
         tracing::info!(port, database = %redact_url(&settings.database.url), amqp = settings.amqp.enabled, "workbridge started");
         let shutdown_timeout = Duration::from_secs(settings.http.shutdown_timeout_secs);
-        Ok(Self { port, server, workers, cancel, store, budgets, shutdown_timeout, _sqlite_lock: sqlite_lock })
+        Ok(Self {
+            port,
+            server,
+            workers,
+            cancel,
+            store,
+            dispatcher,
+            budgets,
+            shutdown_timeout,
+            _sqlite_lock: sqlite_lock,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -277,6 +289,12 @@ impl Application {
     /// The database the service uses (tests inspect it).
     pub fn store(&self) -> Store {
         self.store.clone()
+    }
+
+    /// The outbox dispatcher: with `outbox.workers = 0` nothing delivers
+    /// until `dispatch_once` is called (tests step it).
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.clone()
     }
 
     /// The bounds on rule evaluation, (ingest, dry runs and backtests):

@@ -267,7 +267,8 @@ pub struct OutboxSettings {
     pub concurrency: usize,
     /// Delivery loops per replica, each claiming its own batches (as
     /// replicas do): one claims and records while another's requests are
-    /// in flight. At most `workers × concurrency` requests at once.
+    /// in flight. At most `workers × concurrency` requests at once. 0: this
+    /// replica delivers nothing (others do; tests step `dispatch_once`).
     pub workers: usize,
     /// Delivery attempts before an order is marked `failed`.
     pub max_attempts: u32,

@@ -32,11 +32,11 @@ async fn status(app: &TestApp, client: &reqwest::Client, method: &str, path: &st
 }
 
 async fn every_role_on_every_route_group(backend: Backend) {
-    let app = spawn_app(backend, Options::default()).await;
+    let app = spawn_app(backend, Options { step_deliveries: true, ..Default::default() }).await;
     app.setup_flow(sandbox_connector()).await;
     let (_, a) = app.post_json("/v1/events", &alert("auth-1")).await;
     let order = a["work_order_id"].as_str().unwrap().to_owned();
-    app.eventually("delivered", || async { app.orders().await[0]["external_id"].is_string() }).await;
+    assert_eq!(app.deliver().await, 1, "the order is delivered in one round");
     let sbx = app.orders().await[0]["external_id"].as_str().unwrap().to_owned();
 
     let mut clients = vec![("none", reqwest::Client::new()), ("unknown", client_with_key("wb_not_a_key"))];

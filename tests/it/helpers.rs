@@ -147,6 +147,8 @@ pub struct Options {
     pub max_message_bytes: usize,
     pub max_attempts: u32,
     pub rules_file: Option<std::path::PathBuf>,
+    /// No delivery loop: the test delivers with `TestApp::deliver`.
+    pub step_deliveries: bool,
     /// Further `WORKBRIDGE_*` settings.
     pub env: Vec<(&'static str, String)>,
 }
@@ -159,6 +161,7 @@ impl Default for Options {
             max_message_bytes: 256 * 1024,
             max_attempts: 5,
             rules_file: None,
+            step_deliveries: false,
             env: vec![],
         }
     }
@@ -173,6 +176,7 @@ pub struct TestApp {
     /// The bounds on rule evaluation: (ingest, dry runs and backtests).
     #[allow(dead_code)]
     pub budgets: (workbridge::decisions::EvalBudget, workbridge::decisions::EvalBudget),
+    dispatcher: workbridge::decisions::dispatcher::Dispatcher,
     handle: actix_web::dev::ServerHandle,
     stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -195,6 +199,9 @@ pub fn settings(backend_url: &str, opts: &Options) -> Settings {
         ("WORKBRIDGE_AMQP__MAX_MESSAGE_BYTES".into(), opts.max_message_bytes.to_string()),
         ("WORKBRIDGE_AMQP__ENABLED".into(), opts.amqp.is_some().to_string()),
     ];
+    if opts.step_deliveries {
+        env.push(("WORKBRIDGE_OUTBOX__WORKERS".into(), "0".into()));
+    }
     env.extend(opts.env.iter().map(|(k, v)| (k.to_string(), v.clone())));
     if let Some(f) = &opts.rules_file {
         env.push(("WORKBRIDGE_RULES__FILE".into(), f.display().to_string()));
@@ -259,6 +266,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
     let base = format!("http://127.0.0.1:{}", app.port());
     let store = app.store();
     let budgets = app.eval_budgets();
+    let dispatcher = app.dispatcher();
     let handle = app.server_handle();
     let stopped = tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -267,6 +275,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
         store,
         settings,
         budgets,
+        dispatcher,
         handle,
         stopped: Some(stopped),
         _dir: dir,
@@ -341,6 +350,21 @@ impl TestApp {
             )
             .await;
         assert_eq!(s, 201, "{body}");
+    }
+
+    /// Delivers what the outbox holds now, as the delivery loop would, round
+    /// after round until nothing is left to claim (with `step_deliveries`:
+    /// exact, and no waiting). Returns the deliveries made.
+    #[allow(dead_code)]
+    pub async fn deliver(&self) -> usize {
+        let mut total = 0;
+        loop {
+            let n = self.dispatcher.dispatch_once().await.expect("a delivery round");
+            if n == 0 {
+                return total;
+            }
+            total += n;
+        }
     }
 
     /// Waits until `check` holds, failing after 20 s.

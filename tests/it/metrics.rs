@@ -18,7 +18,7 @@ fn parse(text: &str) -> HashMap<String, f64> {
 }
 
 async fn metrics_count_what_happened(backend: Backend) {
-    let app = spawn_app(backend, Options::default()).await;
+    let app = spawn_app(backend, Options { step_deliveries: true, ..Default::default() }).await;
     app.setup_flow(sandbox_connector()).await;
     app.post_json("/v1/events", &alert("m-1")).await;
     app.post_json("/v1/events", &alert("m-2")).await;
@@ -29,7 +29,8 @@ async fn metrics_count_what_happened(backend: Backend) {
     let (s, _) =
         app.post_json("/v1/events", &json!({"specversion": "1.0", "source": "tdl://x", "type": "tdl.alert"})).await;
     assert_eq!(s, 422);
-    app.eventually("delivered", || async { app.orders().await[0]["external_id"].is_string() }).await;
+    assert_eq!(app.deliver().await, 1);
+    assert!(app.orders().await[0]["external_id"].is_string(), "delivered");
 
     let r = app.client.get(app.url("/metrics")).send().await.unwrap();
     assert_eq!(r.status(), 200);
