@@ -5,6 +5,7 @@
 //! is handed to the connector registry at start-up.
 
 use crate::connectors::{Connector, ConnectorError, CreatedOrder, OrderDocument};
+use crate::domain::ExternalId;
 use crate::store::{Store, sandbox};
 
 pub struct SandboxConnector {
@@ -21,7 +22,7 @@ impl SandboxConnector {
 impl Connector for SandboxConnector {
     async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError> {
         let new = sandbox::NewOrder {
-            reference: &order.reference,
+            reference: order.reference.as_str(),
             title: &order.title,
             description: &order.description,
             asset_id: order.asset_id.as_deref(),
@@ -35,13 +36,13 @@ impl Connector for SandboxConnector {
             .map_err(|e| ConnectorError::Transient { message: format!("sandbox: {e}"), retry_after: None })?;
         Ok(CreatedOrder {
             external_url: Some(format!("/v1/sandbox/orders/{}", created.id)),
-            external_id: created.id,
+            external_id: created.id.into(),
             external_status: Some(created.status),
         })
     }
 
-    async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
-        sandbox::set_status(self.store.conn(), external_id, "cancelled", chrono::Utc::now())
+    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
+        sandbox::set_status(self.store.conn(), external_id.as_str(), "cancelled", chrono::Utc::now())
             .await
             .map(drop)
             .map_err(|e| ConnectorError::Transient { message: format!("sandbox: {e}"), retry_after: None })

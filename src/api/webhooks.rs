@@ -5,6 +5,7 @@ use utoipa::ToSchema;
 use super::problem::{ApiError, Problem};
 use super::{AppState, read_body};
 use crate::decisions::stored_connectors;
+use crate::domain::{ExternalId, WorkOrderId};
 use crate::store::{StoreError, TransactionTrait, connectors, work_orders};
 use crate::sync::{self, webhooks};
 
@@ -91,14 +92,14 @@ pub async fn receive_webhook(
         txn.rollback().await.map_err(StoreError::from)?;
         return Ok(web::Json(WebhookResult { applied: false, duplicate: true, work_order_id: None, status: None }));
     }
-    let order =
-        work_orders::find_for_connector(&txn, &name, report.reference.as_deref(), report.external_id.as_deref())
-            .await?
-            .ok_or_else(|| {
-                ApiError::Validation(format!(
-                    "no order of connector {name} matches the report's reference or external_id"
-                ))
-            })?;
+    // The report's ids are plain strings in the API; typed from here on.
+    let reference = report.reference.as_deref().map(WorkOrderId::from);
+    let external_id = report.external_id.as_deref().map(ExternalId::from);
+    let order = work_orders::find_for_connector(&txn, &name, reference.as_ref(), external_id.as_ref())
+        .await?
+        .ok_or_else(|| {
+            ApiError::Validation(format!("no order of connector {name} matches the report's reference or external_id"))
+        })?;
     let applied = sync::apply(
         &txn,
         &order.id,

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::http::{classify, retry_after, transport_error};
 use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument};
-use crate::domain::OrderStatus;
+use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -122,7 +122,7 @@ impl MaximoConnector {
 
     fn created(member: &Value) -> Option<CreatedOrder> {
         Some(CreatedOrder {
-            external_id: member.get("wonum")?.as_str()?.to_owned(),
+            external_id: member.get("wonum")?.as_str()?.into(),
             external_url: member.get("href").and_then(Value::as_str).map(str::to_owned),
             external_status: member.get("status").and_then(Value::as_str).map(str::to_owned),
         })
@@ -162,7 +162,7 @@ impl super::Connector for MaximoConnector {
             .request(reqwest::Method::POST, &url)?
             .header("properties", SELECT)
             // Maximo remembers transaction ids for a while and answers 409 to a replay.
-            .header("transactionid", &order.reference)
+            .header("transactionid", order.reference.as_str())
             .json(&body)
             .send()
             .await
@@ -198,13 +198,13 @@ impl super::Connector for MaximoConnector {
         }
     }
 
-    async fn find_by_reference(&self, reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
+    async fn find_by_reference(&self, reference: &WorkOrderId) -> Result<Option<CreatedOrder>, ConnectorError> {
         let reply =
             self.query(&[("oslc.select", SELECT), ("oslc.where", &format!("externalrefid=\"{reference}\""))]).await?;
         Ok(first_member(&reply).and_then(Self::created))
     }
 
-    async fn add_comment(&self, external_id: &str, text: &str) -> Result<(), ConnectorError> {
+    async fn add_comment(&self, external_id: &ExternalId, text: &str) -> Result<(), ConnectorError> {
         let body = json!({"worklog": [{
             "description": text.chars().take(100).collect::<String>(),
             "description_longdescription": text,
@@ -227,9 +227,10 @@ impl super::Connector for MaximoConnector {
         Ok(format!("{} answers with work orders", self.config.object_structure))
     }
 
-    async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
+    async fn poll(&self, external_ids: &[ExternalId]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
         // One query for the batch: `wonum in [...]` (Maximo refuses `or`).
-        let list = external_ids.iter().map(|w| format!("\"{}\"", w.replace('"', ""))).collect::<Vec<_>>().join(",");
+        let list =
+            external_ids.iter().map(|w| format!("\"{}\"", w.as_str().replace('"', ""))).collect::<Vec<_>>().join(",");
         let reply = self
             .query(&[
                 ("oslc.select", "wonum,siteid,status,statusdate"),
@@ -243,7 +244,7 @@ impl super::Connector for MaximoConnector {
                 .iter()
                 .filter_map(|m| {
                     Some(super::PolledStatus {
-                        external_id: m.get("wonum")?.as_str()?.to_owned(),
+                        external_id: m.get("wonum")?.as_str()?.into(),
                         status: m.get("status")?.as_str()?.to_owned(),
                         changed_at: m
                             .get("statusdate")
@@ -257,7 +258,7 @@ impl super::Connector for MaximoConnector {
         ))
     }
 
-    async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
+    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
         self.patch(external_id, None, &json!({"status": "CAN"})).await
     }
 }
@@ -286,7 +287,7 @@ impl MaximoConnector {
 
     /// Patches the work order `wonum` through its `href` (POST with
     /// `x-method-override: PATCH`, as Maximo's JSON API wants it).
-    async fn patch(&self, wonum: &str, patch_type: Option<&str>, body: &Value) -> Result<(), ConnectorError> {
+    async fn patch(&self, wonum: &ExternalId, patch_type: Option<&str>, body: &Value) -> Result<(), ConnectorError> {
         let reply = self.query(&[("oslc.select", SELECT), ("oslc.where", &format!("wonum=\"{wonum}\""))]).await?;
         let href = first_member(&reply)
             .and_then(Self::created)

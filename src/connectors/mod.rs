@@ -22,13 +22,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::OrderStatus;
+use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
 
 /// What a connector sends: the order and its context. `reference` is our
 /// work-order id, sent to the EAM so that the order can be found again.
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderDocument {
-    pub reference: String,
+    pub reference: WorkOrderId,
     pub title: String,
     pub description: String,
     pub work_type: String,
@@ -57,7 +57,7 @@ pub(crate) fn status_map(pairs: &[(&str, OrderStatus)]) -> BTreeMap<String, Orde
 /// One order's status as the EAM reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolledStatus {
-    pub external_id: String,
+    pub external_id: ExternalId,
     /// The EAM's own status word.
     pub status: String,
     /// When it changed, if the EAM says.
@@ -69,7 +69,7 @@ pub struct PolledStatus {
 /// The EAM's answer to a create.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatedOrder {
-    pub external_id: String,
+    pub external_id: ExternalId,
     pub external_url: Option<String>,
     /// The EAM's own status word, when it gives one.
     pub external_status: Option<String>,
@@ -96,13 +96,13 @@ pub trait Connector: Send + Sync {
     /// before a create is retried, so that a create whose outcome was unknown
     /// (a timeout after the EAM stored it) does not make a second order.
     /// Connectors that cannot look up rely on the `Idempotency-Key` header.
-    async fn find_by_reference(&self, _reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
+    async fn find_by_reference(&self, _reference: &WorkOrderId) -> Result<Option<CreatedOrder>, ConnectorError> {
         Ok(None)
     }
 
     /// The current status of many orders in one query (status sync by
     /// polling). `None` when this connector cannot be polled.
-    async fn poll(&self, _external_ids: &[String]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
+    async fn poll(&self, _external_ids: &[ExternalId]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
         Ok(None)
     }
 
@@ -113,13 +113,13 @@ pub trait Connector: Send + Sync {
     }
 
     /// Adds a comment (work log, work note) to an order created earlier.
-    async fn add_comment(&self, external_id: &str, _text: &str) -> Result<(), ConnectorError> {
+    async fn add_comment(&self, external_id: &ExternalId, _text: &str) -> Result<(), ConnectorError> {
         Err(ConnectorError::Permanent { message: format!("this connector cannot comment on order {external_id}") })
     }
 
     /// Cancels an order created earlier. Only called for connectors whose
     /// configuration says they can (`ConnectorConfig::can_cancel`).
-    async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
+    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
         Err(ConnectorError::Permanent { message: format!("this connector cannot cancel order {external_id}") })
     }
 }

@@ -15,6 +15,7 @@ use super::sap::SapConnector;
 use super::secret::{MaskedConnector, SecretPolicy};
 use super::servicenow::ServiceNowConnector;
 use super::{Connector, ConnectorConfig, ConnectorError, CreatedOrder, OrderDocument, PolledStatus};
+use crate::domain::{ExternalId, WorkOrderId};
 
 #[derive(Clone)]
 pub struct Registry {
@@ -82,19 +83,19 @@ impl Connector for Shared {
     async fn create(&self, order: &OrderDocument) -> Result<CreatedOrder, ConnectorError> {
         self.0.create(order).await
     }
-    async fn find_by_reference(&self, reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
+    async fn find_by_reference(&self, reference: &WorkOrderId) -> Result<Option<CreatedOrder>, ConnectorError> {
         self.0.find_by_reference(reference).await
     }
-    async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
+    async fn poll(&self, external_ids: &[ExternalId]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
         self.0.poll(external_ids).await
     }
     async fn check(&self) -> Result<String, ConnectorError> {
         self.0.check().await
     }
-    async fn add_comment(&self, external_id: &str, text: &str) -> Result<(), ConnectorError> {
+    async fn add_comment(&self, external_id: &ExternalId, text: &str) -> Result<(), ConnectorError> {
         self.0.add_comment(external_id, text).await
     }
-    async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
+    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
         self.0.cancel(external_id).await
     }
 }

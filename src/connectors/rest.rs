@@ -114,7 +114,7 @@ impl RestConnector {
             .http
             .request(method, &self.config.url)
             .timeout(Duration::from_millis(self.config.timeout_ms))
-            .header("Idempotency-Key", &order.reference)
+            .header("Idempotency-Key", order.reference.as_str())
             .header(reqwest::header::ACCEPT, "application/json")
             .json(body);
         for (name, value) in &self.config.headers {
@@ -174,7 +174,7 @@ impl super::Connector for RestConnector {
             message: format!("EAM answered {status} without an id at {}", self.config.id_path),
         })?;
         Ok(CreatedOrder {
-            external_id,
+            external_id: external_id.into(),
             external_url: self.config.url_path.as_deref().and_then(|p| lookup(&reply, p)),
             external_status: self.config.status_path.as_deref().and_then(|p| lookup(&reply, p)),
         })

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::http::{classify, retry_after, transport_error};
 use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument, PolledStatus};
-use crate::domain::OrderStatus;
+use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -177,7 +177,7 @@ impl SapConnector {
 
     fn created(d: &Value) -> Option<CreatedOrder> {
         Some(CreatedOrder {
-            external_id: d.get("MaintenanceNotification")?.as_str()?.to_owned(),
+            external_id: d.get("MaintenanceNotification")?.as_str()?.into(),
             external_url: None,
             external_status: d.get("NotifProcessingPhase").and_then(Value::as_str).map(str::to_owned),
         })
@@ -197,7 +197,7 @@ impl super::Connector for SapConnector {
             "MalfunctionStartDate": format!("/Date({})/", start.date_naive().and_hms_opt(0, 0, 0).map(|d| d.and_utc().timestamp_millis()).unwrap_or_default()),
             "MalfunctionStartTime": start.format("PT%HH%MM%SS").to_string(),
             "MaintNotifLongTextForEdit": order.description.chars().take(1333).collect::<String>(),
-            "MaintNotifExtReferenceNumber": external_reference(&order.reference),
+            "MaintNotifExtReferenceNumber": external_reference(order.reference.as_str()),
         });
         if let Some(plant) = &self.config.planning_plant {
             body["MaintenancePlanningPlant"] = json!(plant);
@@ -238,8 +238,8 @@ impl super::Connector for SapConnector {
         Err(ConnectorError::Transient { message: "SAP refused the CSRF token twice".into(), retry_after: None })
     }
 
-    async fn find_by_reference(&self, reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
-        let ext = external_reference(reference);
+    async fn find_by_reference(&self, reference: &WorkOrderId) -> Result<Option<CreatedOrder>, ConnectorError> {
+        let ext = external_reference(reference.as_str());
         let req = self.request(reqwest::Method::GET, &self.config.url("/MaintenanceNotification"))?.query(&[
             ("$filter", format!("MaintNotifExtReferenceNumber eq '{ext}'").as_str()),
             ("$select", "MaintenanceNotification,NotifProcessingPhase,MaintNotifExtReferenceNumber"),
@@ -255,10 +255,10 @@ impl super::Connector for SapConnector {
             .and_then(Self::created))
     }
 
-    async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
+    async fn poll(&self, external_ids: &[ExternalId]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
         let filter = external_ids
             .iter()
-            .map(|id| format!("MaintenanceNotification eq '{}'", id.replace('\'', "")))
+            .map(|id| format!("MaintenanceNotification eq '{}'", id.as_str().replace('\'', "")))
             .collect::<Vec<_>>()
             .join(" or ");
         let req = self.request(reqwest::Method::GET, &self.config.url("/MaintenanceNotification"))?.query(&[
@@ -272,7 +272,7 @@ impl super::Connector for SapConnector {
             rows.iter()
                 .filter_map(|r| {
                     Some(PolledStatus {
-                        external_id: r.get("MaintenanceNotification")?.as_str()?.to_owned(),
+                        external_id: r.get("MaintenanceNotification")?.as_str()?.into(),
                         status: r.get("NotifProcessingPhase")?.as_str()?.to_owned(),
                         changed_at: r.get("LastChangeDateTime").and_then(Value::as_str).and_then(odata_date),
                         closure_code: None,

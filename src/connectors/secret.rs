@@ -19,6 +19,8 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::{ExternalId, WorkOrderId};
+
 /// A header value: literal, or a secret read from the environment or a file
 /// when the connector is used, so the secret itself is never stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -241,11 +243,17 @@ impl super::Connector for MaskedConnector {
         self.masked(self.inner.create(order).await)
     }
 
-    async fn find_by_reference(&self, reference: &str) -> Result<Option<super::CreatedOrder>, super::ConnectorError> {
+    async fn find_by_reference(
+        &self,
+        reference: &WorkOrderId,
+    ) -> Result<Option<super::CreatedOrder>, super::ConnectorError> {
         self.masked(self.inner.find_by_reference(reference).await)
     }
 
-    async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, super::ConnectorError> {
+    async fn poll(
+        &self,
+        external_ids: &[ExternalId],
+    ) -> Result<Option<Vec<super::PolledStatus>>, super::ConnectorError> {
         self.masked(self.inner.poll(external_ids).await)
     }
 
@@ -253,11 +261,11 @@ impl super::Connector for MaskedConnector {
         self.masked(self.inner.check().await).map(|detail| self.masker.mask(&detail))
     }
 
-    async fn add_comment(&self, external_id: &str, text: &str) -> Result<(), super::ConnectorError> {
+    async fn add_comment(&self, external_id: &ExternalId, text: &str) -> Result<(), super::ConnectorError> {
         self.masked(self.inner.add_comment(external_id, text).await)
     }
 
-    async fn cancel(&self, external_id: &str) -> Result<(), super::ConnectorError> {
+    async fn cancel(&self, external_id: &ExternalId) -> Result<(), super::ConnectorError> {
         self.masked(self.inner.cancel(external_id).await)
     }
 }

@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::http::{classify, retry_after, transport_error};
 use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument};
-use crate::domain::OrderStatus;
+use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -164,7 +164,7 @@ impl ServiceNowConnector {
                 self.config.instance_url.trim_end_matches('/'),
                 self.config.table
             )),
-            external_id: sys_id,
+            external_id: sys_id.into(),
             external_status: record.get("state").and_then(Value::as_str).map(str::to_owned),
         })
     }
@@ -219,7 +219,7 @@ impl super::Connector for ServiceNowConnector {
             .ok_or_else(|| ConnectorError::Unknown { message: "ServiceNow answered without result.sys_id".into() })
     }
 
-    async fn find_by_reference(&self, reference: &str) -> Result<Option<CreatedOrder>, ConnectorError> {
+    async fn find_by_reference(&self, reference: &WorkOrderId) -> Result<Option<CreatedOrder>, ConnectorError> {
         let req = self.request(reqwest::Method::GET, &self.config.table_url()).await?.query(&[
             ("sysparm_query", format!("correlation_id={reference}").as_str()),
             ("sysparm_fields", FIELDS),
@@ -231,11 +231,13 @@ impl super::Connector for ServiceNowConnector {
         Ok(reply
             .get("result")
             .and_then(Value::as_array)
-            .and_then(|rows| rows.iter().find(|r| r.get("correlation_id").and_then(Value::as_str) == Some(reference)))
+            .and_then(|rows| {
+                rows.iter().find(|r| r.get("correlation_id").and_then(Value::as_str) == Some(reference.as_str()))
+            })
             .and_then(|r| self.created(r)))
     }
 
-    async fn add_comment(&self, external_id: &str, text: &str) -> Result<(), ConnectorError> {
+    async fn add_comment(&self, external_id: &ExternalId, text: &str) -> Result<(), ConnectorError> {
         let url = format!("{}/{external_id}", self.config.table_url());
         let req = self.request(reqwest::Method::PATCH, &url).await?.json(&json!({"work_notes": text}));
         self.send(req).await.map(drop)
@@ -255,9 +257,13 @@ impl super::Connector for ServiceNowConnector {
         Ok(format!("table {} answers", self.config.table))
     }
 
-    async fn poll(&self, external_ids: &[String]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
+    async fn poll(&self, external_ids: &[ExternalId]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
         let req = self.request(reqwest::Method::GET, &self.config.table_url()).await?.query(&[
-            ("sysparm_query", format!("sys_idIN{}", external_ids.join(",")).as_str()),
+            (
+                "sysparm_query",
+                format!("sys_idIN{}", external_ids.iter().map(ExternalId::as_str).collect::<Vec<_>>().join(","))
+                    .as_str(),
+            ),
             ("sysparm_fields", "sys_id,state,sys_updated_on,close_code"),
             ("sysparm_limit", &external_ids.len().max(1).to_string()),
         ]);
@@ -267,7 +273,7 @@ impl super::Connector for ServiceNowConnector {
             rows.iter()
                 .filter_map(|r| {
                     Some(super::PolledStatus {
-                        external_id: r.get("sys_id")?.as_str()?.to_owned(),
+                        external_id: r.get("sys_id")?.as_str()?.into(),
                         status: r.get("state")?.as_str()?.to_owned(),
                         // ServiceNow answers "2026-11-24 10:15:00" in UTC.
                         changed_at: r
@@ -286,7 +292,7 @@ impl super::Connector for ServiceNowConnector {
         ))
     }
 
-    async fn cancel(&self, external_id: &str) -> Result<(), ConnectorError> {
+    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
         let url = format!("{}/{external_id}", self.config.table_url());
         let req = self.request(reqwest::Method::PATCH, &url).await?.json(&json!({"state": self.config.cancel_state}));
         self.send(req).await.map(drop)

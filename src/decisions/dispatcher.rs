@@ -309,7 +309,7 @@ impl Dispatcher {
         self.record(&order.connector, outbox::KIND_CREATE, started, &result);
         if let Ok(created) = &result {
             let delivered = Delivered {
-                order_id: order.id.clone(),
+                order_id: order.order_id(),
                 external_id: created.external_id.clone(),
                 external_url: created.external_url.clone(),
                 external_status: created.external_status.clone(),
@@ -399,10 +399,10 @@ impl Dispatcher {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let result = match (self.connector_for(order).await?, order.external_id.as_deref()) {
+        let result = match (self.connector_for(order).await?, order.eam_id()) {
             (Ok(connector), Some(external_id)) => match &call {
-                FollowUp::Cancel => connector.cancel(external_id).await,
-                FollowUp::Comment(text) => connector.add_comment(external_id, text).await,
+                FollowUp::Cancel => connector.cancel(&external_id).await,
+                FollowUp::Comment(text) => connector.add_comment(&external_id, text).await,
             },
             (Ok(_), None) => Ok(()), // never reached the EAM: nothing to do there
             (Err(e), _) => Err(e),
@@ -492,7 +492,7 @@ impl Dispatcher {
             .map(|e| event_context(&e))
             .unwrap_or(serde_json::Value::Null);
         let mut doc = OrderDocument {
-            reference: order.id.clone(),
+            reference: order.order_id(),
             title: order.title.clone(),
             description: order.description.clone(),
             work_type: order.work_type.clone(),

@@ -11,6 +11,7 @@ use crate::clock::Clock;
 use crate::config::SyncSettings;
 use crate::connectors::registry::Registry;
 use crate::decisions::stored_connectors as connectors;
+use crate::domain::ExternalId;
 use crate::store::{Store, StoreError, work_orders};
 
 pub struct Poller {
@@ -61,7 +62,7 @@ impl Poller {
                 continue;
             }
             let Ok(connector) = self.registry.build(&stored.config) else { continue };
-            let ids: Vec<String> = orders.iter().filter_map(|o| o.external_id.clone()).collect();
+            let ids: Vec<ExternalId> = orders.iter().filter_map(work_orders::WorkOrder::eam_id).collect();
             let polled = match connector.poll(&ids).await {
                 Ok(Some(p)) => p,
                 Ok(None) => continue,

@@ -71,9 +71,9 @@ pub async fn mark_delivered_many<C: ConnectionTrait>(
     if !unmoved.is_empty() {
         external(work_orders::Entity::update_many()).filter(work_orders::Column::Id.is_in(unmoved)).exec(conn).await?;
     }
-    let rows = delivered.iter().filter(|d| moved.contains(&d.order_id)).map(|d| {
+    let rows = delivered.iter().filter(|d| moved.iter().any(|m| m == d.order_id.as_str())).map(|d| {
         let note = Some("created in the EAM");
-        history_row(&d.order_id, OrderStatus::Created, d.external_status.as_deref(), &d.source, now, now, note)
+        history_row(d.order_id.as_str(), OrderStatus::Created, d.external_status.as_deref(), &d.source, now, now, note)
     });
     crate::store::insert_rows::<status_history::Entity, _>(conn, rows.collect(), None).await?;
     Ok(())

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 
 use super::entities::{status_history, work_orders};
 use super::{StoreError, corrupt, new_id};
-use crate::domain::OrderStatus;
+use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
 
 pub use delivery::{mark_delivered_many, recently_all_failed, reopen_for_retry, set_last_error};
 pub use opening::{
@@ -56,6 +56,19 @@ pub struct WorkOrder {
     pub due_by: Option<DateTime<Utc>>,
     /// The decision trace of the event that opened the order.
     pub trace: serde_json::Value,
+}
+
+impl WorkOrder {
+    /// Our id, typed: the reference sent to the EAM. (`id` stays a string
+    /// in the API's schema.)
+    pub fn order_id(&self) -> WorkOrderId {
+        WorkOrderId::new(self.id.as_str())
+    }
+
+    /// The EAM's id of this order, once it was delivered.
+    pub fn eam_id(&self) -> Option<ExternalId> {
+        self.external_id.as_deref().map(ExternalId::from)
+    }
 }
 
 fn view(m: work_orders::Model) -> Result<WorkOrder, StoreError> {
@@ -199,8 +212,8 @@ pub async fn change_status<C: ConnectionTrait>(
 /// A create the EAM confirmed.
 #[derive(Debug, Clone)]
 pub struct Delivered {
-    pub order_id: String,
-    pub external_id: String,
+    pub order_id: WorkOrderId,
+    pub external_id: ExternalId,
     pub external_url: Option<String>,
     pub external_status: Option<String>,
     /// `connector:<name>`, the history's source.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
 
 use super::{StatusChange, Unpublished, WorkOrder, get_many, view};
-use crate::domain::OrderStatus;
+use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
 use crate::store::entities::{status_history, work_orders};
 use crate::store::{StoreError, corrupt};
 
@@ -14,13 +14,13 @@ use crate::store::{StoreError, corrupt};
 pub async fn find_for_connector<C: ConnectionTrait>(
     conn: &C,
     connector: &str,
-    reference: Option<&str>,
-    external_id: Option<&str>,
+    reference: Option<&WorkOrderId>,
+    external_id: Option<&ExternalId>,
 ) -> Result<Option<WorkOrder>, StoreError> {
     let mut q = work_orders::Entity::find().filter(work_orders::Column::Connector.eq(connector));
     q = match (reference, external_id) {
-        (Some(r), _) => q.filter(work_orders::Column::Id.eq(r)),
-        (None, Some(e)) => q.filter(work_orders::Column::ExternalId.eq(e)),
+        (Some(r), _) => q.filter(work_orders::Column::Id.eq(r.as_str())),
+        (None, Some(e)) => q.filter(work_orders::Column::ExternalId.eq(e.as_str())),
         (None, None) => return Ok(None),
     };
     q.one(conn).await?.map(view).transpose()
