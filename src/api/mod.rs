@@ -239,6 +239,20 @@ fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
             if has_query {
                 add("422", "A query parameter is not valid");
             }
+            // OpenAPI requires a description on every response: where a
+            // handler gives none, the status's reason phrase.
+            for (status, response) in op.responses.responses.iter_mut() {
+                if let RefOr::T(response) = response
+                    && response.description.is_empty()
+                {
+                    let reason = status
+                        .parse::<u16>()
+                        .ok()
+                        .and_then(|code| actix_web::http::StatusCode::from_u16(code).ok())
+                        .and_then(|code| code.canonical_reason());
+                    response.description = reason.unwrap_or("Response").to_owned();
+                }
+            }
         }
     }
 }
