@@ -118,26 +118,14 @@ fn db_url(admin_url: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
-/// Names of one test's RabbitMQ objects.
-#[derive(Debug, Clone)]
-pub struct AmqpNames {
-    pub exchange: String,
-    pub queue: String,
-    pub dlx: String,
-    pub dead_queue: String,
-    pub lifecycle: String,
-}
+/// Names of one test's RabbitMQ objects (the load tool and the fault
+/// harness name theirs the same way).
+pub type AmqpNames = crate::testkit::Topology;
 
-impl AmqpNames {
+impl crate::testkit::Topology {
+    /// Fresh names for one test: tests do not share queues.
     pub fn new() -> Self {
-        let p = format!("wbtest.{}", short_id());
-        Self {
-            exchange: format!("{p}.tdl.events"),
-            queue: format!("{p}.events"),
-            dlx: format!("{p}.dlx"),
-            dead_queue: format!("{p}.events.dead"),
-            lifecycle: format!("{p}.workorders"),
-        }
+        Self::with_prefix(&format!("wbtest.{}", short_id()))
     }
 }
 

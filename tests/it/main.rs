@@ -3,6 +3,10 @@
 //! EAMs simulated over HTTP by wiremock.
 
 mod helpers;
+// The process and database helpers shared with the fault tests and the load tool.
+#[path = "../testkit/mod.rs"]
+#[allow(dead_code)]
+mod testkit;
 
 mod amqp_ingest;
 mod auth;

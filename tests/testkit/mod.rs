@@ -50,7 +50,6 @@ pub struct Topology {
 impl Topology {
     /// `<prefix>.tdl.events`, `<prefix>.events`, `<prefix>.dlx`, … as the
     /// defaults are named.
-    #[allow(dead_code, reason = "the fault tests take the main suite's names (tests/it/helpers.rs)")]
     pub fn with_prefix(p: &str) -> Self {
         Self {
             exchange: format!("{p}.tdl.events"),
