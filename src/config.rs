@@ -81,15 +81,21 @@ pub const MIN_ADMIN_KEY_LEN: usize = 32;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(default)]
 pub struct SyncSettings {
-    /// How often open orders are polled; 0 switches polling off.
+    /// How often every followed order is polled; 0 switches polling off.
     pub poll_interval_ms: u64,
-    /// Orders per query to one connector.
+    /// Most orders per query to one connector (a connector may ask for
+    /// fewer: its EAM's page size). Each round polls every due order, in as
+    /// many queries as that takes.
     pub batch_size: u64,
+    /// How long a completed order is still followed, so that its close (and
+    /// the closure code that comes with it) reaches the history; 0 stops at
+    /// completed.
+    pub follow_completed_hours: u64,
 }
 
 impl Default for SyncSettings {
     fn default() -> Self {
-        Self { poll_interval_ms: 60_000, batch_size: 100 }
+        Self { poll_interval_ms: 60_000, batch_size: 100, follow_completed_hours: 24 * 14 }
     }
 }
 

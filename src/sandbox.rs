@@ -5,7 +5,7 @@
 //! is handed to the connector registry at start-up.
 
 use crate::connectors::{Connector, ConnectorError, CreatedOrder, OrderDocument};
-use crate::domain::ExternalId;
+use crate::domain::EamRef;
 use crate::store::{Store, sandbox};
 
 pub struct SandboxConnector {
@@ -38,11 +38,12 @@ impl Connector for SandboxConnector {
             external_url: Some(format!("/v1/sandbox/orders/{}", created.id)),
             external_id: created.id.into(),
             external_status: Some(created.status),
+            site: None,
         })
     }
 
-    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
-        sandbox::set_status(self.store.conn(), external_id.as_str(), "cancelled", chrono::Utc::now())
+    async fn cancel(&self, order: &EamRef) -> Result<(), ConnectorError> {
+        sandbox::set_status(self.store.conn(), order.external_id.as_str(), "cancelled", chrono::Utc::now())
             .await
             .map(drop)
             .map_err(|e| ConnectorError::Transient { message: format!("sandbox: {e}"), retry_after: None })

@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::http::{classify, retry_after, transport_error};
 use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument};
-use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
+use crate::domain::{EamRef, OrderStatus, WorkOrderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -40,6 +40,15 @@ pub struct MaximoConfig {
     pub statuses: BTreeMap<String, OrderStatus>,
     #[serde(default = "super::default_timeout_ms")]
     pub timeout_ms: u64,
+    /// Most work orders asked for in one status query (`oslc.pageSize`);
+    /// keep it at or below the server's `mxe.oslc.maxpagesize`.
+    #[serde(default = "default_page_size")]
+    #[schema(minimum = 1, maximum = 1000)]
+    pub page_size: u32,
+}
+
+fn default_page_size() -> u32 {
+    100
 }
 
 fn default_api_path() -> String {
@@ -82,6 +91,9 @@ impl MaximoConfig {
         if !(100..=120_000).contains(&self.timeout_ms) {
             return Err("timeout_ms must be 100 to 120000".into());
         }
+        if !(1..=1000).contains(&self.page_size) {
+            return Err("page_size must be 1 to 1000".into());
+        }
         Ok(())
     }
 
@@ -97,6 +109,8 @@ pub struct MaximoConnector {
 }
 
 const SELECT: &str = "wonum,siteid,status,statusdate,href";
+/// What a status poll reads.
+const POLL_SELECT: &str = "wonum,siteid,status,statusdate";
 
 impl MaximoConnector {
     pub fn new(
@@ -125,7 +139,37 @@ impl MaximoConnector {
             external_id: member.get("wonum")?.as_str()?.into(),
             external_url: member.get("href").and_then(Value::as_str).map(str::to_owned),
             external_status: member.get("status").and_then(Value::as_str).map(str::to_owned),
+            site: member.get("siteid").and_then(Value::as_str).map(str::to_owned),
         })
+    }
+
+    /// The resource address of one work order. The `href` Maximo gave at
+    /// create names exactly one order; it is used when it points into the
+    /// configured Maximo (an address from elsewhere is not followed).
+    /// Without one the order is looked up by (siteid, wonum), and a lookup
+    /// that is not unique is refused rather than guessed.
+    async fn href(&self, order: &EamRef) -> Result<String, ConnectorError> {
+        if let Some(url) = order.url.as_deref().filter(|u| u.starts_with(&self.config.collection_url())) {
+            return Ok(url.to_owned());
+        }
+        let wonum = quoted(order.external_id.as_str());
+        let filter = match &order.site {
+            Some(site) => format!("siteid={} and wonum={wonum}", quoted(site)),
+            None => format!("wonum={wonum}"),
+        };
+        let reply = self.query(&[("oslc.select", SELECT), ("oslc.where", &filter), ("oslc.pageSize", "2")]).await?;
+        let members = reply.get("member").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        match members {
+            [one] => Self::created(one).and_then(|c| c.external_url).ok_or_else(|| ConnectorError::Permanent {
+                message: format!("Maximo answered work order {order} without an href"),
+            }),
+            [] => Err(ConnectorError::Permanent { message: format!("Maximo has no work order {order}") }),
+            _ => Err(ConnectorError::Permanent {
+                message: format!(
+                    "work order number {order} is used at several Maximo sites; no site is known for ours"
+                ),
+            }),
+        }
     }
 }
 
@@ -204,14 +248,14 @@ impl super::Connector for MaximoConnector {
         Ok(first_member(&reply).and_then(Self::created))
     }
 
-    async fn add_comment(&self, external_id: &ExternalId, text: &str) -> Result<(), ConnectorError> {
+    async fn add_comment(&self, order: &EamRef, text: &str) -> Result<(), ConnectorError> {
         let body = json!({"worklog": [{
             "description": text.chars().take(100).collect::<String>(),
             "description_longdescription": text,
             "logtype": "CLIENTNOTE",
         }]});
         // MERGE adds to the child array instead of replacing it.
-        self.patch(external_id, Some("MERGE"), &body).await
+        self.patch(order, Some("MERGE"), &body).await
     }
 
     async fn check(&self) -> Result<String, ConnectorError> {
@@ -227,52 +271,67 @@ impl super::Connector for MaximoConnector {
         Ok(format!("{} answers with work orders", self.config.object_structure))
     }
 
-    async fn poll(&self, external_ids: &[ExternalId]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
-        // One query for the batch: `wonum in [...]` (Maximo refuses `or`).
-        let list =
-            external_ids.iter().map(|w| format!("\"{}\"", w.as_str().replace('"', ""))).collect::<Vec<_>>().join(",");
-        let reply = self
-            .query(&[
-                ("oslc.select", "wonum,siteid,status,statusdate"),
-                ("oslc.where", &format!("wonum in [{list}]")),
-                ("oslc.pageSize", &external_ids.len().max(1).to_string()),
-            ])
-            .await?;
-        let members = reply.get("member").and_then(Value::as_array).cloned().unwrap_or_default();
-        Ok(Some(
-            members
-                .iter()
-                .filter_map(|m| {
-                    Some(super::PolledStatus {
-                        external_id: m.get("wonum")?.as_str()?.into(),
-                        status: m.get("status")?.as_str()?.to_owned(),
-                        changed_at: m
-                            .get("statusdate")
-                            .and_then(Value::as_str)
-                            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
-                            .map(|d| d.with_timezone(&chrono::Utc)),
-                        closure_code: None,
-                    })
-                })
-                .collect(),
-        ))
+    async fn poll(&self, orders: &[EamRef]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
+        // Work-order numbers repeat across sites: one query per site, with
+        // `siteid` in it, `wonum in [...]` (Maximo refuses `or`), and pages
+        // followed until the last, so no order is pushed off the page.
+        let mut by_site: BTreeMap<Option<&str>, Vec<&EamRef>> = BTreeMap::new();
+        for o in orders {
+            by_site.entry(o.site.as_deref()).or_default().push(o);
+        }
+        let mut out = Vec::with_capacity(orders.len());
+        for (site, group) in by_site {
+            for chunk in group.chunks(self.config.page_size as usize) {
+                let list = chunk.iter().map(|o| quoted(o.external_id.as_str())).collect::<Vec<_>>().join(",");
+                let filter = match site {
+                    Some(site) => format!("siteid={} and wonum in [{list}]", quoted(site)),
+                    None => format!("wonum in [{list}]"),
+                };
+                let members = self.query_all(&filter, chunk.len()).await?;
+                let polled = members.iter().filter_map(polled_status);
+                match site {
+                    Some(_) => out.extend(polled.filter(|p| p.site.as_deref() == site)),
+                    // Orders recorded before sites were kept: a number that
+                    // answers from several sites is ambiguous, so skipped.
+                    None => {
+                        let polled: Vec<_> = polled.collect();
+                        out.extend(
+                            polled
+                                .iter()
+                                .filter(|p| polled.iter().filter(|q| q.external_id == p.external_id).count() == 1)
+                                .map(|p| super::PolledStatus { site: None, ..p.clone() }),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(Some(out))
     }
 
-    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
-        self.patch(external_id, None, &json!({"status": "CAN"})).await
+    fn poll_batch_limit(&self) -> usize {
+        self.config.page_size as usize
+    }
+
+    async fn cancel(&self, order: &EamRef) -> Result<(), ConnectorError> {
+        self.patch(order, None, &json!({"status": "CAN"})).await
     }
 }
 
 impl MaximoConnector {
     /// A query on the object structure (`lean=1`), as JSON.
     async fn query(&self, params: &[(&str, &str)]) -> Result<Value, ConnectorError> {
-        let resp = self
-            .request(reqwest::Method::GET, &self.config.collection_url())?
-            .query(&[("lean", "1")])
-            .query(params)
-            .send()
-            .await
-            .map_err(|e| transport_error(&e))?;
+        let req =
+            self.request(reqwest::Method::GET, &self.config.collection_url())?.query(&[("lean", "1")]).query(params);
+        self.send_json(req).await
+    }
+
+    /// A page Maximo pointed to (`nextPage`), as JSON.
+    async fn get_json(&self, url: &str) -> Result<Value, ConnectorError> {
+        self.send_json(self.request(reqwest::Method::GET, url)?).await
+    }
+
+    async fn send_json(&self, req: reqwest::RequestBuilder) -> Result<Value, ConnectorError> {
+        let resp = req.send().await.map_err(|e| transport_error(&e))?;
         let status = resp.status();
         let retry = retry_after(resp.headers());
         let text = resp.text().await.map_err(|e| transport_error(&e))?;
@@ -285,14 +344,29 @@ impl MaximoConnector {
         })
     }
 
-    /// Patches the work order `wonum` through its `href` (POST with
+    /// Every member matching `filter`, following `responseInfo.nextPage`.
+    async fn query_all(&self, filter: &str, expected: usize) -> Result<Vec<Value>, ConnectorError> {
+        let page_size = self.config.page_size.to_string();
+        let mut reply =
+            self.query(&[("oslc.select", POLL_SELECT), ("oslc.where", filter), ("oslc.pageSize", &page_size)]).await?;
+        let mut members = Vec::with_capacity(expected);
+        // A bound on pages: a server that keeps answering "next" must not
+        // hold the poller forever.
+        for _ in 0..=expected.div_ceil(self.config.page_size.max(1) as usize) + 1 {
+            members.extend(reply.get("member").and_then(Value::as_array).cloned().unwrap_or_default());
+            let next = reply.pointer("/responseInfo/nextPage/href").and_then(Value::as_str);
+            match next.filter(|n| n.starts_with(&self.config.collection_url())) {
+                Some(next) => reply = self.get_json(next).await?,
+                None => break,
+            }
+        }
+        Ok(members)
+    }
+
+    /// Patches one work order through its `href` (POST with
     /// `x-method-override: PATCH`, as Maximo's JSON API wants it).
-    async fn patch(&self, wonum: &ExternalId, patch_type: Option<&str>, body: &Value) -> Result<(), ConnectorError> {
-        let reply = self.query(&[("oslc.select", SELECT), ("oslc.where", &format!("wonum=\"{wonum}\""))]).await?;
-        let href = first_member(&reply)
-            .and_then(Self::created)
-            .and_then(|c| c.external_url)
-            .ok_or_else(|| ConnectorError::Permanent { message: format!("Maximo has no work order {wonum}") })?;
+    async fn patch(&self, order: &EamRef, patch_type: Option<&str>, body: &Value) -> Result<(), ConnectorError> {
+        let href = self.href(order).await?;
         let mut req =
             self.request(reqwest::Method::POST, &format!("{href}?lean=1"))?.header("x-method-override", "PATCH");
         if let Some(t) = patch_type {
@@ -304,6 +378,25 @@ impl MaximoConnector {
         let text = resp.text().await.unwrap_or_default();
         if status.is_success() { Ok(()) } else { Err(classify(status, &error_message(&text), retry)) }
     }
+}
+
+/// A string literal for `oslc.where`: quotes cannot end it early.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('"', ""))
+}
+
+fn polled_status(m: &Value) -> Option<super::PolledStatus> {
+    Some(super::PolledStatus {
+        external_id: m.get("wonum")?.as_str()?.into(),
+        site: m.get("siteid").and_then(Value::as_str).map(str::to_owned),
+        status: m.get("status")?.as_str()?.to_owned(),
+        changed_at: m
+            .get("statusdate")
+            .and_then(Value::as_str)
+            .and_then(|d| chrono::DateTime::parse_from_rfc3339(d).ok())
+            .map(|d| d.with_timezone(&chrono::Utc)),
+        closure_code: None,
+    })
 }
 
 fn first_member(reply: &Value) -> Option<&Value> {

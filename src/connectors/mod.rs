@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
+use crate::domain::{EamRef, ExternalId, OrderStatus, WorkOrderId};
 
 /// What a connector sends: the order and its context. `reference` is our
 /// work-order id, sent to the EAM so that the order can be found again.
@@ -58,6 +58,8 @@ pub(crate) fn status_map(pairs: &[(&str, OrderStatus)]) -> BTreeMap<String, Orde
 #[derive(Debug, Clone, PartialEq)]
 pub struct PolledStatus {
     pub external_id: ExternalId,
+    /// The site the EAM keeps the order under, where it numbers per site.
+    pub site: Option<String>,
     /// The EAM's own status word.
     pub status: String,
     /// When it changed, if the EAM says.
@@ -71,6 +73,9 @@ pub struct PolledStatus {
 pub struct CreatedOrder {
     pub external_id: ExternalId,
     pub external_url: Option<String>,
+    /// The site the EAM keeps the order under, where it numbers per site
+    /// (Maximo `siteid`).
+    pub site: Option<String>,
     /// The EAM's own status word, when it gives one.
     pub external_status: Option<String>,
 }
@@ -100,10 +105,16 @@ pub trait Connector: Send + Sync {
         Ok(None)
     }
 
-    /// The current status of many orders in one query (status sync by
-    /// polling). `None` when this connector cannot be polled.
-    async fn poll(&self, _external_ids: &[ExternalId]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
+    /// The current status of many orders (status sync by polling), in as
+    /// few queries as the EAM allows; an order the EAM no longer has is
+    /// left out of the answer. `None` when this connector cannot be polled.
+    async fn poll(&self, _orders: &[EamRef]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
         Ok(None)
+    }
+
+    /// Most orders `poll` should be given at once (the EAM's page size).
+    fn poll_batch_limit(&self) -> usize {
+        100
     }
 
     /// Checks reachability, credentials and the shape of the API's answer
@@ -113,14 +124,14 @@ pub trait Connector: Send + Sync {
     }
 
     /// Adds a comment (work log, work note) to an order created earlier.
-    async fn add_comment(&self, external_id: &ExternalId, _text: &str) -> Result<(), ConnectorError> {
-        Err(ConnectorError::Permanent { message: format!("this connector cannot comment on order {external_id}") })
+    async fn add_comment(&self, order: &EamRef, _text: &str) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Permanent { message: format!("this connector cannot comment on order {order}") })
     }
 
     /// Cancels an order created earlier. Only called for connectors whose
     /// configuration says they can (`ConnectorConfig::can_cancel`).
-    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
-        Err(ConnectorError::Permanent { message: format!("this connector cannot cancel order {external_id}") })
+    async fn cancel(&self, order: &EamRef) -> Result<(), ConnectorError> {
+        Err(ConnectorError::Permanent { message: format!("this connector cannot cancel order {order}") })
     }
 }
 

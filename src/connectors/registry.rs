@@ -15,7 +15,7 @@ use super::sap::SapConnector;
 use super::secret::{MaskedConnector, SecretPolicy};
 use super::servicenow::ServiceNowConnector;
 use super::{Connector, ConnectorConfig, ConnectorError, CreatedOrder, OrderDocument, PolledStatus};
-use crate::domain::{ExternalId, WorkOrderId};
+use crate::domain::{EamRef, WorkOrderId};
 
 #[derive(Clone)]
 pub struct Registry {
@@ -86,16 +86,19 @@ impl Connector for Shared {
     async fn find_by_reference(&self, reference: &WorkOrderId) -> Result<Option<CreatedOrder>, ConnectorError> {
         self.0.find_by_reference(reference).await
     }
-    async fn poll(&self, external_ids: &[ExternalId]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
-        self.0.poll(external_ids).await
+    async fn poll(&self, orders: &[EamRef]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
+        self.0.poll(orders).await
+    }
+    fn poll_batch_limit(&self) -> usize {
+        self.0.poll_batch_limit()
     }
     async fn check(&self) -> Result<String, ConnectorError> {
         self.0.check().await
     }
-    async fn add_comment(&self, external_id: &ExternalId, text: &str) -> Result<(), ConnectorError> {
-        self.0.add_comment(external_id, text).await
+    async fn add_comment(&self, order: &EamRef, text: &str) -> Result<(), ConnectorError> {
+        self.0.add_comment(order, text).await
     }
-    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
-        self.0.cancel(external_id).await
+    async fn cancel(&self, order: &EamRef) -> Result<(), ConnectorError> {
+        self.0.cancel(order).await
     }
 }

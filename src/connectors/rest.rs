@@ -177,6 +177,8 @@ impl super::Connector for RestConnector {
             external_id: external_id.into(),
             external_url: self.config.url_path.as_deref().and_then(|p| lookup(&reply, p)),
             external_status: self.config.status_path.as_deref().and_then(|p| lookup(&reply, p)),
+
+            site: None,
         })
     }
 }

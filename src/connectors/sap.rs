@@ -14,7 +14,7 @@ use utoipa::ToSchema;
 
 use super::http::{classify, retry_after, transport_error};
 use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument, PolledStatus};
-use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
+use crate::domain::{EamRef, ExternalId, OrderStatus, WorkOrderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -180,6 +180,8 @@ impl SapConnector {
             external_id: d.get("MaintenanceNotification")?.as_str()?.into(),
             external_url: None,
             external_status: d.get("NotifProcessingPhase").and_then(Value::as_str).map(str::to_owned),
+
+            site: None,
         })
     }
 }
@@ -255,7 +257,8 @@ impl super::Connector for SapConnector {
             .and_then(Self::created))
     }
 
-    async fn poll(&self, external_ids: &[ExternalId]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
+    async fn poll(&self, orders: &[EamRef]) -> Result<Option<Vec<PolledStatus>>, ConnectorError> {
+        let external_ids: Vec<ExternalId> = orders.iter().map(|o| o.external_id.clone()).collect();
         let filter = external_ids
             .iter()
             .map(|id| format!("MaintenanceNotification eq '{}'", id.as_str().replace('\'', "")))
@@ -273,6 +276,7 @@ impl super::Connector for SapConnector {
                 .filter_map(|r| {
                     Some(PolledStatus {
                         external_id: r.get("MaintenanceNotification")?.as_str()?.into(),
+                        site: None,
                         status: r.get("NotifProcessingPhase")?.as_str()?.to_owned(),
                         changed_at: r.get("LastChangeDateTime").and_then(Value::as_str).and_then(odata_date),
                         closure_code: None,

@@ -19,7 +19,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::domain::{ExternalId, WorkOrderId};
+use crate::domain::{EamRef, WorkOrderId};
 
 /// A header value: literal, or a secret read from the environment or a file
 /// when the connector is used, so the secret itself is never stored.
@@ -250,23 +250,24 @@ impl super::Connector for MaskedConnector {
         self.masked(self.inner.find_by_reference(reference).await)
     }
 
-    async fn poll(
-        &self,
-        external_ids: &[ExternalId],
-    ) -> Result<Option<Vec<super::PolledStatus>>, super::ConnectorError> {
-        self.masked(self.inner.poll(external_ids).await)
+    async fn poll(&self, orders: &[EamRef]) -> Result<Option<Vec<super::PolledStatus>>, super::ConnectorError> {
+        self.masked(self.inner.poll(orders).await)
+    }
+
+    fn poll_batch_limit(&self) -> usize {
+        self.inner.poll_batch_limit()
     }
 
     async fn check(&self) -> Result<String, super::ConnectorError> {
         self.masked(self.inner.check().await).map(|detail| self.masker.mask(&detail))
     }
 
-    async fn add_comment(&self, external_id: &ExternalId, text: &str) -> Result<(), super::ConnectorError> {
-        self.masked(self.inner.add_comment(external_id, text).await)
+    async fn add_comment(&self, order: &EamRef, text: &str) -> Result<(), super::ConnectorError> {
+        self.masked(self.inner.add_comment(order, text).await)
     }
 
-    async fn cancel(&self, external_id: &ExternalId) -> Result<(), super::ConnectorError> {
-        self.masked(self.inner.cancel(external_id).await)
+    async fn cancel(&self, order: &EamRef) -> Result<(), super::ConnectorError> {
+        self.masked(self.inner.cancel(order).await)
     }
 }
 

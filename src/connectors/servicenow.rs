@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::http::{classify, retry_after, transport_error};
 use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument};
-use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
+use crate::domain::{EamRef, ExternalId, OrderStatus, WorkOrderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -166,6 +166,8 @@ impl ServiceNowConnector {
             )),
             external_id: sys_id.into(),
             external_status: record.get("state").and_then(Value::as_str).map(str::to_owned),
+
+            site: None,
         })
     }
 
@@ -237,7 +239,8 @@ impl super::Connector for ServiceNowConnector {
             .and_then(|r| self.created(r)))
     }
 
-    async fn add_comment(&self, external_id: &ExternalId, text: &str) -> Result<(), ConnectorError> {
+    async fn add_comment(&self, order: &EamRef, text: &str) -> Result<(), ConnectorError> {
+        let external_id = &order.external_id;
         let url = format!("{}/{external_id}", self.config.table_url());
         let req = self.request(reqwest::Method::PATCH, &url).await?.json(&json!({"work_notes": text}));
         self.send(req).await.map(drop)
@@ -257,7 +260,8 @@ impl super::Connector for ServiceNowConnector {
         Ok(format!("table {} answers", self.config.table))
     }
 
-    async fn poll(&self, external_ids: &[ExternalId]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
+    async fn poll(&self, orders: &[EamRef]) -> Result<Option<Vec<super::PolledStatus>>, ConnectorError> {
+        let external_ids: Vec<ExternalId> = orders.iter().map(|o| o.external_id.clone()).collect();
         let req = self.request(reqwest::Method::GET, &self.config.table_url()).await?.query(&[
             (
                 "sysparm_query",
@@ -274,6 +278,7 @@ impl super::Connector for ServiceNowConnector {
                 .filter_map(|r| {
                     Some(super::PolledStatus {
                         external_id: r.get("sys_id")?.as_str()?.into(),
+                        site: None,
                         status: r.get("state")?.as_str()?.to_owned(),
                         // ServiceNow answers "2026-11-24 10:15:00" in UTC.
                         changed_at: r
@@ -292,7 +297,8 @@ impl super::Connector for ServiceNowConnector {
         ))
     }
 
-    async fn cancel(&self, external_id: &ExternalId) -> Result<(), ConnectorError> {
+    async fn cancel(&self, order: &EamRef) -> Result<(), ConnectorError> {
+        let external_id = &order.external_id;
         let url = format!("{}/{external_id}", self.config.table_url());
         let req = self.request(reqwest::Method::PATCH, &url).await?.json(&json!({"state": self.config.cancel_state}));
         self.send(req).await.map(drop)

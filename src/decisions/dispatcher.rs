@@ -240,10 +240,20 @@ impl Dispatcher {
         let now = self.clock.now();
         let txn = self.store.conn().begin().await?;
         let delivered: Vec<Delivered> = confirmed.iter().map(|(_, d)| d.clone()).collect();
-        work_orders::mark_delivered_many(&txn, &delivered, now).await?;
+        let cancelled_meanwhile = work_orders::mark_delivered_many(&txn, &delivered, now).await?;
         let rows: Vec<&str> = confirmed.iter().map(|(row, _)| row.as_str()).collect();
         outbox::mark_delivered_many(&txn, &rows, now).await?;
+        // A clear cancelled these while their creates were in flight: the
+        // EAM has them now, so they are cancelled there too.
+        let cancels: Vec<&str> = cancelled_meanwhile.iter().map(String::as_str).collect();
+        outbox::enqueue_many(&txn, &cancels, outbox::KIND_CANCEL, now).await?;
         txn.commit().await?;
+        for id in &cancelled_meanwhile {
+            tracing::info!(order = %id, "created in the EAM after a clear cancelled it: cancelling it there");
+        }
+        if !cancelled_meanwhile.is_empty() {
+            self.wake.notify_one();
+        }
         for (_, d) in confirmed {
             tracing::info!(order = %d.order_id, external_id = %d.external_id, "order created in the EAM");
         }
@@ -312,6 +322,7 @@ impl Dispatcher {
                 order_id: order.order_id(),
                 external_id: created.external_id.clone(),
                 external_url: created.external_url.clone(),
+                external_site: created.site.clone(),
                 external_status: created.external_status.clone(),
                 source: format!("connector:{}", order.connector),
             };
@@ -399,10 +410,10 @@ impl Dispatcher {
             return Ok(());
         }
         let started = std::time::Instant::now();
-        let result = match (self.connector_for(order).await?, order.eam_id()) {
-            (Ok(connector), Some(external_id)) => match &call {
-                FollowUp::Cancel => connector.cancel(&external_id).await,
-                FollowUp::Comment(text) => connector.add_comment(&external_id, text).await,
+        let result = match (self.connector_for(order).await?, order.eam_ref()) {
+            (Ok(connector), Some(eam)) => match &call {
+                FollowUp::Cancel => connector.cancel(&eam).await,
+                FollowUp::Comment(text) => connector.add_comment(&eam, text).await,
             },
             (Ok(_), None) => Ok(()), // never reached the EAM: nothing to do there
             (Err(e), _) => Err(e),
@@ -413,6 +424,17 @@ impl Dispatcher {
         match result {
             Ok(()) => {
                 outbox::mark_done(&txn, &c.id, DeliveryStatus::Delivered, None, now).await?;
+                if matches!(call, FollowUp::Cancel) && order.external_id.is_some() {
+                    let source = format!("connector:{}", order.connector);
+                    let done = StatusUpdate {
+                        status: OrderStatus::Cancelled,
+                        external_status: None,
+                        source: &source,
+                        at: now,
+                        note: Some("cancelled in the EAM"),
+                    };
+                    work_orders::note_history(&txn, &order.id, &done, now).await?;
+                }
                 tracing::info!(order = %order.id, what, "done in the EAM");
             }
             Err(err) => {

@@ -73,6 +73,42 @@ string_id!(
     ExternalId
 );
 
+/// How later calls reach an order created in an EAM: its id there, the
+/// site the EAM keeps it under (Maximo numbers work orders per site, so a
+/// `wonum` alone may name another site's order) and the address the EAM
+/// gave it (Maximo's `href`), which names exactly one order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EamRef {
+    pub external_id: ExternalId,
+    pub site: Option<String>,
+    pub url: Option<String>,
+}
+
+impl EamRef {
+    pub fn new(external_id: impl Into<ExternalId>) -> Self {
+        Self { external_id: external_id.into(), site: None, url: None }
+    }
+
+    pub fn at_site(mut self, site: Option<String>) -> Self {
+        self.site = site;
+        self
+    }
+
+    pub fn with_url(mut self, url: Option<String>) -> Self {
+        self.url = url;
+        self
+    }
+}
+
+impl fmt::Display for EamRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.site {
+            Some(site) => write!(f, "{} (site {site})", self.external_id),
+            None => write!(f, "{}", self.external_id),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,5 +15,5 @@ pub mod template;
 pub use asset::{Asset, AssetInput, AssetView, TagPattern, TagPatternInput, ValidAsset};
 pub use event::{AlertState, AssetHint, EventKind, EventOutcome, EventView, InboundEvent, Severity, event_context};
 pub use feedback::Verdict;
-pub use ids::{ExternalId, WorkOrderId};
-pub use order::{OrderStatus, Priority};
+pub use ids::{EamRef, ExternalId, WorkOrderId};
+pub use order::{HistoryFlag, OrderStatus, Priority, Transition};

@@ -55,6 +55,89 @@ impl OrderStatus {
     pub fn is_open(self) -> bool {
         matches!(self, Self::Pending | Self::Created | Self::Acknowledged | Self::InProgress)
     }
+
+    /// No way leads out: the EAMs keep closed, cancelled and rejected orders
+    /// closed (`completed` is not final: an EAM may reopen completed work).
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Closed | Self::Cancelled | Self::Rejected)
+    }
+
+    /// The lifecycle's legal moves (the README's table). Work moves forward:
+    /// pending → created → acknowledged → in progress → completed → closed,
+    /// and may skip steps (a poll sees only the latest). An open order may
+    /// be cancelled or rejected; delivery may fail; a failed order may be
+    /// retried (back to pending); completed work may be reopened by the EAM
+    /// (back to acknowledged or in progress). Nothing leaves closed,
+    /// cancelled or rejected.
+    pub fn transition_to(self, to: Self) -> Transition {
+        use OrderStatus::*;
+        if self == to {
+            return Transition::Unchanged;
+        }
+        let legal = match self {
+            Pending => matches!(to, Created | Cancelled | Rejected | Failed),
+            Created | Acknowledged | InProgress => {
+                to.rank().is_some_and(|r| r > self.rank().unwrap_or(0)) || matches!(to, Cancelled | Rejected)
+            }
+            Completed => matches!(to, Closed | Acknowledged | InProgress | Cancelled),
+            Failed => matches!(to, Pending | Created),
+            Closed | Cancelled | Rejected => false,
+        };
+        if legal { Transition::Legal } else { Transition::Illegal }
+    }
+
+    /// Place along the forward path of the work, for the states on it.
+    fn rank(self) -> Option<u8> {
+        match self {
+            Self::Created => Some(1),
+            Self::Acknowledged => Some(2),
+            Self::InProgress => Some(3),
+            Self::Completed => Some(4),
+            Self::Closed => Some(5),
+            _ => None,
+        }
+    }
+}
+
+/// How a reported status relates to an order's current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    /// The order is in that status already: nothing to record.
+    Unchanged,
+    Legal,
+    /// Not a move the lifecycle knows. The EAM is the system of record, so
+    /// the order follows it, and the history entry is flagged.
+    Illegal,
+}
+
+/// Why a history entry is marked: it did not move the order as reported,
+/// or moved it along a transition the lifecycle does not know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryFlag {
+    /// Older than the status last applied (a late poll, a replayed webhook):
+    /// recorded, and the order was not moved.
+    Stale,
+    /// A move the lifecycle does not allow (e.g. closed → in progress),
+    /// followed because the EAM is the system of record.
+    Illegal,
+    /// A fact recorded without moving the order (e.g. the EAM confirmed a
+    /// create after the order was cancelled here).
+    Noted,
+}
+
+impl HistoryFlag {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stale => "stale",
+            Self::Illegal => "illegal",
+            Self::Noted => "noted",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Stale, Self::Illegal, Self::Noted].into_iter().find(|f| f.as_str() == s)
+    }
 }
 
 /// 1 (highest) to 5 (lowest), as Maximo, SAP and ServiceNow number them.
@@ -110,6 +193,31 @@ mod tests {
             open,
             [OrderStatus::Pending, OrderStatus::Created, OrderStatus::Acknowledged, OrderStatus::InProgress]
         );
+    }
+
+    #[test]
+    fn work_moves_forward_and_final_states_stay_final() {
+        use OrderStatus::*;
+        let legal = |a: OrderStatus, b: OrderStatus| a.transition_to(b) == Transition::Legal;
+        assert!(legal(Pending, Created));
+        assert!(legal(Created, InProgress), "a poll may skip steps");
+        assert!(legal(Acknowledged, Closed));
+        assert!(legal(InProgress, Cancelled));
+        assert!(legal(Completed, Closed));
+        assert!(legal(Completed, InProgress), "an EAM may reopen completed work");
+        assert!(legal(Failed, Pending), "a failed order may be retried");
+        assert_eq!(InProgress.transition_to(InProgress), Transition::Unchanged);
+        assert_eq!(InProgress.transition_to(Acknowledged), Transition::Illegal);
+        assert_eq!(Created.transition_to(Pending), Transition::Illegal);
+        for end in [Closed, Cancelled, Rejected] {
+            assert!(end.is_final());
+            for to in OrderStatus::ALL.into_iter().filter(|s| *s != end) {
+                assert_eq!(end.transition_to(to), Transition::Illegal, "{end:?} → {to:?}");
+            }
+        }
+        for flag in [HistoryFlag::Stale, HistoryFlag::Illegal, HistoryFlag::Noted] {
+            assert_eq!(HistoryFlag::parse(flag.as_str()), Some(flag));
+        }
     }
 
     #[test]

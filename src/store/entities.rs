@@ -179,6 +179,8 @@ pub mod work_orders {
         pub due_by: Option<ChronoDateTimeUtc>,
         pub last_comment_at: Option<ChronoDateTimeUtc>,
         pub polled_at: Option<ChronoDateTimeUtc>,
+        pub external_site: Option<String>,
+        pub status_at: Option<ChronoDateTimeUtc>,
     }
     no_relations!();
 }
@@ -222,6 +224,7 @@ pub mod status_history {
         pub recorded_at: ChronoDateTimeUtc,
         pub note: Option<String>,
         pub published_at: Option<ChronoDateTimeUtc>,
+        pub flag: Option<String>,
     }
     no_relations!();
 }

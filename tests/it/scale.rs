@@ -26,18 +26,24 @@ async fn status_polling_is_split_between_replicas(backend: Backend) {
     let conn = app.store.conn();
     let interval = Duration::minutes(1);
     let now = Utc::now();
-    let first = claim_for_poll(conn, "sandbox", now, now - interval, 6).await.unwrap();
-    let second = claim_for_poll(conn, "sandbox", now, now - interval, 6).await.unwrap();
+    let first = claim_for_poll(conn, "sandbox", now, now - interval, now - interval, 6).await.unwrap();
+    let second = claim_for_poll(conn, "sandbox", now, now - interval, now - interval, 6).await.unwrap();
     assert_eq!(first.len(), 6);
     assert_eq!(second.len(), 4, "the other replica gets the rest");
     let mut all: Vec<&str> = first.iter().chain(&second).map(|o| o.id.as_str()).collect();
     all.sort_unstable();
     all.dedup();
     assert_eq!(all.len(), 10, "no order is polled twice");
-    assert!(claim_for_poll(conn, "sandbox", now, now - interval, 6).await.unwrap().is_empty(), "not due yet");
+    assert!(
+        claim_for_poll(conn, "sandbox", now, now - interval, now - interval, 6).await.unwrap().is_empty(),
+        "not due yet"
+    );
     // One interval later they are due again, least recently polled first.
     let later = now + interval + Duration::seconds(1);
-    assert_eq!(claim_for_poll(conn, "sandbox", later, later - interval, 100).await.unwrap().len(), 10);
+    assert_eq!(
+        claim_for_poll(conn, "sandbox", later, later - interval, later - interval, 100).await.unwrap().len(),
+        10
+    );
 }
 on_both_backends!(status_polling_is_split_between_replicas);
 

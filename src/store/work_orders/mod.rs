@@ -16,13 +16,13 @@ use utoipa::ToSchema;
 
 use super::entities::{status_history, work_orders};
 use super::{StoreError, corrupt, new_id};
-use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
+use crate::domain::{EamRef, ExternalId, HistoryFlag, OrderStatus, Transition, WorkOrderId};
 
-pub use delivery::{mark_delivered_many, recently_all_failed, reopen_for_retry, set_last_error};
+pub use delivery::{clear_last_error, mark_delivered_many, recently_all_failed, reopen_for_retry, set_last_error};
 pub use opening::{
     claim_comment, insert_open, insert_open_many, last_closed, merge_into_open, merge_many, open_by_keys,
 };
-pub use polling::{claim_for_poll, find_for_connector, mark_published, unpublished};
+pub use polling::{claim_for_poll, find_for_connector, mark_published, release_poll_claims, unpublished};
 pub use reads::{OrderFilter, count_open, get, get_many, history, list};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -43,6 +43,12 @@ pub struct WorkOrder {
     /// The EAM's id (e.g. Maximo `wonum`), once delivered.
     pub external_id: Option<String>,
     pub external_url: Option<String>,
+    /// The site the EAM keeps the order under (Maximo `siteid`), when it
+    /// numbers orders per site.
+    pub external_site: Option<String>,
+    /// The EAM's time of the status last applied: a report older than this
+    /// is stale and does not move the order.
+    pub status_at: Option<DateTime<Utc>>,
     /// Events that opened or were merged into this order.
     pub event_count: i32,
     pub first_event_time: DateTime<Utc>,
@@ -69,6 +75,11 @@ impl WorkOrder {
     pub fn eam_id(&self) -> Option<ExternalId> {
         self.external_id.as_deref().map(ExternalId::from)
     }
+
+    /// How later calls reach the order in the EAM, once it was delivered.
+    pub fn eam_ref(&self) -> Option<EamRef> {
+        Some(EamRef::new(self.eam_id()?).at_site(self.external_site.clone()).with_url(self.external_url.clone()))
+    }
 }
 
 fn view(m: work_orders::Model) -> Result<WorkOrder, StoreError> {
@@ -88,6 +99,8 @@ fn view(m: work_orders::Model) -> Result<WorkOrder, StoreError> {
         status,
         external_id: m.external_id,
         external_url: m.external_url,
+        external_site: m.external_site,
+        status_at: m.status_at,
         event_count: m.event_count,
         first_event_time: m.first_event_time,
         last_event_time: m.last_event_time,
@@ -121,23 +134,22 @@ pub struct NewOrder {
 
 fn history_row(
     order_id: &str,
-    status: OrderStatus,
-    external_status: Option<&str>,
-    source: &str,
-    at: DateTime<Utc>,
+    u: &StatusUpdate<'_>,
     now: DateTime<Utc>,
-    note: Option<&str>,
+    flag: Option<HistoryFlag>,
 ) -> status_history::Model {
     status_history::Model {
         id: new_id(),
         work_order_id: order_id.to_owned(),
-        status: status.as_str().to_owned(),
-        external_status: external_status.map(str::to_owned),
-        source: source.to_owned(),
-        at,
+        status: u.status.as_str().to_owned(),
+        external_status: u.external_status.map(str::to_owned),
+        source: u.source.to_owned(),
+        at: u.at,
         recorded_at: now,
-        note: note.map(str::to_owned),
-        published_at: None,
+        note: u.note.map(str::to_owned),
+        // A stale report moved nothing: no lifecycle event announces it.
+        published_at: (flag == Some(HistoryFlag::Stale)).then_some(now),
+        flag: flag.map(|f| f.as_str().to_owned()),
     }
 }
 
@@ -165,6 +177,11 @@ pub struct StatusChange {
     pub at: DateTime<Utc>,
     pub recorded_at: DateTime<Utc>,
     pub note: Option<String>,
+    /// Set when the entry did not move the order as reported (`stale`,
+    /// `noted`) or moved it along a transition the lifecycle does not know
+    /// (`illegal`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flag: Option<HistoryFlag>,
 }
 
 async fn add_history<C: ConnectionTrait>(conn: &C, row: status_history::Model) -> Result<(), StoreError> {
@@ -182,31 +199,110 @@ pub struct StatusUpdate<'a> {
     pub note: Option<&'a str>,
 }
 
-/// Moves an order to a new status and records it; an order that is no
-/// longer open releases its dedup key. `false` when the status is unchanged
-/// (a repeated report has no second effect).
+/// What applying a reported status did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Applied {
+    /// The order moved (along a legal transition).
+    Moved,
+    /// The order moved along a transition the lifecycle does not know:
+    /// followed, because the EAM is the system of record, and flagged.
+    MovedIllegally,
+    /// Already in that status: nothing recorded (repeats are harmless).
+    Unchanged,
+    /// Older than the status last applied: recorded as stale, not applied.
+    Stale,
+}
+
+impl Applied {
+    pub fn moved(self) -> bool {
+        matches!(self, Self::Moved | Self::MovedIllegally)
+    }
+}
+
+/// Moves an order to a reported status along the lifecycle
+/// (`OrderStatus::transition_to`) and records it; an order that is no
+/// longer open releases its dedup key. `true` when the order moved.
 pub async fn change_status<C: ConnectionTrait>(
     conn: &C,
     id: &str,
     u: &StatusUpdate<'_>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let mut q = work_orders::Entity::update_many()
-        .col_expr(work_orders::Column::Status, u.status.as_str().into())
-        .col_expr(work_orders::Column::UpdatedAt, now.into())
-        .filter(work_orders::Column::Id.eq(id))
-        .filter(work_orders::Column::Status.ne(u.status.as_str()));
-    if !u.status.is_open() {
-        q = q.col_expr(work_orders::Column::OpenKey, Expr::value(Option::<String>::None));
+    Ok(apply_status(conn, id, None, u, now).await?.moved())
+}
+
+/// As `change_status`, starting from the order's state as the caller read
+/// it (`known`: status and `status_at`), which saves a read per order when
+/// a poll applies many; a concurrent change is noticed and read again.
+pub async fn apply_status<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    known: Option<(OrderStatus, Option<DateTime<Utc>>)>,
+    u: &StatusUpdate<'_>,
+    now: DateTime<Utc>,
+) -> Result<Applied, StoreError> {
+    let mut known = known;
+    loop {
+        let (current, status_at) = match known.take() {
+            Some(k) => k,
+            None => {
+                let order = get(conn, id).await?;
+                (order.status, order.status_at)
+            }
+        };
+        if status_at.is_some_and(|last| u.at < last) {
+            if current == u.status {
+                return Ok(Applied::Unchanged);
+            }
+            tracing::info!(
+                order = id,
+                reported = u.status.as_str(),
+                source = u.source,
+                "stale status report recorded, not applied"
+            );
+            add_history(conn, history_row(id, u, now, Some(HistoryFlag::Stale))).await?;
+            return Ok(Applied::Stale);
+        }
+        let transition = current.transition_to(u.status);
+        if transition == Transition::Unchanged {
+            return Ok(Applied::Unchanged);
+        }
+        let mut q = work_orders::Entity::update_many()
+            .col_expr(work_orders::Column::Status, u.status.as_str().into())
+            .col_expr(work_orders::Column::UpdatedAt, now.into())
+            .col_expr(work_orders::Column::StatusAt, Expr::value(Some(u.at)))
+            .filter(work_orders::Column::Id.eq(id))
+            .filter(work_orders::Column::Status.eq(current.as_str()));
+        if !u.status.is_open() {
+            q = q.col_expr(work_orders::Column::OpenKey, Expr::value(Option::<String>::None));
+        }
+        if q.exec(conn).await?.rows_affected == 0 {
+            // Changed meanwhile (or unknown: `get` says which): decide again.
+            continue;
+        }
+        let flag = (transition == Transition::Illegal).then_some(HistoryFlag::Illegal);
+        if flag.is_some() {
+            tracing::warn!(
+                order = id,
+                from = current.as_str(),
+                to = u.status.as_str(),
+                source = u.source,
+                "a transition the lifecycle does not allow: followed, flagged in the history"
+            );
+        }
+        add_history(conn, history_row(id, u, now, flag)).await?;
+        return Ok(if flag.is_some() { Applied::MovedIllegally } else { Applied::Moved });
     }
-    let res = q.exec(conn).await?;
-    if res.rows_affected == 0 {
-        // Either unknown or already in that status.
-        get(conn, id).await?;
-        return Ok(false);
-    }
-    add_history(conn, history_row(id, u.status, u.external_status, u.source, u.at, now, u.note)).await?;
-    Ok(true)
+}
+
+/// Records a fact about an order that does not move it (flagged `noted`).
+pub async fn note_history<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    u: &StatusUpdate<'_>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    add_history(conn, history_row(id, u, now, Some(HistoryFlag::Noted))).await
 }
 
 /// A create the EAM confirmed.
@@ -215,6 +311,8 @@ pub struct Delivered {
     pub order_id: WorkOrderId,
     pub external_id: ExternalId,
     pub external_url: Option<String>,
+    /// The site the EAM keeps the order under, when it says.
+    pub external_site: Option<String>,
     pub external_status: Option<String>,
     /// `connector:<name>`, the history's source.
     pub source: String,

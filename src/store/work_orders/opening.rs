@@ -13,6 +13,16 @@ use crate::domain::OrderStatus;
 use crate::store::entities::{status_history, work_orders};
 use crate::store::{StoreError, corrupt};
 
+fn decided(now: DateTime<Utc>) -> super::StatusUpdate<'static> {
+    super::StatusUpdate {
+        status: OrderStatus::Pending,
+        external_status: None,
+        source: "workbridge",
+        at: now,
+        note: Some(DECIDED),
+    }
+}
+
 fn open_row(o: &NewOrder, now: DateTime<Utc>) -> work_orders::Model {
     work_orders::Model {
         id: o.id.clone(),
@@ -41,6 +51,8 @@ fn open_row(o: &NewOrder, now: DateTime<Utc>) -> work_orders::Model {
         due_by: o.due_by,
         last_comment_at: None,
         polled_at: None,
+        external_site: None,
+        status_at: None,
     }
 }
 
@@ -53,8 +65,7 @@ pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTi
         .exec_without_returning(conn)
         .await?;
     if rows == 1 {
-        add_history(conn, history_row(&o.id, OrderStatus::Pending, None, "workbridge", now, now, Some(DECIDED)))
-            .await?;
+        add_history(conn, history_row(&o.id, &decided(now), now, None)).await?;
     }
     Ok(rows == 1)
 }
@@ -74,8 +85,7 @@ pub async fn insert_open_many<C: ConnectionTrait>(
     if crate::store::insert_rows::<work_orders::Entity, _>(conn, rows, Some(&unique)).await? != orders.len() as u64 {
         return Ok(false);
     }
-    let history =
-        orders.iter().map(|o| history_row(&o.id, OrderStatus::Pending, None, "workbridge", now, now, Some(DECIDED)));
+    let history = orders.iter().map(|o| history_row(&o.id, &decided(now), now, None));
     crate::store::insert_rows::<status_history::Entity, _>(conn, history.collect(), None).await?;
     Ok(true)
 }

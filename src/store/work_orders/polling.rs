@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, sea_query::Expr};
 
 use super::{StatusChange, Unpublished, WorkOrder, get_many, view};
-use crate::domain::{ExternalId, OrderStatus, WorkOrderId};
+use crate::domain::{ExternalId, HistoryFlag, OrderStatus, WorkOrderId};
 use crate::store::entities::{status_history, work_orders};
 use crate::store::{StoreError, corrupt};
 
@@ -26,19 +26,20 @@ pub async fn find_for_connector<C: ConnectionTrait>(
     q.one(conn).await?.map(view).transpose()
 }
 
-/// Delivered orders of a connector that are still open, least recently
-/// updated first (the polling batch).
-/// Claims up to `limit` open, delivered orders of `connector` for a status
-/// poll: those not polled since `due_before`, least recently polled first,
-/// stamped `polled_at = now` in the same statement. Replicas therefore
-/// split the orders between them and each order is polled once per
-/// interval; on PostgreSQL rows another replica is claiming are skipped
-/// (`FOR UPDATE SKIP LOCKED`), on SQLite (one replica) the UPDATE is atomic.
+/// Claims up to `limit` followed orders of `connector` for a status poll:
+/// delivered orders that are open, or completed since `completed_since`
+/// (followed until they close), not polled since `due_before`, least
+/// recently polled first, stamped `polled_at = now` in the same statement.
+/// Replicas therefore split the orders between them and each order is
+/// polled once per interval; on PostgreSQL rows another replica is claiming
+/// are skipped (`FOR UPDATE SKIP LOCKED`), on SQLite (one replica) the
+/// UPDATE is atomic.
 pub async fn claim_for_poll<C: ConnectionTrait>(
     conn: &C,
     connector: &str,
     now: DateTime<Utc>,
     due_before: DateTime<Utc>,
+    completed_since: DateTime<Utc>,
     limit: u64,
 ) -> Result<Vec<WorkOrder>, StoreError> {
     #[derive(Debug, sea_orm::FromQueryResult)]
@@ -49,20 +50,24 @@ pub async fn claim_for_poll<C: ConnectionTrait>(
     let sql = match backend {
         sea_orm::DbBackend::Postgres => {
             "UPDATE work_orders SET polled_at = $1 WHERE id IN (\
-               SELECT id FROM work_orders WHERE connector = $2 AND open_key IS NOT NULL \
-               AND external_id IS NOT NULL AND (polled_at IS NULL OR polled_at < $3) \
+               SELECT id FROM work_orders WHERE connector = $2 AND external_id IS NOT NULL \
+               AND (status IN ('created', 'acknowledged', 'in_progress') \
+                    OR (status = 'completed' AND updated_at >= $5)) \
+               AND (polled_at IS NULL OR polled_at < $3) \
                ORDER BY polled_at NULLS FIRST, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
              RETURNING id"
         }
         _ => {
             "UPDATE work_orders SET polled_at = ?1 WHERE id IN (\
-               SELECT id FROM work_orders WHERE connector = ?2 AND open_key IS NOT NULL \
-               AND external_id IS NOT NULL AND (polled_at IS NULL OR polled_at < ?3) \
+               SELECT id FROM work_orders WHERE connector = ?2 AND external_id IS NOT NULL \
+               AND (status IN ('created', 'acknowledged', 'in_progress') \
+                    OR (status = 'completed' AND updated_at >= ?5)) \
+               AND (polled_at IS NULL OR polled_at < ?3) \
                ORDER BY polled_at NULLS FIRST, id LIMIT ?4) \
              RETURNING id"
         }
     };
-    let values = [now.into(), connector.into(), due_before.into(), (limit as i64).into()];
+    let values = [now.into(), connector.into(), due_before.into(), (limit as i64).into(), completed_since.into()];
     let stmt = sea_orm::Statement::from_sql_and_values(backend, sql, values);
     use sea_orm::FromQueryResult;
     let ids: Vec<String> = Claimed::find_by_statement(stmt).all(conn).await?.into_iter().map(|c| c.id).collect();
@@ -76,6 +81,20 @@ pub async fn claim_for_poll<C: ConnectionTrait>(
         .into_iter()
         .map(view)
         .collect()
+}
+
+/// Gives claimed orders back unpolled (the EAM could not be asked): they
+/// are due again at once, not an interval later.
+pub async fn release_poll_claims<C: ConnectionTrait>(conn: &C, ids: &[&str]) -> Result<(), StoreError> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    work_orders::Entity::update_many()
+        .col_expr(work_orders::Column::PolledAt, Expr::value(Option::<DateTime<Utc>>::None))
+        .filter(work_orders::Column::Id.is_in(ids.iter().copied()))
+        .exec(conn)
+        .await?;
+    Ok(())
 }
 
 /// The oldest unpublished status changes (at most `limit`).
@@ -106,6 +125,7 @@ pub async fn unpublished<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec
                 at: m.at,
                 recorded_at: m.recorded_at,
                 note: m.note,
+                flag: m.flag.as_deref().and_then(HistoryFlag::parse),
             },
             order,
         });

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::{StatusChange, WorkOrder, view};
-use crate::domain::OrderStatus;
+use crate::domain::{HistoryFlag, OrderStatus};
 use crate::store::entities::{status_history, work_orders};
 use crate::store::{Page, PageRequest, StoreError, corrupt, filtered, paged};
 
@@ -73,6 +73,7 @@ pub async fn history<C: ConnectionTrait>(conn: &C, order_id: &str) -> Result<Vec
                 at: m.at,
                 recorded_at: m.recorded_at,
                 note: m.note,
+                flag: m.flag.as_deref().and_then(HistoryFlag::parse),
             })
         })
         .collect()
