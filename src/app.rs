@@ -114,6 +114,8 @@ pub struct Application {
     store: Store,
     /// The outbox dispatcher (the delivery loops run clones of it).
     dispatcher: Dispatcher,
+    /// The status poller (the polling loop runs a clone of it).
+    poller: Poller,
     /// The bounds on rule evaluation: ingest's, and dry runs' and backtests'.
     budgets: (EvalBudget, EvalBudget),
     shutdown_timeout: Duration,
@@ -203,7 +205,7 @@ impl Application {
             workers.spawn(dispatcher.clone().run(cancel.child_token()));
         }
         let poller = Poller::new(store.clone(), clock.clone(), registry.clone(), settings.sync.clone());
-        workers.spawn(poller.run(cancel.child_token()));
+        workers.spawn(poller.clone().run(cancel.child_token()));
 
         let broker = Arc::new(BrokerStatus::default());
         if settings.amqp.enabled {
@@ -271,6 +273,7 @@ impl Application {
             cancel,
             store,
             dispatcher,
+            poller,
             budgets,
             shutdown_timeout,
             _sqlite_lock: sqlite_lock,
@@ -295,6 +298,12 @@ impl Application {
     /// until `dispatch_once` is called (tests step it).
     pub fn dispatcher(&self) -> Dispatcher {
         self.dispatcher.clone()
+    }
+
+    /// The status poller: with `sync.poll_interval_ms = 0` no loop polls,
+    /// and each `poll_round` polls every followed order.
+    pub fn poller(&self) -> Poller {
+        self.poller.clone()
     }
 
     /// The bounds on rule evaluation, (ingest, dry runs and backtests):

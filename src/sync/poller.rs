@@ -38,18 +38,19 @@ pub struct PollRound {
     pub missing: usize,
 }
 
+#[derive(Clone)]
 pub struct Poller {
     store: Store,
     clock: Arc<dyn Clock>,
     registry: Registry,
     settings: SyncSettings,
     /// Connector → when its EAM may be asked again (a 429's `Retry-After`).
-    paused_until: Mutex<HashMap<String, DateTime<Utc>>>,
+    paused_until: Arc<Mutex<HashMap<String, DateTime<Utc>>>>,
 }
 
 impl Poller {
     pub fn new(store: Store, clock: Arc<dyn Clock>, registry: Registry, settings: SyncSettings) -> Self {
-        Self { store, clock, registry, settings, paused_until: Mutex::default() }
+        Self { store, clock, registry, settings, paused_until: Arc::default() }
     }
 
     pub async fn run(self, cancel: CancellationToken) {
@@ -109,13 +110,17 @@ impl Poller {
         let interval = chrono::Duration::milliseconds(self.settings.poll_interval_ms as i64);
         let follow_completed = chrono::Duration::hours(self.settings.follow_completed_hours as i64);
         let limit = (connector.poll_batch_limit() as u64).min(self.settings.batch_size).max(1);
+        // Due: not polled within the interval, and never an order this
+        // round has polled already (with a zero interval, every order once).
+        let started = self.clock.now();
+        let due_before = (started - interval + chrono::Duration::milliseconds(1)).min(started);
         loop {
             let now = self.clock.now();
             let orders = work_orders::claim_for_poll(
                 self.store.conn(),
                 &stored.name,
                 now,
-                now - interval + chrono::Duration::milliseconds(1),
+                due_before,
                 now - follow_completed,
                 limit,
             )

@@ -165,6 +165,7 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub budgets: (workbridge::decisions::EvalBudget, workbridge::decisions::EvalBudget),
     dispatcher: workbridge::decisions::dispatcher::Dispatcher,
+    poller: workbridge::sync::poller::Poller,
     handle: actix_web::dev::ServerHandle,
     stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -255,6 +256,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
     let store = app.store();
     let budgets = app.eval_budgets();
     let dispatcher = app.dispatcher();
+    let poller = app.poller();
     let handle = app.server_handle();
     let stopped = tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -264,6 +266,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
         settings,
         budgets,
         dispatcher,
+        poller,
         handle,
         stopped: Some(stopped),
         _dir: dir,
@@ -353,6 +356,14 @@ impl TestApp {
             }
             total += n;
         }
+    }
+
+    /// One status-polling round, as the polling loop would run it (set
+    /// `WORKBRIDGE_SYNC__POLL_INTERVAL_MS=0` to run no loop beside it: then
+    /// every followed order is due each round).
+    #[allow(dead_code)]
+    pub async fn poll(&self) -> workbridge::sync::poller::PollRound {
+        self.poller.poll_round().await.expect("a polling round")
     }
 
     /// Waits until `check` holds, failing after 20 s.

@@ -13,6 +13,7 @@ mod auth;
 mod delivery;
 mod http_ingest;
 mod kpis;
+mod lifecycle;
 mod maximo;
 mod metrics;
 mod openapi;

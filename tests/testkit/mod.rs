@@ -8,6 +8,8 @@
 //! (`#[path = "…/tests/testkit/mod.rs"] mod testkit;`), so it adds no crate
 //! to build. It may use only what both can: the package's dependencies.
 
+pub mod maximo_sim;
+
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus};
 use std::time::Duration;
