@@ -127,7 +127,7 @@ impl MaximoSim {
         let mut matching: Vec<&SimWorkOrder> =
             state.orders.iter().filter(|o| clauses.iter().all(|(f, values)| values.contains(&field(o, f)))).collect();
         // Newest first: not the order they were asked for.
-        matching.sort_by(|a, b| b.workorderid.cmp(&a.workorderid));
+        matching.sort_by_key(|o| std::cmp::Reverse(o.workorderid));
         let start = (pageno - 1) * page_size;
         let page: Vec<Value> = matching.iter().skip(start).take(page_size).map(|o| self.member(o)).collect();
         let mut info = json!({"pagenum": pageno});
