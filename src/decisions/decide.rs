@@ -112,7 +112,7 @@ pub(super) async fn decide_prepared(
                 "decision": {"outcome": "unmapped", "reason": "no asset hint, tag or tag pattern matches a registered asset"},
             }),
         };
-        return Ok(Some((decided, None)));
+        return Ok(Some((with_time_note(decided, event), None)));
     };
     if fast.is_some() && !eval.shadow.is_empty() {
         // Shadow rules look up the open orders of their own keys.
@@ -168,7 +168,17 @@ pub(super) async fn decide_prepared(
         "shadow": shadow,
         "decision": decision,
     });
-    Ok(Some((decided, opened)))
+    Ok(Some((with_time_note(decided, event), opened)))
+}
+
+/// Says in the trace where the event's time came from when the producer sent none.
+fn with_time_note(mut decided: Decided, event: &InboundEvent) -> Decided {
+    if !event.time_from_producer()
+        && let Some(trace) = decided.trace.as_object_mut()
+    {
+        trace.insert("time".into(), Value::from(crate::domain::TIME_RECEIVED));
+    }
+    decided
 }
 
 pub(super) fn dedup_key(action: &CreateAction, ctx: &Value, event: &InboundEvent, asset: &Asset) -> String {

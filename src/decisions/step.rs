@@ -249,7 +249,7 @@ impl Step<'_> {
         let reason =
             format!("rule {} v{} creates an order via connector {}", rule.name, rule.version, action.connector);
         let id = new_id();
-        let order = NewOrder {
+        let mut order = NewOrder {
             id: id.clone(),
             connector: action.connector.clone(),
             rule_id: rule.id.clone(),
@@ -269,6 +269,9 @@ impl Step<'_> {
                 "decision": {"outcome": "created", "reason": reason, "dedup_key": self.key, "priority": priority.get(), "template_errors": template_errors},
             }),
         };
+        if !event.time_from_producer() {
+            order.trace["time"] = Value::from(crate::domain::TIME_RECEIVED);
+        }
         let detail = json!({"outcome": "created", "reason": reason, "dedup_key": self.key, "work_order_id": id, "priority": priority.get(), "template_errors": template_errors});
         (EventOutcome::Created, Some(id), detail, Some(order))
     }

@@ -344,3 +344,24 @@ async fn a_batch_is_decided_in_order_across_memory_and_database(backend: Backend
     assert_eq!(orders["items"].as_array().map(Vec::len), Some(3), "{orders}");
 }
 on_both_backends!(a_batch_is_decided_in_order_across_memory_and_database);
+
+/// Issue 17, item 10: an event without `time` counts from when it was received.
+async fn an_event_without_time_counts_from_when_it_was_received(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let rule = create_rule(json!({"debounce": {"occurrences": 2, "within_minutes": 10}}));
+    let app = app_with_rule(backend, clock.clone(), &[rule]).await;
+    let untimed = |id: &str| {
+        let mut e = alert(id);
+        e.as_object_mut().unwrap().remove("time");
+        e
+    };
+    assert_eq!(post(&app, &untimed("n-1")).await["outcome"], "debounced");
+    let (_, e) = app.get("/v1/events/n-1").await;
+    assert_eq!(e["time"], json!(t0().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), "{e}");
+    let note = e["trace"]["time"].as_str().unwrap_or_default();
+    assert!(note.contains("received"), "the trace says where its time came from: {e}");
+    assert!(e["cloudevent"].get("time").is_none(), "the CloudEvent is kept as sent: {e}");
+    clock.advance(Duration::minutes(1));
+    assert_eq!(post(&app, &untimed("n-2")).await["outcome"], "created", "2 of 2 within 10 min");
+}
+on_both_backends!(an_event_without_time_counts_from_when_it_was_received);
