@@ -324,6 +324,38 @@ pub async fn last_clear<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Optio
         .and_then(|m| m.event_time))
 }
 
+/// The rule and dedup key that decided the latest raised event of an alert
+/// episode (same source, tag and code): where its clear belongs, whatever
+/// the rules say of the clear's own values.
+pub async fn episode<C: ConnectionTrait>(
+    conn: &C,
+    source: &str,
+    subject: Option<&str>,
+    code: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let mut q = events::Entity::find()
+        .select_only()
+        .column(events::Column::DedupKey)
+        .column(events::Column::RuleId)
+        .filter(events::Column::Source.eq(source))
+        .filter(events::Column::Code.eq(code))
+        .filter(events::Column::State.eq("raised"))
+        .filter(events::Column::DedupKey.is_not_null())
+        .filter(events::Column::RuleId.is_not_null());
+    q = match subject {
+        Some(s) => q.filter(events::Column::Subject.eq(s)),
+        None => q.filter(events::Column::Subject.is_null()),
+    };
+    let row: Option<(Option<String>, Option<String>)> = q
+        .order_by_desc(events::Column::EventTime)
+        .order_by_desc(events::Column::ReceivedAt)
+        .limit(1)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(row.and_then(|(key, rule)| Some((key?, rule?))))
+}
+
 /// Debounced events for a key at or after `since` (event time), oldest first.
 pub async fn debounced_since<C: ConnectionTrait>(
     conn: &C,

@@ -365,3 +365,27 @@ async fn an_event_without_time_counts_from_when_it_was_received(backend: Backend
     assert_eq!(post(&app, &untimed("n-2")).await["outcome"], "created", "2 of 2 within 10 min");
 }
 on_both_backends!(an_event_without_time_counts_from_when_it_was_received);
+
+/// Issue 17, item 11: a clear reaches the open order of its episode even
+/// when the rule's condition is false for the clear's own values.
+async fn a_clear_reaches_its_order_whatever_the_condition_says(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let hot = json!({"name": "hot", "position": 0,
+        "when": {"codes": ["HIGH_TEMPERATURE"], "condition": "event.value >= 90.0"},
+        "action": {"kind": "create", "connector": "sandbox", "on_clear": "cancel_if_not_started"}});
+    let app = app_with_rule(backend, clock, &[hot]).await;
+    let a = post(&app, &alert_at("k-1", 0)).await; // 92.1 degC
+    assert_eq!(a["outcome"], "created");
+    let order_id = a["work_order_id"].as_str().unwrap().to_owned();
+    // Delivered first: a clear racing the create is item 2's business.
+    app.eventually("delivered", || async { app.orders().await[0]["external_id"].is_string() }).await;
+    let mut clear = alert_at("k-2", 5);
+    clear["data"]["state"] = json!("cleared");
+    clear["data"]["value"] = json!(71.0);
+    let c = post(&app, &clear).await;
+    assert_eq!((c["outcome"].as_str(), c["work_order_id"].as_str()), (Some("cleared"), Some(order_id.as_str())), "{c}");
+    let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    assert_eq!(o["status"], "cancelled", "on_clear ran: {o}");
+    assert!(reason(&app, "k-2").await.contains("cancelled"), "{}", reason(&app, "k-2").await);
+}
+on_both_backends!(a_clear_reaches_its_order_whatever_the_condition_says);
