@@ -17,6 +17,7 @@ mod m20261125_000012_outbox_claims;
 mod m20261125_000013_inhibit_indexes;
 mod m20261130_000014_delivery_indexes;
 mod m20261130_000015_events_lz4;
+mod m20261205_000020_debounce_timers;
 
 pub struct Migrator;
 
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000013_inhibit_indexes::Migration),
             Box::new(m20261130_000014_delivery_indexes::Migration),
             Box::new(m20261130_000015_events_lz4::Migration),
+            Box::new(m20261205_000020_debounce_timers::Migration),
         ]
     }
 }

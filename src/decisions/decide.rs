@@ -56,7 +56,7 @@ impl PreparedEvent {
 
     pub(super) fn resolve(self, rules: &RuleSet) -> Prepared<'_> {
         let Self { mapping, verdict, ctx, key } = self;
-        Prepared { mapping, eval: verdict.map(|v| v.resolve(rules)), ctx, key, rules }
+        Prepared { mapping, eval: verdict.map(|v| v.resolve(rules)), ctx, key, rules, fired_by_timer: None }
     }
 }
 
@@ -71,6 +71,8 @@ pub(super) struct Prepared<'r> {
     pub(super) key: Option<String>,
     /// The set `eval` names rules of (a clear looks up its episode's rule).
     pub(super) rules: &'r RuleSet,
+    /// Decided again by the timer of a hold of this many minutes.
+    pub(super) fired_by_timer: Option<i32>,
 }
 
 impl<'r> Prepared<'r> {
@@ -165,7 +167,19 @@ pub(super) async fn decide_prepared(
                     };
                     decided.dedup_key = Some(key.clone());
                     let trace_so_far = json!({"mapping": mapping_trace(mapping), "rules": eval.trace});
-                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, snap, now, fast };
+                    let step = Step {
+                        txn,
+                        event,
+                        asset: &m.asset,
+                        rule,
+                        action,
+                        key,
+                        policy,
+                        snap,
+                        now,
+                        fast,
+                        fired_by_timer: p.fired_by_timer,
+                    };
                     let Some((outcome, order_id, detail, order)) = step.run(ctx, trace_so_far).await? else {
                         return Ok(None);
                     };

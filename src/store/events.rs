@@ -142,6 +142,34 @@ pub async fn insert_many<C: ConnectionTrait>(
     Ok(super::insert_rows::<events::Entity, _>(conn, rows, Some(&unique)).await? == want)
 }
 
+/// Replaces the decision of a stored event (a held alert decided again by
+/// its timer).
+pub async fn redecide<C: ConnectionTrait>(conn: &C, id: &str, decided: Decided) -> Result<(), StoreError> {
+    use sea_orm::sea_query::Expr;
+    events::Entity::update_many()
+        .col_expr(events::Column::Outcome, Expr::value(decided.outcome.as_str()))
+        .col_expr(events::Column::RuleId, Expr::value(decided.rule_id))
+        .col_expr(events::Column::RuleVersion, Expr::value(decided.rule_version))
+        .col_expr(events::Column::WorkOrderId, Expr::value(decided.work_order_id))
+        .col_expr(events::Column::DedupKey, Expr::value(decided.dedup_key))
+        .col_expr(events::Column::Trace, Expr::value(decided.trace))
+        .filter(events::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the trace of a stored event (what its timer found).
+pub async fn set_trace<C: ConnectionTrait>(conn: &C, id: &str, trace: serde_json::Value) -> Result<(), StoreError> {
+    use sea_orm::sea_query::Expr;
+    events::Entity::update_many()
+        .col_expr(events::Column::Trace, Expr::value(trace))
+        .filter(events::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// The stored event with this (source, id), if any.
 pub async fn find<C: ConnectionTrait>(conn: &C, source: &str, ce_id: &str) -> Result<Option<EventRecord>, StoreError> {
     events::Entity::find()
