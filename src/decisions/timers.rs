@@ -70,6 +70,15 @@ impl Decider {
             txn.commit().await?;
             return Ok(true);
         }
+        // Still held by the same episode (the rule's hold was made longer
+        // meanwhile): the decision moved the timer; keep that, and nothing else.
+        if decided.outcome == EventOutcome::Debounced
+            && same_key
+            && timers::held_since(&txn, &timer.dedup_key).await? == Some(timer.held_since)
+        {
+            txn.commit().await?;
+            return Ok(false);
+        }
         // Anything else (an order opened meanwhile, a window, an inhibition,
         // a clear, a changed rule): nothing of this decision is kept; the
         // held event's trace says what the timer found.

@@ -71,6 +71,11 @@ pub async fn remove<C: ConnectionTrait>(conn: &C, dedup_key: &str) -> Result<(),
     Ok(())
 }
 
+/// When the key's held alert was first raised, if a timer is set for it.
+pub async fn held_since<C: ConnectionTrait>(conn: &C, dedup_key: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    Ok(debounce_timers::Entity::find_by_id(dedup_key.to_owned()).one(conn).await?.map(|t| t.held_since))
+}
+
 /// A due timer reserved for this sweep until its lease ends.
 #[derive(Debug, Clone, FromQueryResult)]
 pub struct DueTimer {

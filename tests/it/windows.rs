@@ -455,3 +455,31 @@ async fn a_clear_reaches_its_order_whatever_the_condition_says(backend: Backend)
     assert!(reason(&app, "k-2").await.contains("cancelled"), "{}", reason(&app, "k-2").await);
 }
 on_both_backends!(a_clear_reaches_its_order_whatever_the_condition_says);
+
+/// A hold made longer while an alert is held moves its timer: the order
+/// opens when the new hold completes, not at the old one, and not never.
+async fn a_longer_hold_moves_the_timer(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let held = |minutes: u32| {
+        json!({"name": "held", "when": {"types": ["tdl.alert"]},
+            "action": {"kind": "create", "connector": "sandbox", "debounce": {"held_for_minutes": minutes}}})
+    };
+    let app = stepped_app_with_rules(backend, clock.clone(), &[held(15)]).await;
+    assert_eq!(post(&app, &alert_at("m-1", 0)).await["outcome"], "debounced");
+    // (The rule cache knows a change by its time: let the clock move first.)
+    clock.advance(Duration::minutes(1));
+    let (_, rules) = app.get("/v1/rules").await;
+    let id = rules[0]["id"].as_str().unwrap();
+    let r = app.client.put(app.url(&format!("/v1/rules/{id}"))).json(&held(30)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    clock.advance(Duration::minutes(15)); // 16 min
+    app.deliver().await;
+    assert!(app.orders().await.is_empty(), "held for 16 of 30 min");
+    clock.advance(Duration::minutes(15)); // 31 min
+    app.deliver().await;
+    let orders = app.orders().await;
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    let (_, o) = app.get(&format!("/v1/work-orders/{}", orders[0]["id"].as_str().unwrap())).await;
+    assert!(o["trace"]["decision"]["reason"].as_str().unwrap_or_default().contains("held for 30 min"), "{o}");
+}
+on_both_backends!(a_longer_hold_moves_the_timer);
