@@ -200,7 +200,8 @@ impl Application {
             wake,
             breakers.clone(),
         )
-        .with_metrics(metrics.clone());
+        .with_metrics(metrics.clone())
+        .with_timers(decider.clone());
         for _ in 0..settings.outbox.workers {
             workers.spawn(dispatcher.clone().run(cancel.child_token()));
         }

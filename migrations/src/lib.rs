@@ -18,6 +18,7 @@ mod m20261125_000013_inhibit_indexes;
 mod m20261130_000014_delivery_indexes;
 mod m20261130_000015_events_lz4;
 mod m20261205_000016_order_lifecycle;
+mod m20261205_000020_debounce_timers;
 
 pub struct Migrator;
 
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000014_delivery_indexes::Migration),
             Box::new(m20261130_000015_events_lz4::Migration),
             Box::new(m20261205_000016_order_lifecycle::Migration),
+            Box::new(m20261205_000020_debounce_timers::Migration),
         ]
     }
 }

@@ -29,10 +29,23 @@ impl Decider {
         self.accept_prepared(prepared).await
     }
 
+    /// Gives the events the producer sent without `time` the time they were
+    /// received: debounce, inhibition and clears all go by event time, and
+    /// an event with none would count for none of them. The CloudEvent
+    /// stays as sent, and the trace says so (`TIME_RECEIVED`).
+    fn with_received_times(&self, batch: Arc<[InboundEvent]>) -> Arc<[InboundEvent]> {
+        if batch.iter().all(|e| e.time.is_some()) {
+            return batch;
+        }
+        let now = self.clock.now();
+        batch.iter().map(|e| InboundEvent { time: e.time.or(Some(now)), ..e.clone() }).collect()
+    }
+
     /// `accept_batch` in two steps, so that a consumer can read and evaluate
     /// the next batch while this one is being written: the reads and the
     /// rule evaluation, outside any transaction. Nothing is written.
     pub async fn prepare(&self, batch: Arc<[InboundEvent]>) -> Result<PreparedBatch, DecisionError> {
+        let batch = self.with_received_times(batch);
         let conn = self.store.reads();
         let rules = self.rules.get(conn).await?;
         let keys: Vec<(&str, &str)> = batch.iter().map(|e| (e.source.as_str(), e.id.as_str())).collect();

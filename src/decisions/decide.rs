@@ -9,11 +9,11 @@ use serde_json::{Value, json};
 use super::Policy;
 use super::cache::Snapshot;
 use super::step::{OpenOrders, Step};
-use crate::domain::{Asset, EventOutcome, InboundEvent, template};
+use crate::domain::{AlertState, Asset, EventOutcome, InboundEvent, template};
 use crate::mapping::Mapping;
-use crate::rules::{self, Action, CreateAction, Evaluated, Rule, RuleSet};
+use crate::rules::{self, Action, CreateAction, Evaluated, Rule, RuleMode, RuleSet};
 use crate::store as store_mod;
-use crate::store::events::Decided;
+use crate::store::events::{self, Decided};
 use crate::store::work_orders::{self, NewOrder};
 
 fn template_context(event: &InboundEvent, asset: &Asset) -> Value {
@@ -56,7 +56,7 @@ impl PreparedEvent {
 
     pub(super) fn resolve(self, rules: &RuleSet) -> Prepared<'_> {
         let Self { mapping, verdict, ctx, key } = self;
-        Prepared { mapping, eval: verdict.map(|v| v.resolve(rules)), ctx, key }
+        Prepared { mapping, eval: verdict.map(|v| v.resolve(rules)), ctx, key, rules, fired_by_timer: None }
     }
 }
 
@@ -69,6 +69,10 @@ pub(super) struct Prepared<'r> {
     pub(super) ctx: Value,
     /// The dedup key, when a create rule acts.
     pub(super) key: Option<String>,
+    /// The set `eval` names rules of (a clear looks up its episode's rule).
+    pub(super) rules: &'r RuleSet,
+    /// Decided again by the timer of a hold of this many minutes.
+    pub(super) fired_by_timer: Option<i32>,
 }
 
 impl<'r> Prepared<'r> {
@@ -112,12 +116,26 @@ pub(super) async fn decide_prepared(
                 "decision": {"outcome": "unmapped", "reason": "no asset hint, tag or tag pattern matches a registered asset"},
             }),
         };
-        return Ok(Some((decided, None)));
+        return Ok(Some((with_time_note(decided, event), None)));
     };
-    if fast.is_some() && !eval.shadow.is_empty() {
-        // Shadow rules look up the open orders of their own keys.
+    if fast.is_some() && (!eval.shadow.is_empty() || event.state == AlertState::Cleared) {
+        // Shadow rules look up the open orders of their own keys; a clear
+        // looks up its episode.
         return Ok(None);
     }
+    // A clear belongs to the episode its raise opened: the rule that decided
+    // that raise acts on it, with the raise's dedup key, whatever the rules
+    // say of the clear's own values (a condition on `value` is false once
+    // the value is back to normal).
+    let episode = match event.state {
+        AlertState::Cleared => events::episode(txn, &event.source, event.subject.as_deref(), &event.code)
+            .await?
+            .and_then(|(key, rule_id)| {
+                let rule = p.rules.by_id(&rule_id).filter(|r| r.mode == RuleMode::Live)?;
+                matches!(rule.action, Action::Create(_)).then_some((key, rule))
+            }),
+        AlertState::Raised => None,
+    };
     let ctx = &p.ctx;
     let mut decided = Decided {
         site: Some(m.asset.site.clone()),
@@ -131,7 +149,8 @@ pub(super) async fn decide_prepared(
         trace: Value::Null,
     };
     let mut opened = None;
-    let decision = match eval.acting {
+    let acting = episode.as_ref().map(|(_, rule)| *rule).or(eval.acting);
+    let decision = match acting {
         None => json!({"outcome": "no_match", "reason": "no enabled live rule matches"}),
         Some(rule) => {
             decided.rule_id = Some(rule.id.clone());
@@ -142,10 +161,25 @@ pub(super) async fn decide_prepared(
                     json!({"outcome": "ignored", "reason": format!("rule {} ignores it", rule.name)})
                 }
                 Action::Create(action) => {
-                    let key = p.key.clone().unwrap_or_else(|| dedup_key(action, ctx, event, &m.asset));
+                    let key = match &episode {
+                        Some((key, _)) => key.clone(),
+                        None => p.key.clone().unwrap_or_else(|| dedup_key(action, ctx, event, &m.asset)),
+                    };
                     decided.dedup_key = Some(key.clone());
                     let trace_so_far = json!({"mapping": mapping_trace(mapping), "rules": eval.trace});
-                    let step = Step { txn, event, asset: &m.asset, rule, action, key, policy, snap, now, fast };
+                    let step = Step {
+                        txn,
+                        event,
+                        asset: &m.asset,
+                        rule,
+                        action,
+                        key,
+                        policy,
+                        snap,
+                        now,
+                        fast,
+                        fired_by_timer: p.fired_by_timer,
+                    };
                     let Some((outcome, order_id, detail, order)) = step.run(ctx, trace_so_far).await? else {
                         return Ok(None);
                     };
@@ -168,7 +202,23 @@ pub(super) async fn decide_prepared(
         "shadow": shadow,
         "decision": decision,
     });
-    Ok(Some((decided, opened)))
+    if let Some((key, rule)) = &episode {
+        decided.trace["episode"] = json!({
+            "rule_id": rule.id, "rule": rule.name, "dedup_key": key,
+            "reason": "a clear goes to the rule and dedup key of its raise (same source, subject and code), whatever the rules say of its own values",
+        });
+    }
+    Ok(Some((with_time_note(decided, event), opened)))
+}
+
+/// Says in the trace where the event's time came from when the producer sent none.
+fn with_time_note(mut decided: Decided, event: &InboundEvent) -> Decided {
+    if !event.time_from_producer()
+        && let Some(trace) = decided.trace.as_object_mut()
+    {
+        trace.insert("time".into(), Value::from(crate::domain::TIME_RECEIVED));
+    }
+    decided
 }
 
 pub(super) fn dedup_key(action: &CreateAction, ctx: &Value, event: &InboundEvent, asset: &Asset) -> String {

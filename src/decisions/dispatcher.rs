@@ -47,6 +47,8 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     breakers: Arc<Breakers>,
     metrics: Arc<Metrics>,
+    /// Sweeps the debounce timers each round, when set.
+    timers: Option<super::Decider>,
 }
 
 impl Dispatcher {
@@ -58,12 +60,19 @@ impl Dispatcher {
         wake: Arc<Notify>,
         breakers: Arc<Breakers>,
     ) -> Self {
-        Self { store, clock, registry, settings, wake, breakers, metrics: Arc::default() }
+        Self { store, clock, registry, settings, wake, breakers, metrics: Arc::default(), timers: None }
     }
 
     /// Counts into `metrics` (the application's registry).
     pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Self {
         self.metrics = metrics;
+        self
+    }
+
+    /// Fires `decider`'s due debounce timers at the start of each round, so
+    /// that an order a timer opens is delivered in the same round.
+    pub fn with_timers(mut self, decider: super::Decider) -> Self {
+        self.timers = Some(decider);
         self
     }
 
@@ -131,7 +140,13 @@ impl Dispatcher {
     pub async fn dispatch_once(&self) -> Result<usize, StoreError> {
         let conn = self.store.conn();
         let now = self.clock.now();
-        let lease_for = || self.clock.now() + chrono::Duration::milliseconds(self.settings.lease_ms as i64);
+        let lease = chrono::Duration::milliseconds(self.settings.lease_ms as i64);
+        let lease_for = || self.clock.now() + lease;
+        if let Some(decider) = &self.timers
+            && let Err(e) = decider.fire_due_timers(self.settings.batch_size, lease).await
+        {
+            tracing::warn!(error = %e, "sweeping debounce timers failed; will retry");
+        }
         let claimed = outbox::claim(conn, now, lease_for(), self.settings.batch_size).await?;
         let n = claimed.len();
         if n == 0 {

@@ -52,6 +52,8 @@ impl Decider {
     /// ingest's) and with no connection held: on SQLite the transaction
     /// holds the one writer connection, which ingest needs.
     pub async fn dry_run(&self, event: &InboundEvent, proposed: Option<RuleSet>) -> Result<DryRun, DecisionError> {
+        // As ingest would decide it: with the time received if it has none.
+        let event = &InboundEvent { time: event.time.or_else(|| Some(self.clock.now())), ..event.clone() };
         let reads = self.store.reads();
         let rules = match proposed {
             Some(set) => Arc::new(set),

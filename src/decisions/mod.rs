@@ -13,6 +13,7 @@ mod dry_run;
 mod error;
 mod step;
 pub mod stored_connectors;
+mod timers;
 
 use std::sync::Arc;
 

@@ -15,7 +15,7 @@ use crate::rules::{CreateAction, Debounce, OnClear, Rule};
 use crate::store::events;
 use crate::store::suppressions::{self, Scope};
 use crate::store::work_orders::{self, NewOrder, StatusUpdate};
-use crate::store::{self as store_mod, StoreError, new_id, outbox};
+use crate::store::{self as store_mod, StoreError, new_id, outbox, timers};
 
 /// Dedup key → the open order that holds it (`None`: none is open), for the
 /// keys of one batch.
@@ -34,6 +34,8 @@ pub(super) struct Step<'a> {
     pub(super) now: DateTime<Utc>,
     /// Decide in memory against these open orders (see `decide_prepared`).
     pub(super) fast: Option<&'a OpenOrders>,
+    /// A held alert decided again by its timer (`held_for_minutes`).
+    pub(super) fired_by_timer: Option<i32>,
 }
 
 pub(super) type StepResult = (EventOutcome, Option<String>, Value, Option<NewOrder>);
@@ -210,8 +212,26 @@ impl Step<'_> {
                 let seen = events::debounced_since(self.txn, &self.key, cleared).await?;
                 let first = seen.into_iter().find(|t| cleared.is_none_or(|c| *t > c)).unwrap_or(event_time);
                 let held = event_time - first;
-                (held < Duration::minutes(i64::from(*held_for_minutes)))
-                    .then(|| format!("debounced: raised for {} of {held_for_minutes} min", held.num_minutes()))
+                let hold = Duration::minutes(i64::from(*held_for_minutes));
+                if held >= hold {
+                    return Ok(None);
+                }
+                // An alarm that stays raised may send nothing more: a timer
+                // decides it again when the hold is complete. Due on the
+                // service's clock (what remains of the hold from now), so
+                // that a producer's clock skew or a replayed backlog does
+                // not fire it early.
+                let held_alert = timers::HeldAlert {
+                    dedup_key: &self.key,
+                    rule_id: &self.rule.id,
+                    event_source: &self.event.source,
+                    event_ce_id: &self.event.id,
+                    held_since: first,
+                    held_for_minutes: i32::try_from(*held_for_minutes).unwrap_or(i32::MAX),
+                    due_at: self.now + (hold - held),
+                };
+                timers::set(self.txn, &held_alert, self.now).await?;
+                Some(format!("debounced: raised for {} of {held_for_minutes} min", held.num_minutes()))
             }
         })
     }
@@ -227,6 +247,10 @@ impl Step<'_> {
         let Some(order) = &result.3 else { return Ok(Some(result)) };
         if !work_orders::insert_open(self.txn, order, self.now).await? {
             return Ok(None);
+        }
+        if self.action.debounce.is_some() {
+            // The hold is over: its timer has nothing left to do.
+            timers::remove(self.txn, &self.key).await?;
         }
         outbox::enqueue(self.txn, &order.id, outbox::KIND_CREATE, self.now).await?;
         Ok(Some(result))
@@ -246,10 +270,13 @@ impl Step<'_> {
         let description =
             render("description", &action.description, event.message.clone().unwrap_or_else(|| event.code.clone()));
         let priority = action.priority.resolve(event.severity, asset.criticality.as_deref());
-        let reason =
+        let mut reason =
             format!("rule {} v{} creates an order via connector {}", rule.name, rule.version, action.connector);
+        if let Some(minutes) = self.fired_by_timer {
+            reason = format!("held for {minutes} min: opened by the timer; {reason}");
+        }
         let id = new_id();
-        let order = NewOrder {
+        let mut order = NewOrder {
             id: id.clone(),
             connector: action.connector.clone(),
             rule_id: rule.id.clone(),
@@ -269,12 +296,17 @@ impl Step<'_> {
                 "decision": {"outcome": "created", "reason": reason, "dedup_key": self.key, "priority": priority.get(), "template_errors": template_errors},
             }),
         };
+        if !event.time_from_producer() {
+            order.trace["time"] = Value::from(crate::domain::TIME_RECEIVED);
+        }
         let detail = json!({"outcome": "created", "reason": reason, "dedup_key": self.key, "work_order_id": id, "priority": priority.get(), "template_errors": template_errors});
         (EventOutcome::Created, Some(id), detail, Some(order))
     }
 
     /// A `cleared` event, handled as the rule's `on_clear` says.
     async fn clear(&self) -> Result<StepResult, DecisionError> {
+        // The episode is over: a held alert no longer opens an order.
+        timers::remove(self.txn, &self.key).await?;
         let open = work_orders::find_open(self.txn, &self.key).await?;
         let Some(id) = open else {
             return Ok(self.outcome(EventOutcome::Cleared, None, "alert cleared; no open order for this key".into()));

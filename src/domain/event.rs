@@ -111,6 +111,16 @@ pub struct InboundEvent {
     pub cloudevent: serde_json::Value,
 }
 
+/// What the decision trace says of an event the producer sent without `time`.
+pub const TIME_RECEIVED: &str = "the producer sent no time: the time workbridge received the event is used";
+
+impl InboundEvent {
+    /// Whether the producer sent `time` (the CloudEvent is kept as sent).
+    pub fn time_from_producer(&self) -> bool {
+        self.cloudevent.get("time").is_some()
+    }
+}
+
 /// What became of an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

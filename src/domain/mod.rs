@@ -13,7 +13,9 @@ pub mod rule;
 pub mod template;
 
 pub use asset::{Asset, AssetInput, AssetView, TagPattern, TagPatternInput, ValidAsset};
-pub use event::{AlertState, AssetHint, EventKind, EventOutcome, EventView, InboundEvent, Severity, event_context};
+pub use event::{
+    AlertState, AssetHint, EventKind, EventOutcome, EventView, InboundEvent, Severity, TIME_RECEIVED, event_context,
+};
 pub use feedback::Verdict;
 pub use ids::{EamRef, ExternalId, WorkOrderId};
 pub use order::{HistoryFlag, OrderStatus, Priority, Transition};

@@ -130,6 +130,11 @@ impl RuleSet {
         &self.rules[position]
     }
 
+    /// The enabled rule with this id, if the set has it.
+    pub fn by_id(&self, id: &str) -> Option<&Rule> {
+        self.rules.iter().map(|r| &r.rule).find(|r| r.id == id)
+    }
+
     /// The positions of the rules that can match `event`, in evaluation order.
     pub fn candidates(&self, event: &InboundEvent, site: &str) -> Vec<usize> {
         let mut positions: Vec<usize> = vec![];

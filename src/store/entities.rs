@@ -340,3 +340,25 @@ pub mod audit {
     }
     no_relations!();
 }
+
+pub mod debounce_timers {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "debounce_timers")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub dedup_key: String,
+        pub rule_id: String,
+        pub event_source: String,
+        pub event_ce_id: String,
+        pub held_since: ChronoDateTimeUtc,
+        pub held_for_minutes: i32,
+        pub due_at: ChronoDateTimeUtc,
+        pub locked_until: Option<ChronoDateTimeUtc>,
+        pub claim_token: Option<String>,
+        pub created_at: ChronoDateTimeUtc,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}

@@ -142,6 +142,34 @@ pub async fn insert_many<C: ConnectionTrait>(
     Ok(super::insert_rows::<events::Entity, _>(conn, rows, Some(&unique)).await? == want)
 }
 
+/// Replaces the decision of a stored event (a held alert decided again by
+/// its timer).
+pub async fn redecide<C: ConnectionTrait>(conn: &C, id: &str, decided: Decided) -> Result<(), StoreError> {
+    use sea_orm::sea_query::Expr;
+    events::Entity::update_many()
+        .col_expr(events::Column::Outcome, Expr::value(decided.outcome.as_str()))
+        .col_expr(events::Column::RuleId, Expr::value(decided.rule_id))
+        .col_expr(events::Column::RuleVersion, Expr::value(decided.rule_version))
+        .col_expr(events::Column::WorkOrderId, Expr::value(decided.work_order_id))
+        .col_expr(events::Column::DedupKey, Expr::value(decided.dedup_key))
+        .col_expr(events::Column::Trace, Expr::value(decided.trace))
+        .filter(events::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// Replaces the trace of a stored event (what its timer found).
+pub async fn set_trace<C: ConnectionTrait>(conn: &C, id: &str, trace: serde_json::Value) -> Result<(), StoreError> {
+    use sea_orm::sea_query::Expr;
+    events::Entity::update_many()
+        .col_expr(events::Column::Trace, Expr::value(trace))
+        .filter(events::Column::Id.eq(id))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
 /// The stored event with this (source, id), if any.
 pub async fn find<C: ConnectionTrait>(conn: &C, source: &str, ce_id: &str) -> Result<Option<EventRecord>, StoreError> {
     events::Entity::find()
@@ -322,6 +350,38 @@ pub async fn last_clear<C: ConnectionTrait>(conn: &C, key: &str) -> Result<Optio
         .one(conn)
         .await?
         .and_then(|m| m.event_time))
+}
+
+/// The rule and dedup key that decided the latest raised event of an alert
+/// episode (same source, tag and code): where its clear belongs, whatever
+/// the rules say of the clear's own values.
+pub async fn episode<C: ConnectionTrait>(
+    conn: &C,
+    source: &str,
+    subject: Option<&str>,
+    code: &str,
+) -> Result<Option<(String, String)>, StoreError> {
+    let mut q = events::Entity::find()
+        .select_only()
+        .column(events::Column::DedupKey)
+        .column(events::Column::RuleId)
+        .filter(events::Column::Source.eq(source))
+        .filter(events::Column::Code.eq(code))
+        .filter(events::Column::State.eq("raised"))
+        .filter(events::Column::DedupKey.is_not_null())
+        .filter(events::Column::RuleId.is_not_null());
+    q = match subject {
+        Some(s) => q.filter(events::Column::Subject.eq(s)),
+        None => q.filter(events::Column::Subject.is_null()),
+    };
+    let row: Option<(Option<String>, Option<String>)> = q
+        .order_by_desc(events::Column::EventTime)
+        .order_by_desc(events::Column::ReceivedAt)
+        .limit(1)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    Ok(row.and_then(|(key, rule)| Some((key?, rule?))))
 }
 
 /// Debounced events for a key at or after `since` (event time), oldest first.

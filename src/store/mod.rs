@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod rules;
 pub mod sandbox;
 pub mod suppressions;
+pub mod timers;
 pub mod work_orders;
 
 use std::time::Duration;

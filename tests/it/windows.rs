@@ -344,3 +344,142 @@ async fn a_batch_is_decided_in_order_across_memory_and_database(backend: Backend
     assert_eq!(orders["items"].as_array().map(Vec::len), Some(3), "{orders}");
 }
 on_both_backends!(a_batch_is_decided_in_order_across_memory_and_database);
+
+/// `app_with_rule` with no delivery loop: the test steps the dispatcher
+/// (which also sweeps due debounce timers) with `TestApp::deliver`.
+async fn stepped_app_with_rules(backend: Backend, clock: Arc<ManualClock>, rules: &[Value]) -> TestApp {
+    let app = spawn_app(backend, Options { clock, step_deliveries: true, ..Default::default() }).await;
+    let csv = std::fs::read_to_string(format!("{FIXTURES}/assets-demo.csv")).unwrap();
+    let r =
+        app.client.post(app.url("/v1/assets/bulk")).header("content-type", "text/csv").body(csv).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.post_json("/v1/connectors", &sandbox_connector()).await;
+    for rule in rules {
+        let (s, body) = app.post_json("/v1/rules", rule).await;
+        assert_eq!(s, 201, "{body}");
+    }
+    app
+}
+
+/// Issue 17, item 9: an alarm that stays raised and sends nothing more
+/// opens its order when `held_for_minutes` have passed (the timer), unless
+/// it was cleared meanwhile.
+async fn held_for_opens_the_order_when_its_timer_fires(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let held = json!({"name": "held", "when": {"types": ["tdl.alert"]},
+        "action": {"kind": "create", "connector": "sandbox", "debounce": {"held_for_minutes": 15}}});
+    let app = stepped_app_with_rules(backend, clock.clone(), &[held]).await;
+
+    // MX-101 raised at 0 and never heard of again.
+    assert_eq!(post(&app, &alert_at("t-1", 0)).await["outcome"], "debounced");
+    // P-504 raised at 0, cleared at 5: its timer must not fire.
+    let p504 = |id: &str, m: i64, state: &str| {
+        let mut e = alert_at(id, m);
+        e["subject"] = json!("BEDFORD.PUMPING.P504.BRG_TEMP");
+        e["data"]["state"] = json!(state);
+        e
+    };
+    assert_eq!(post(&app, &p504("t-2", 0, "raised")).await["outcome"], "debounced");
+    clock.advance(Duration::minutes(5));
+    assert_eq!(post(&app, &p504("t-3", 5, "cleared")).await["outcome"], "cleared");
+
+    clock.advance(Duration::minutes(9)); // 14 min: not yet
+    app.deliver().await;
+    assert!(app.orders().await.is_empty(), "held for 14 of 15 min");
+
+    clock.advance(Duration::minutes(2)); // 16 min
+    app.deliver().await;
+    let orders = app.orders().await;
+    assert_eq!(orders.len(), 1, "the timer opened MX-101's order, not the cleared P-504's: {orders:?}");
+    let order = &orders[0];
+    assert_eq!(order["asset_id"], "MX-101");
+    let id = order["id"].as_str().unwrap();
+    let (_, o) = app.get(&format!("/v1/work-orders/{id}")).await;
+    let why = o["trace"]["decision"]["reason"].as_str().unwrap_or_default();
+    assert!(why.contains("held for 15 min: opened by the timer"), "{o}");
+    assert_eq!(o["trace"]["decision"]["outcome"], "created", "{o}");
+    // As if an event had arrived at 15 min: the order's first event time.
+    let (_, e) = app.get("/v1/events/t-1").await;
+    assert_eq!((e["outcome"].as_str(), e["work_order_id"].as_str()), (Some("created"), Some(id)), "{e}");
+    assert!(e["trace"]["decision"]["reason"].as_str().unwrap_or_default().contains("opened by the timer"), "{e}");
+    assert!(o["external_id"].is_string(), "delivered in the same round: {o}");
+
+    // Fired once: nothing more happens later.
+    clock.advance(Duration::minutes(30));
+    app.deliver().await;
+    assert_eq!(app.orders().await.len(), 1);
+}
+on_both_backends!(held_for_opens_the_order_when_its_timer_fires);
+
+/// Issue 17, item 10: an event without `time` counts from when it was received.
+async fn an_event_without_time_counts_from_when_it_was_received(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let rule = create_rule(json!({"debounce": {"occurrences": 2, "within_minutes": 10}}));
+    let app = app_with_rule(backend, clock.clone(), &[rule]).await;
+    let untimed = |id: &str| {
+        let mut e = alert(id);
+        e.as_object_mut().unwrap().remove("time");
+        e
+    };
+    assert_eq!(post(&app, &untimed("n-1")).await["outcome"], "debounced");
+    let (_, e) = app.get("/v1/events/n-1").await;
+    assert_eq!(e["time"], json!(t0().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)), "{e}");
+    let note = e["trace"]["time"].as_str().unwrap_or_default();
+    assert!(note.contains("received"), "the trace says where its time came from: {e}");
+    assert!(e["cloudevent"].get("time").is_none(), "the CloudEvent is kept as sent: {e}");
+    clock.advance(Duration::minutes(1));
+    assert_eq!(post(&app, &untimed("n-2")).await["outcome"], "created", "2 of 2 within 10 min");
+}
+on_both_backends!(an_event_without_time_counts_from_when_it_was_received);
+
+/// Issue 17, item 11: a clear reaches the open order of its episode even
+/// when the rule's condition is false for the clear's own values.
+async fn a_clear_reaches_its_order_whatever_the_condition_says(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let hot = json!({"name": "hot", "position": 0,
+        "when": {"codes": ["HIGH_TEMPERATURE"], "condition": "event.value >= 90.0"},
+        "action": {"kind": "create", "connector": "sandbox", "on_clear": "cancel_if_not_started"}});
+    let app = app_with_rule(backend, clock, &[hot]).await;
+    let a = post(&app, &alert_at("k-1", 0)).await; // 92.1 degC
+    assert_eq!(a["outcome"], "created");
+    let order_id = a["work_order_id"].as_str().unwrap().to_owned();
+    // Delivered first: a clear racing the create is item 2's business.
+    app.eventually("delivered", || async { app.orders().await[0]["external_id"].is_string() }).await;
+    let mut clear = alert_at("k-2", 5);
+    clear["data"]["state"] = json!("cleared");
+    clear["data"]["value"] = json!(71.0);
+    let c = post(&app, &clear).await;
+    assert_eq!((c["outcome"].as_str(), c["work_order_id"].as_str()), (Some("cleared"), Some(order_id.as_str())), "{c}");
+    let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    assert_eq!(o["status"], "cancelled", "on_clear ran: {o}");
+    assert!(reason(&app, "k-2").await.contains("cancelled"), "{}", reason(&app, "k-2").await);
+}
+on_both_backends!(a_clear_reaches_its_order_whatever_the_condition_says);
+
+/// A hold made longer while an alert is held moves its timer: the order
+/// opens when the new hold completes, not at the old one, and not never.
+async fn a_longer_hold_moves_the_timer(backend: Backend) {
+    let clock = Arc::new(ManualClock::new(t0()));
+    let held = |minutes: u32| {
+        json!({"name": "held", "when": {"types": ["tdl.alert"]},
+            "action": {"kind": "create", "connector": "sandbox", "debounce": {"held_for_minutes": minutes}}})
+    };
+    let app = stepped_app_with_rules(backend, clock.clone(), &[held(15)]).await;
+    assert_eq!(post(&app, &alert_at("m-1", 0)).await["outcome"], "debounced");
+    // (The rule cache knows a change by its time: let the clock move first.)
+    clock.advance(Duration::minutes(1));
+    let (_, rules) = app.get("/v1/rules").await;
+    let id = rules[0]["id"].as_str().unwrap();
+    let r = app.client.put(app.url(&format!("/v1/rules/{id}"))).json(&held(30)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    clock.advance(Duration::minutes(15)); // 16 min
+    app.deliver().await;
+    assert!(app.orders().await.is_empty(), "held for 16 of 30 min");
+    clock.advance(Duration::minutes(15)); // 31 min
+    app.deliver().await;
+    let orders = app.orders().await;
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    let (_, o) = app.get(&format!("/v1/work-orders/{}", orders[0]["id"].as_str().unwrap())).await;
+    assert!(o["trace"]["decision"]["reason"].as_str().unwrap_or_default().contains("held for 30 min"), "{o}");
+}
+on_both_backends!(a_longer_hold_moves_the_timer);
