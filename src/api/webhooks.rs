@@ -11,10 +11,16 @@ use crate::sync::{self, webhooks};
 
 #[derive(Serialize, ToSchema)]
 pub struct WebhookResult {
-    /// False when the status was already the order's (nothing changed).
+    /// False when the status was already the order's (nothing changed) or
+    /// the report is stale.
     pub applied: bool,
     /// True when this `webhook-id` was received before: nothing happened.
     pub duplicate: bool,
+    /// True when `changed_at` is older than the status last applied: the
+    /// report is recorded in the history as stale and does not move the
+    /// order (a replay or a late delivery cannot move it backwards).
+    #[serde(default)]
+    pub stale: bool,
     pub work_order_id: Option<String>,
     pub status: Option<crate::domain::OrderStatus>,
 }
@@ -90,7 +96,13 @@ pub async fn receive_webhook(
     let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
     if !connectors::record_webhook(&txn, &name, &webhook_id, now, now - webhooks::replay_window()).await? {
         txn.rollback().await.map_err(StoreError::from)?;
-        return Ok(web::Json(WebhookResult { applied: false, duplicate: true, work_order_id: None, status: None }));
+        return Ok(web::Json(WebhookResult {
+            applied: false,
+            duplicate: true,
+            stale: false,
+            work_order_id: None,
+            status: None,
+        }));
     }
     // The report's ids are plain strings in the API; typed from here on.
     let reference = report.reference.as_deref().map(WorkOrderId::from);
@@ -100,10 +112,11 @@ pub async fn receive_webhook(
         .ok_or_else(|| {
             ApiError::Validation(format!("no order of connector {name} matches the report's reference or external_id"))
         })?;
-    let applied = sync::apply(
+    let outcome = work_orders::apply_status(
         &txn,
         &order.id,
-        sync::StatusUpdate {
+        Some((order.status, order.status_at)),
+        &sync::StatusUpdate {
             status,
             external_status: Some(&report.status),
             source: "webhook",
@@ -113,9 +126,17 @@ pub async fn receive_webhook(
         now,
     )
     .await?;
+    let applied = outcome.moved();
     if applied {
         sync::closure_feedback(&txn, &connector, &order.id, report.closure_code.as_deref(), now).await?;
     }
     txn.commit().await.map_err(StoreError::from)?;
-    Ok(web::Json(WebhookResult { applied, duplicate: false, work_order_id: Some(order.id), status: Some(status) }))
+    let stale = outcome == work_orders::Applied::Stale;
+    Ok(web::Json(WebhookResult {
+        applied,
+        duplicate: false,
+        stale,
+        work_order_id: Some(order.id),
+        status: Some(status),
+    }))
 }

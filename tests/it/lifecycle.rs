@@ -12,8 +12,18 @@ use crate::testkit::maximo_sim::{MaximoSim, OS_PATH};
 
 /// An app that delivers and polls only when the test says so.
 async fn app_on(backend: Backend, sim_uri: &str, page_size: u32, on_clear: &str) -> TestApp {
+    app_with_clock(backend, sim_uri, page_size, on_clear, Options::default().clock).await
+}
+
+async fn app_with_clock(
+    backend: Backend,
+    sim_uri: &str,
+    page_size: u32,
+    on_clear: &str,
+    clock: std::sync::Arc<dyn workbridge::clock::Clock>,
+) -> TestApp {
     let env = vec![("WORKBRIDGE_SYNC__POLL_INTERVAL_MS", "0".to_owned())];
-    let app = spawn_app(backend, Options { env, step_deliveries: true, ..Default::default() }).await;
+    let app = spawn_app(backend, Options { env, clock, step_deliveries: true, ..Default::default() }).await;
     let csv = std::fs::read_to_string(format!("{FIXTURES}/assets-demo.csv")).unwrap();
     let r = app.client.post(app.url("/v1/assets/bulk")).header("content-type", "text/csv").body(csv).send().await;
     assert_eq!(r.unwrap().status(), 200);
@@ -238,3 +248,38 @@ async fn one_round_polls_every_order_in_pages_and_flags_a_missing_one(backend: B
     assert_eq!(app.poll().await.polled, 5);
 }
 on_both_backends!(one_round_polls_every_order_in_pages_and_flags_a_missing_one);
+
+/// An EAM that answers 429 is not polled again before its `Retry-After`,
+/// and the orders it was asked about stay due (not skipped for an interval).
+async fn a_rate_limited_eam_is_asked_again_only_after_retry_after(backend: Backend) {
+    use wiremock::{Mock, Request, ResponseTemplate};
+    let (server, sim) = MaximoSim::start(100, Duration::ZERO).await;
+    let clock = std::sync::Arc::new(workbridge::clock::ManualClock::new("2026-11-24T16:00:00Z".parse().unwrap()));
+    let app = app_with_clock(backend, &server.uri(), 100, "annotate", clock.clone()).await;
+    let id = open(&app, &alert_with_code("rl-1", "HIGH_TEMPERATURE")).await;
+    app.deliver().await;
+    let polling = |r: &Request| {
+        r.method == wiremock::http::Method::GET
+            && r.url.query_pairs().any(|(k, v)| k == "oslc.where" && v.contains("wonum in"))
+    };
+    Mock::given(polling)
+        .respond_with(ResponseTemplate::new(429).insert_header("retry-after", "120").set_body_json(json!({"Error": {
+            "reasonCode": "BMXAA0000E", "message": "Too many requests", "statusCode": "429"}})))
+        .with_priority(1)
+        .up_to_n_times(1)
+        .mount(&server)
+        .await;
+    let round = app.poll().await;
+    assert_eq!((round.queries, round.polled), (1, 0), "{round:?}");
+    let round = app.poll().await;
+    assert_eq!(round.queries, 0, "not asked again before Retry-After: {round:?}");
+    sim.set_status("BEDFORD", "1001", "APPR", "2026-11-24T12:00:00-05:00");
+    clock.advance(chrono::Duration::seconds(119));
+    assert_eq!(app.poll().await.queries, 0, "two minutes have not passed");
+    assert_eq!(order(&app, &id).await["status"], "created");
+    clock.advance(chrono::Duration::seconds(2));
+    let round = app.poll().await;
+    assert_eq!((round.queries, round.polled, round.changed), (1, 1, 1), "asked again after Retry-After: {round:?}");
+    assert_eq!(order(&app, &id).await["status"], "acknowledged");
+}
+on_both_backends!(a_rate_limited_eam_is_asked_again_only_after_retry_after);

@@ -59,6 +59,16 @@ async fn signed_status_webhooks_reach_the_history(backend: Backend) {
     let last = o["history"].as_array().unwrap().iter().find(|h| h["source"] == "webhook").unwrap().clone();
     assert_eq!(last["at"], "2026-11-24T11:00:00Z", "the EAM's own time");
     assert_eq!((last["external_status"].as_str(), last["source"].as_str()), (Some("INPRG"), Some("webhook")));
+
+    // A late message from before (another id, an older time): recorded as
+    // stale, and the order does not move back to approved.
+    let late = json!({"external_id": "1052", "status": "APPR", "changed_at": "2026-11-24T10:30:00Z"});
+    let (s, r) = push(&app, "msg_0", now, NEW, &late).await;
+    assert_eq!((s, r["applied"].as_bool(), r["stale"].as_bool()), (200, Some(false), Some(true)), "{r}");
+    let (_, o) = app.get(&format!("/v1/work-orders/{order_id}")).await;
+    assert_eq!(o["status"], "in_progress", "{o}");
+    let stale = o["history"].as_array().unwrap().iter().find(|h| h["flag"] == "stale").expect("a stale entry");
+    assert_eq!(stale["external_status"], "APPR");
     let entries = o["history"].as_array().unwrap().len();
 
     // The same message again: no second effect.
