@@ -173,7 +173,7 @@ async fn duration_stats<C: ConnectionTrait>(
     let derived = |sql: &mut Sql| {
         let e_at = sql.epoch("MIN(h.at)");
         let e_first = sql.epoch("w.first_event_time");
-        sql.push(&format!("(SELECT w.id AS id, {e_at} - {e_first} AS secs FROM work_orders w JOIN status_history h ON h.work_order_id = w.id AND h.status IN ("));
+        sql.push(&format!("(SELECT w.id AS id, {e_at} - {e_first} AS secs FROM work_orders w JOIN status_history h ON h.work_order_id = w.id AND COALESCE(h.flag, '') <> 'stale' AND h.status IN ("));
         for (i, s) in statuses.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
@@ -224,14 +224,14 @@ pub async fn compute<C: ConnectionTrait>(conn: &C, q: &KpiQuery, now: DateTime<U
     let orders = count(conn, &orders_where("")).await?;
     let reached = |statuses: &str| {
         format!(
-            " AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status IN ({statuses}))"
+            " AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND COALESCE(h.flag, '') <> 'stale' AND h.status IN ({statuses}))"
         )
     };
     let accepted = count(conn, &orders_where(&reached("'in_progress', 'completed'"))).await?;
     let declined = count(
         conn,
         &orders_where(&format!(
-            "{} AND NOT EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status IN ('in_progress', 'completed'))",
+            "{} AND NOT EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND COALESCE(h.flag, '') <> 'stale' AND h.status IN ('in_progress', 'completed'))",
             reached("'cancelled', 'rejected'")
         )),
     )
@@ -253,7 +253,7 @@ pub async fn compute<C: ConnectionTrait>(conn: &C, q: &KpiQuery, now: DateTime<U
             sql.push(extra);
             sql
         };
-        let completed = " AND w.due_by IS NOT NULL AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status = 'completed'";
+        let completed = " AND w.due_by IS NOT NULL AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND COALESCE(h.flag, '') <> 'stale' AND h.status = 'completed'";
         let met = count(conn, &w(&format!("{completed} AND h.at <= w.due_by)"))).await?;
         let done = count(conn, &w(&format!("{completed})"))).await?;
         let mut overdue = w(" AND w.open_key IS NOT NULL AND w.due_by < ");
@@ -421,9 +421,11 @@ pub async fn by_rule<C: ConnectionTrait>(
             sql
         };
         let reached = |s: &str| {
-            format!(" AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status IN ({s}))")
+            format!(
+                " AND EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND COALESCE(h.flag, '') <> 'stale' AND h.status IN ({s}))"
+            )
         };
-        let not_accepted = " AND NOT EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND h.status IN ('in_progress', 'completed'))";
+        let not_accepted = " AND NOT EXISTS (SELECT 1 FROM status_history h WHERE h.work_order_id = w.id AND COALESCE(h.flag, '') <> 'stale' AND h.status IN ('in_progress', 'completed'))";
         let accepted = count(conn, &orders(reached("'in_progress', 'completed'"))).await?;
         let rejected = count(conn, &orders(format!("{}{not_accepted}", reached("'rejected'")))).await?;
         let cancelled = count(conn, &orders(format!("{}{not_accepted}", reached("'cancelled'")))).await?;
