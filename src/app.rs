@@ -114,6 +114,9 @@ pub struct Application {
     store: Store,
     /// The outbox dispatcher (the delivery loops run clones of it).
     dispatcher: Dispatcher,
+    /// A status poller beside the polling loop: with `sync.poll_interval_ms
+    /// = 0` nothing polls until `poll_once` is called (tests step it).
+    poller: Arc<Poller>,
     /// The bounds on rule evaluation: ingest's, and dry runs' and backtests'.
     budgets: (EvalBudget, EvalBudget),
     shutdown_timeout: Duration,
@@ -204,6 +207,7 @@ impl Application {
         }
         let poller = Poller::new(store.clone(), clock.clone(), registry.clone(), settings.sync.clone());
         workers.spawn(poller.run(cancel.child_token()));
+        let poller = Arc::new(Poller::new(store.clone(), clock.clone(), registry.clone(), settings.sync.clone()));
 
         let broker = Arc::new(BrokerStatus::default());
         if settings.amqp.enabled {
@@ -271,6 +275,7 @@ impl Application {
             cancel,
             store,
             dispatcher,
+            poller,
             budgets,
             shutdown_timeout,
             _sqlite_lock: sqlite_lock,
@@ -295,6 +300,12 @@ impl Application {
     /// until `dispatch_once` is called (tests step it).
     pub fn dispatcher(&self) -> Dispatcher {
         self.dispatcher.clone()
+    }
+
+    /// A status poller: with `sync.poll_interval_ms = 0` nothing polls
+    /// until `poll_once` is called (tests step it).
+    pub fn poller(&self) -> Arc<Poller> {
+        self.poller.clone()
     }
 
     /// The bounds on rule evaluation, (ingest, dry runs and backtests):

@@ -165,6 +165,7 @@ pub struct TestApp {
     #[allow(dead_code)]
     pub budgets: (workbridge::decisions::EvalBudget, workbridge::decisions::EvalBudget),
     dispatcher: workbridge::decisions::dispatcher::Dispatcher,
+    poller: Arc<workbridge::sync::poller::Poller>,
     handle: actix_web::dev::ServerHandle,
     stopped: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     _dir: tempfile::TempDir,
@@ -255,6 +256,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
     let store = app.store();
     let budgets = app.eval_budgets();
     let dispatcher = app.dispatcher();
+    let poller = app.poller();
     let handle = app.server_handle();
     let stopped = tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -264,6 +266,7 @@ async fn start(url: String, dir: tempfile::TempDir, pg_database: Option<String>,
         settings,
         budgets,
         dispatcher,
+        poller,
         handle,
         stopped: Some(stopped),
         _dir: dir,
@@ -353,6 +356,14 @@ impl TestApp {
             }
             total += n;
         }
+    }
+
+    /// One round of status polling, as the polling loop would (with
+    /// `WORKBRIDGE_SYNC__POLL_INTERVAL_MS=0` the loop is off, and every open
+    /// order is due at each round). Returns the status changes made.
+    #[allow(dead_code)]
+    pub async fn poll(&self) -> usize {
+        self.poller.poll_once().await.expect("a polling round")
     }
 
     /// Waits until `check` holds, failing after 20 s.
