@@ -310,7 +310,7 @@ impl ConnectorConfig {
         match self {
             Self::Maximo(c) => c.statuses.get(word).copied(),
             Self::Servicenow(c) => c.statuses.get(word).copied(),
-            Self::Sap(c) => c.statuses.get(word).copied(),
+            Self::Sap(c) => c.lifecycle_status(word),
             _ => OrderStatus::parse(word),
         }
     }

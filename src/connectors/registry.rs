@@ -11,7 +11,7 @@ use super::auth::TokenCache;
 use super::maximo::MaximoConnector;
 use super::outbound::OutboundPolicy;
 use super::rest::RestConnector;
-use super::sap::SapConnector;
+use super::sap::{SapConnector, SapSessions};
 use super::secret::{MaskedConnector, SecretPolicy};
 use super::servicenow::ServiceNowConnector;
 use super::{Connector, ConnectorConfig, ConnectorError, CreatedOrder, OrderDocument, PolledStatus};
@@ -21,6 +21,8 @@ use crate::domain::{EamRef, WorkOrderId};
 pub struct Registry {
     http: reqwest::Client,
     tokens: Arc<TokenCache>,
+    /// SAP's CSRF tokens and session cookies, kept between writes.
+    sap_sessions: Arc<SapSessions>,
     secrets: Arc<SecretPolicy>,
     outbound: OutboundPolicy,
     sandbox: Option<Arc<dyn Connector>>,
@@ -34,7 +36,14 @@ impl std::fmt::Debug for Registry {
 
 impl Registry {
     pub fn new(http: reqwest::Client, secrets: SecretPolicy, outbound: OutboundPolicy) -> Self {
-        Self { http, tokens: Arc::default(), secrets: Arc::new(secrets), outbound, sandbox: None }
+        Self {
+            http,
+            tokens: Arc::default(),
+            sap_sessions: Arc::default(),
+            secrets: Arc::new(secrets),
+            outbound,
+            sandbox: None,
+        }
     }
 
     /// The sandbox EAM (`kind: sandbox`); without it such connectors fail.
@@ -69,7 +78,7 @@ impl Registry {
             ConnectorConfig::Rest(cfg) => Box::new(RestConnector::new(cfg, http, tokens, secrets)),
             ConnectorConfig::Maximo(cfg) => Box::new(MaximoConnector::new(cfg, http, secrets)),
             ConnectorConfig::Servicenow(cfg) => Box::new(ServiceNowConnector::new(cfg, http, tokens, secrets)),
-            ConnectorConfig::Sap(cfg) => Box::new(SapConnector::new(cfg, http, secrets)),
+            ConnectorConfig::Sap(cfg) => Box::new(SapConnector::new(cfg, http, secrets, self.sap_sessions.clone())),
         };
         Ok(MaskedConnector::wrap(connector, config.masker(&self.secrets)))
     }

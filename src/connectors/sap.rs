@@ -1,10 +1,14 @@
 //! SAP S/4HANA maintenance notifications, OData V2 API_MAINTNOTIFICATION
-//! (`docs/eam-apis.md` §3): a CSRF token fetched with its cookies before
-//! writing (and fetched again when a write answers 403 for the token),
-//! `MaintNotifExtReferenceNumber` carrying our reference (at most 20
-//! characters) so a notification is found again, OData error bodies.
+//! (`docs/eam-apis.md` §3): a CSRF token fetched with its session cookies
+//! and kept for every later write (fetched again only when SAP answers 403
+//! with `X-CSRF-Token: Required`), `MaintNotifExtReferenceNumber` carrying
+//! our reference (at most 20 characters) so a notification is found again,
+//! status from the notification's system statuses
+//! (`ConcatenatedActiveSystStsName`: OSNO, NOPO, NOPR, NOCO), its
+//! processing phase as a fallback, OData error bodies.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
@@ -17,7 +21,9 @@ use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument, PolledStat
 use crate::domain::{EamRef, ExternalId, OrderStatus, WorkOrderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+// Read through `SapConfigInput` (defaults that depend on other fields);
+// `deny_unknown_fields` here only for the OpenAPI schema.
+#[serde(from = "SapConfigInput", deny_unknown_fields)]
 pub struct SapConfig {
     /// The OData service root, e.g.
     /// `https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION`.
@@ -36,12 +42,63 @@ pub struct SapConfig {
     /// `TechObjIsEquipOrFuncnlLoc`: EAMS_EQUI (equipment) or EAMS_FL.
     #[serde(default = "default_tech_object_type")]
     pub technical_object_type: String,
-    /// `NotifProcessingPhase` → lifecycle status. Only 1 (outstanding) is
-    /// confirmed by SAP's documentation; check the others on your system.
+    /// System status (one word of `ConcatenatedActiveSystStsName`, which
+    /// lists the notification's active statuses) → lifecycle status.
+    /// Default: SAP's documented notification statuses, OSNO created, NOPO
+    /// acknowledged, NOPR in progress, NOCO completed. When several words
+    /// are mapped, the furthest status in the lifecycle wins.
     #[serde(default = "default_statuses")]
     pub statuses: BTreeMap<String, OrderStatus>,
+    /// `NotifProcessingPhase` → lifecycle status, used only when SAP reports
+    /// no system status. Default: 1 (outstanding) created, the only phase
+    /// SAP's documentation confirms.
+    #[serde(default = "default_phase_statuses")]
+    pub phase_statuses: BTreeMap<String, OrderStatus>,
     #[serde(default = "super::default_timeout_ms")]
     pub timeout_ms: u64,
+}
+
+/// The configuration as sent.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SapConfigInput {
+    service_url: String,
+    #[serde(default)]
+    sap_client: Option<String>,
+    username: String,
+    password: HeaderValue,
+    #[serde(default = "default_type")]
+    notification_type: String,
+    #[serde(default)]
+    planning_plant: Option<String>,
+    #[serde(default = "default_tech_object_type")]
+    technical_object_type: String,
+    #[serde(default)]
+    statuses: Option<BTreeMap<String, OrderStatus>>,
+    #[serde(default)]
+    phase_statuses: Option<BTreeMap<String, OrderStatus>>,
+    #[serde(default = "super::default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+impl From<SapConfigInput> for SapConfig {
+    fn from(c: SapConfigInput) -> Self {
+        // Configurations saved before the system statuses carry the old
+        // phase map (never chosen, and wrong for 3) as `statuses`.
+        let legacy = c.statuses.as_ref() == Some(&legacy_phase_statuses());
+        Self {
+            service_url: c.service_url,
+            sap_client: c.sap_client,
+            username: c.username,
+            password: c.password,
+            notification_type: c.notification_type,
+            planning_plant: c.planning_plant,
+            technical_object_type: c.technical_object_type,
+            statuses: c.statuses.filter(|_| !legacy).unwrap_or_else(default_statuses),
+            phase_statuses: c.phase_statuses.unwrap_or_else(default_phase_statuses),
+            timeout_ms: c.timeout_ms,
+        }
+    }
 }
 
 fn default_type() -> String {
@@ -50,9 +107,32 @@ fn default_type() -> String {
 fn default_tech_object_type() -> String {
     "EAMS_EQUI".into()
 }
+
+/// SAP's notification system statuses (SAP Help, "Process Notification"):
+/// OSNO outstanding, NOPO postponed (only before it is in process), NOPR in
+/// process (also set when an order is created for it), NOCO completed.
 pub fn default_statuses() -> BTreeMap<String, OrderStatus> {
     use OrderStatus::*;
+    super::status_map(&[("OSNO", Created), ("NOPO", Acknowledged), ("NOPR", InProgress), ("NOCO", Completed)])
+}
+
+/// Processing phases: only 1 (outstanding) is documented.
+pub fn default_phase_statuses() -> BTreeMap<String, OrderStatus> {
+    super::status_map(&[("1", OrderStatus::Created)])
+}
+
+/// The phase map every SAP connector had by default before.
+fn legacy_phase_statuses() -> BTreeMap<String, OrderStatus> {
+    use OrderStatus::*;
     super::status_map(&[("1", Created), ("2", InProgress), ("3", Acknowledged), ("4", Completed)])
+}
+
+/// The status word of a notification as SAP reports it: its active system
+/// statuses (`ConcatenatedActiveSystStsName`, e.g. `NOPR ORAS`), or its
+/// processing phase when SAP gives none.
+fn status_word(d: &Value) -> Option<String> {
+    let field = |name: &str| d.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
+    field("ConcatenatedActiveSystStsName").or_else(|| field("NotifProcessingPhase")).map(str::to_owned)
 }
 
 /// Our reference in the ≤20 characters of `MaintNotifExtReferenceNumber`:
@@ -77,18 +157,71 @@ impl SapConfig {
     fn url(&self, path: &str) -> String {
         format!("{}{path}", self.service_url.trim_end_matches('/'))
     }
+
+    /// The lifecycle status of what SAP reports: the furthest of the mapped
+    /// system statuses in `word`, else `word` as a processing phase.
+    pub fn lifecycle_status(&self, word: &str) -> Option<OrderStatus> {
+        let rank = |s: &OrderStatus| OrderStatus::ALL.iter().position(|a| a == s);
+        word.split_whitespace()
+            .filter_map(|w| self.statuses.get(w).copied())
+            .max_by_key(rank)
+            .or_else(|| self.phase_statuses.get(word.trim()).copied())
+    }
+
+    /// Whose session a CSRF token belongs to.
+    fn session_key(&self) -> String {
+        format!("{}|{}|{}", self.service_url, self.sap_client.as_deref().unwrap_or_default(), self.username)
+    }
 }
 
 pub struct SapConnector {
     config: SapConfig,
     http: reqwest::Client,
-    secrets: std::sync::Arc<super::secret::SecretPolicy>,
+    secrets: Arc<super::secret::SecretPolicy>,
+    sessions: Arc<SapSessions>,
 }
 
-/// A CSRF token with the session cookies it belongs to.
-struct Csrf {
+/// A CSRF token with the session cookies it belongs to (secrets: never
+/// logged, never in an error).
+pub struct Csrf {
     token: String,
     cookies: String,
+}
+
+impl std::fmt::Debug for Csrf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Csrf(***)")
+    }
+}
+
+/// SAP sessions kept between writes, one per system, client and user:
+/// a CSRF token is valid for its session, so one fetch serves every write
+/// until SAP answers 403 `X-CSRF-Token: Required`.
+#[derive(Debug, Default)]
+pub struct SapSessions {
+    tokens: Mutex<HashMap<String, Arc<Csrf>>>,
+    /// One fetch at a time: writes that start together share it.
+    fetching: tokio::sync::Mutex<()>,
+}
+
+impl SapSessions {
+    /// The kept token, unless it is the one SAP just refused.
+    fn usable(&self, key: &str, refused: Option<&Arc<Csrf>>) -> Option<Arc<Csrf>> {
+        let map = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(key).filter(|c| refused.is_none_or(|r| !Arc::ptr_eq(c, r))).cloned()
+    }
+
+    fn put(&self, key: &str, csrf: Arc<Csrf>) {
+        self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(key.to_owned(), csrf);
+    }
+
+    /// Forgets `refused`, unless another write has fetched a newer one.
+    fn forget(&self, key: &str, refused: &Arc<Csrf>) {
+        let mut map = self.tokens.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if map.get(key).is_some_and(|c| Arc::ptr_eq(c, refused)) {
+            map.remove(key);
+        }
+    }
 }
 
 /// OData's error body: `{"error": {"code", "message": {"value"}}}`.
@@ -112,8 +245,13 @@ fn odata_date(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
 }
 
 impl SapConnector {
-    pub fn new(config: SapConfig, http: reqwest::Client, secrets: std::sync::Arc<super::secret::SecretPolicy>) -> Self {
-        Self { config, http, secrets }
+    pub fn new(
+        config: SapConfig,
+        http: reqwest::Client,
+        secrets: Arc<super::secret::SecretPolicy>,
+        sessions: Arc<SapSessions>,
+    ) -> Self {
+        Self { config, http, secrets, sessions }
     }
 
     fn request(&self, method: reqwest::Method, url: &str) -> Result<reqwest::RequestBuilder, ConnectorError> {
@@ -179,10 +317,71 @@ impl SapConnector {
         Some(CreatedOrder {
             external_id: d.get("MaintenanceNotification")?.as_str()?.into(),
             external_url: None,
-            external_status: d.get("NotifProcessingPhase").and_then(Value::as_str).map(str::to_owned),
-
+            external_status: status_word(d),
             site: None,
         })
+    }
+
+    /// The session's CSRF token: the one kept, else (or when SAP has just
+    /// refused the one kept) a new fetch, shared by the writes waiting.
+    async fn session(&self, key: &str, refused: Option<&Arc<Csrf>>) -> Result<Arc<Csrf>, ConnectorError> {
+        if let Some(csrf) = self.sessions.usable(key, refused) {
+            return Ok(csrf);
+        }
+        let _one_fetch = self.sessions.fetching.lock().await;
+        if let Some(csrf) = self.sessions.usable(key, refused) {
+            return Ok(csrf);
+        }
+        let csrf = Arc::new(self.fetch_csrf().await?);
+        self.sessions.put(key, csrf.clone());
+        Ok(csrf)
+    }
+
+    /// A write with the session's CSRF token and cookies: fetched once and
+    /// kept; fetched again, and the write sent once more, only when SAP
+    /// answers 403 with `X-CSRF-Token: Required`. Returns SAP's answer.
+    async fn write(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: &Value,
+    ) -> Result<(StatusCode, String), ConnectorError> {
+        let key = self.config.session_key();
+        let mut refused: Option<Arc<Csrf>> = None;
+        for round in 0..2 {
+            let csrf = self.session(&key, refused.as_ref()).await?;
+            let resp = self
+                .request(method.clone(), url)?
+                .header("X-CSRF-Token", &csrf.token)
+                .header(reqwest::header::COOKIE, &csrf.cookies)
+                .json(body)
+                .send()
+                .await
+                .map_err(|e| transport_error(&e))?;
+            let status = resp.status();
+            let csrf_refused = status == StatusCode::FORBIDDEN
+                && resp
+                    .headers()
+                    .get("x-csrf-token")
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.eq_ignore_ascii_case("required"));
+            let retry = retry_after(resp.headers());
+            let text = resp.text().await.map_err(|e| transport_error(&e))?;
+            if csrf_refused {
+                self.sessions.forget(&key, &csrf);
+                refused = Some(csrf);
+                if round == 0 {
+                    tracing::info!("SAP refused the CSRF token (its session ended); fetching a new one");
+                    continue;
+                }
+                break;
+            }
+            if !status.is_success() {
+                return Err(classify(status, &error_message(&text), retry));
+            }
+            return Ok((status, text));
+        }
+        Err(ConnectorError::Transient { message: "SAP refused the CSRF token twice".into(), retry_after: None })
     }
 }
 
@@ -204,47 +403,22 @@ impl super::Connector for SapConnector {
         if let Some(plant) = &self.config.planning_plant {
             body["MaintenancePlanningPlant"] = json!(plant);
         }
-        // A token can expire between fetch and write: SAP then answers 403
-        // with `X-CSRF-Token: Required`; fetch a new one and write once more.
-        for round in 0..2 {
-            let csrf = self.fetch_csrf().await?;
-            let resp = self
-                .request(reqwest::Method::POST, &self.config.url("/MaintenanceNotification"))?
-                .header("X-CSRF-Token", &csrf.token)
-                .header(reqwest::header::COOKIE, &csrf.cookies)
-                .json(&body)
-                .send()
-                .await
-                .map_err(|e| transport_error(&e))?;
-            let status = resp.status();
-            let csrf_refused = status == StatusCode::FORBIDDEN
-                && resp
-                    .headers()
-                    .get("x-csrf-token")
-                    .and_then(|v| v.to_str().ok())
-                    .is_some_and(|v| v.eq_ignore_ascii_case("required"));
-            let retry = retry_after(resp.headers());
-            let text = resp.text().await.map_err(|e| transport_error(&e))?;
-            if csrf_refused && round == 0 {
-                tracing::info!("SAP refused the CSRF token; fetching a new one");
-                continue;
-            }
-            if !status.is_success() {
-                return Err(classify(status, &error_message(&text), retry));
-            }
-            let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            return reply.get("d").and_then(Self::created).ok_or_else(|| ConnectorError::Unknown {
-                message: format!("SAP answered {status} without d.MaintenanceNotification"),
-            });
-        }
-        Err(ConnectorError::Transient { message: "SAP refused the CSRF token twice".into(), retry_after: None })
+        let (status, text) =
+            self.write(reqwest::Method::POST, &self.config.url("/MaintenanceNotification"), &body).await?;
+        let reply: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        reply.get("d").and_then(Self::created).ok_or_else(|| ConnectorError::Unknown {
+            message: format!("SAP answered {status} without d.MaintenanceNotification"),
+        })
     }
 
     async fn find_by_reference(&self, reference: &WorkOrderId) -> Result<Option<CreatedOrder>, ConnectorError> {
         let ext = external_reference(reference.as_str());
         let req = self.request(reqwest::Method::GET, &self.config.url("/MaintenanceNotification"))?.query(&[
             ("$filter", format!("MaintNotifExtReferenceNumber eq '{ext}'").as_str()),
-            ("$select", "MaintenanceNotification,NotifProcessingPhase,MaintNotifExtReferenceNumber"),
+            (
+                "$select",
+                "MaintenanceNotification,ConcatenatedActiveSystStsName,NotifProcessingPhase,MaintNotifExtReferenceNumber",
+            ),
             ("$format", "json"),
         ]);
         let reply = self.get_json(req).await?;
@@ -266,7 +440,10 @@ impl super::Connector for SapConnector {
             .join(" or ");
         let req = self.request(reqwest::Method::GET, &self.config.url("/MaintenanceNotification"))?.query(&[
             ("$filter", filter.as_str()),
-            ("$select", "MaintenanceNotification,NotifProcessingPhase,LastChangeDateTime"),
+            (
+                "$select",
+                "MaintenanceNotification,ConcatenatedActiveSystStsName,NotifProcessingPhase,LastChangeDateTime",
+            ),
             ("$format", "json"),
         ]);
         let reply = self.get_json(req).await?;
@@ -277,7 +454,7 @@ impl super::Connector for SapConnector {
                     Some(PolledStatus {
                         external_id: r.get("MaintenanceNotification")?.as_str()?.into(),
                         site: None,
-                        status: r.get("NotifProcessingPhase")?.as_str()?.to_owned(),
+                        status: status_word(r)?,
                         changed_at: r.get("LastChangeDateTime").and_then(Value::as_str).and_then(odata_date),
                         closure_code: None,
                     })
@@ -311,5 +488,44 @@ mod tests {
         assert_eq!(r, external_reference("01a2129a-6818-7095-8009-f1533ba7f1f4"));
         assert_eq!(odata_date("/Date(1736467200000)/").unwrap().to_rfc3339(), "2025-01-10T00:00:00+00:00");
         assert_eq!(odata_date("/Date(1736467200000+0000)/").unwrap().timestamp(), 1_736_467_200);
+    }
+
+    fn config(extra: Value) -> SapConfig {
+        let mut c = json!({"service_url": "https://s4.example.com/sap/opu/odata/sap/API_MAINTNOTIFICATION",
+                           "username": "u", "password": "p"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(c).unwrap()
+    }
+
+    #[test]
+    fn status_comes_from_the_system_statuses_then_the_phase() {
+        let c = config(json!({}));
+        assert_eq!(c.lifecycle_status("OSNO"), Some(OrderStatus::Created));
+        assert_eq!(c.lifecycle_status("NOPR ORAS"), Some(OrderStatus::InProgress));
+        assert_eq!(c.lifecycle_status("NOPO NOPT"), Some(OrderStatus::Acknowledged));
+        assert_eq!(c.lifecycle_status("NOCO ORAS ATCO"), Some(OrderStatus::Completed));
+        assert_eq!(c.lifecycle_status("1"), Some(OrderStatus::Created), "the phase, when no system status");
+        assert_eq!(c.lifecycle_status("3"), None, "undocumented phases are not guessed");
+        assert_eq!(c.lifecycle_status("NOPT"), None);
+        // Several mapped words: the furthest in the lifecycle.
+        let c = config(json!({"statuses": {"ORAS": "acknowledged", "NOPR": "in_progress", "DLFL": "cancelled"}}));
+        assert_eq!(c.lifecycle_status("ORAS NOPR"), Some(OrderStatus::InProgress));
+        assert_eq!(c.lifecycle_status("NOPR DLFL"), Some(OrderStatus::Cancelled));
+        let d = json!({"ConcatenatedActiveSystStsName": " ", "NotifProcessingPhase": "1"});
+        assert_eq!(status_word(&d).as_deref(), Some("1"));
+        let d = json!({"ConcatenatedActiveSystStsName": "NOPR ORAS", "NotifProcessingPhase": "3"});
+        assert_eq!(status_word(&d).as_deref(), Some("NOPR ORAS"));
+    }
+
+    #[test]
+    fn saved_configurations_with_the_old_phase_map_take_the_new_defaults() {
+        let old = serde_json::to_value(legacy_phase_statuses()).unwrap();
+        let c = config(json!({"statuses": old}));
+        assert_eq!((c.statuses.clone(), c.phase_statuses.clone()), (default_statuses(), default_phase_statuses()));
+        let own = config(json!({"statuses": {"MEAB": "completed"}, "phase_statuses": {"4": "completed"}}));
+        assert_eq!((own.statuses.len(), own.phase_statuses.len()), (1, 1));
+        let again: SapConfig = serde_json::from_value(serde_json::to_value(&own).unwrap()).unwrap();
+        assert_eq!(again, own);
+        assert_eq!(format!("{:?}", Csrf { token: "t0k3n".into(), cookies: "SAP_SESSIONID=s".into() }), "Csrf(***)");
     }
 }

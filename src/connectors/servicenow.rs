@@ -1,7 +1,9 @@
 //! ServiceNow Table API (`docs/eam-apis.md` §2): incidents (or work
-//! orders) created with `correlation_id` carrying our reference, found again
-//! with `sysparm_query=correlation_id=…`, cancelled with `state` 8; basic
-//! authentication; `{"error": {"message", "detail"}, "status": "failure"}`.
+//! orders, work order tasks) created with `correlation_id` carrying our
+//! reference, found again with `sysparm_query=correlation_id=…`, followed
+//! and cancelled with the table's own `state` values (incident 8, wm_task
+//! and wm_order 7); basic authentication or OAuth2;
+//! `{"error": {"message", "detail"}, "status": "failure"}`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,7 +17,9 @@ use super::{ConnectorError, CreatedOrder, HeaderValue, OrderDocument};
 use crate::domain::{EamRef, ExternalId, OrderStatus, WorkOrderId};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
+// Read through `ServiceNowConfigInput` (defaults that depend on other fields);
+// `deny_unknown_fields` here only for the OpenAPI schema.
+#[serde(from = "ServiceNowConfigInput", deny_unknown_fields)]
 pub struct ServiceNowConfig {
     /// e.g. `https://example.service-now.com`.
     pub instance_url: String,
@@ -34,24 +38,129 @@ pub struct ServiceNowConfig {
     /// `assignment_group` of new records (sys_id or name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignment_group: Option<String>,
-    /// ServiceNow `state` value → lifecycle status.
-    #[serde(default = "default_statuses")]
+    /// ServiceNow `state` value → lifecycle status. Default: the table's
+    /// own map (incident, wm_order, wm_task; other tables: the incident's),
+    /// see the README's "Status maps: ServiceNow".
+    #[serde(default)]
     pub statuses: BTreeMap<String, OrderStatus>,
-    /// The `state` value that cancels (incident: 8).
-    #[serde(default = "default_cancel_state")]
+    /// The `state` value that cancels. Default: the table's (incident 8,
+    /// wm_task 7, wm_order 7 — unconfirmed for wm_order).
+    #[serde(default)]
     pub cancel_state: String,
     #[serde(default = "super::default_timeout_ms")]
     pub timeout_ms: u64,
 }
 
+/// The configuration as sent: a map or cancel state left out takes the
+/// table's default.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceNowConfigInput {
+    instance_url: String,
+    #[serde(default = "default_table")]
+    table: String,
+    #[serde(default)]
+    username: Option<String>,
+    #[serde(default)]
+    password: Option<HeaderValue>,
+    #[serde(default)]
+    oauth2: Option<super::auth::OAuth2Config>,
+    #[serde(default)]
+    assignment_group: Option<String>,
+    #[serde(default)]
+    statuses: Option<BTreeMap<String, OrderStatus>>,
+    #[serde(default)]
+    cancel_state: Option<String>,
+    #[serde(default = "super::default_timeout_ms")]
+    timeout_ms: u64,
+}
+
+impl From<ServiceNowConfigInput> for ServiceNowConfig {
+    fn from(c: ServiceNowConfigInput) -> Self {
+        // Configurations saved before the maps were per table carry the
+        // incident's old map and 8 whatever their table: they never chose
+        // them, so they take their table's defaults now.
+        let legacy = c.statuses.as_ref() == Some(&legacy_incident_statuses());
+        let statuses = c.statuses.filter(|_| !legacy).unwrap_or_else(|| default_statuses(&c.table));
+        let cancel_state = c
+            .cancel_state
+            .filter(|s| !(legacy && s == "8"))
+            .unwrap_or_else(|| default_cancel_state(&c.table).to_owned());
+        Self {
+            instance_url: c.instance_url,
+            table: c.table,
+            username: c.username,
+            password: c.password,
+            oauth2: c.oauth2,
+            assignment_group: c.assignment_group,
+            statuses,
+            cancel_state,
+            timeout_ms: c.timeout_ms,
+        }
+    }
+}
+
 fn default_table() -> String {
     "incident".into()
 }
-fn default_cancel_state() -> String {
-    "8".into()
+
+/// The `state` value that cancels a record of `table`: incident 8 Canceled
+/// [S6]; wm_task 7 Cancelled [S8]; wm_order 7, assumed the same as its
+/// tasks' (UNCONFIRMED).
+pub fn default_cancel_state(table: &str) -> &'static str {
+    match table {
+        "wm_order" | "wm_task" => "7",
+        _ => "8",
+    }
 }
-/// Incident states: 1 New, 2 In Progress, 3 On Hold, 6 Resolved, 7 Closed, 8 Canceled.
-pub fn default_statuses() -> BTreeMap<String, OrderStatus> {
+
+/// The state map of `table` (`docs/eam-apis.md` §2):
+/// - incident: 1 New, 2 In Progress, 3 On Hold, 6 Resolved, 7 Closed,
+///   8 Canceled. On Hold is a pause in the work, so it counts as in
+///   progress: an order on hold never moves back before in progress.
+/// - wm_task: 1 Draft, 10 Pending Dispatch, 16 Assigned, 17 Accepted, 18
+///   Work in Progress, 3 Closed Complete, 4 Closed Incomplete, 7 Cancelled
+///   (values from one customer guide, not ServiceNow's own documentation).
+/// - wm_order: the same values where its states bear the same labels
+///   (UNCONFIRMED); Awaiting Qualification, Qualified and Ready for Dispatch
+///   have no confirmed value and are left out (add them in `statuses`).
+/// - any other table: the incident's.
+pub fn default_statuses(table: &str) -> BTreeMap<String, OrderStatus> {
+    use OrderStatus::*;
+    match table {
+        "wm_task" => super::status_map(&[
+            ("1", Created),
+            ("10", Acknowledged),
+            ("16", Acknowledged),
+            ("17", Acknowledged),
+            ("18", InProgress),
+            ("3", Completed),
+            ("4", Closed),
+            ("7", Cancelled),
+        ]),
+        "wm_order" => super::status_map(&[
+            ("1", Created),
+            ("16", Acknowledged),
+            ("17", Acknowledged),
+            ("18", InProgress),
+            ("3", Completed),
+            ("4", Closed),
+            ("7", Cancelled),
+        ]),
+        _ => super::status_map(&[
+            ("1", Created),
+            ("2", InProgress),
+            ("3", InProgress),
+            ("6", Completed),
+            ("7", Closed),
+            ("8", Cancelled),
+        ]),
+    }
+}
+
+/// The incident map every table had by default before the maps were per
+/// table (On Hold as acknowledged).
+fn legacy_incident_statuses() -> BTreeMap<String, OrderStatus> {
     use OrderStatus::*;
     super::status_map(&[
         ("1", Created),
@@ -88,6 +197,9 @@ impl ServiceNowConfig {
         }
         if !(100..=120_000).contains(&self.timeout_ms) {
             return Err("timeout_ms must be 100 to 120000".into());
+        }
+        if self.cancel_state.trim().is_empty() {
+            return Err("cancel_state must be a state value such as 8".into());
         }
         match (&self.username, &self.password, &self.oauth2) {
             (Some(_), Some(_), None) => Ok(()),
@@ -302,5 +414,43 @@ impl super::Connector for ServiceNowConnector {
         let url = format!("{}/{external_id}", self.config.table_url());
         let req = self.request(reqwest::Method::PATCH, &url).await?.json(&json!({"state": self.config.cancel_state}));
         self.send(req).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: Value) -> ServiceNowConfig {
+        let mut c = json!({"instance_url": "https://x.service-now.com", "username": "u", "password": "p"});
+        c.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        serde_json::from_value(c).unwrap()
+    }
+
+    #[test]
+    fn each_table_has_its_own_defaults() {
+        let incident = config(json!({}));
+        assert_eq!((incident.table.as_str(), incident.cancel_state.as_str()), ("incident", "8"));
+        assert_eq!(incident.statuses["3"], OrderStatus::InProgress, "On Hold is not before In Progress");
+        let task = config(json!({"table": "wm_task"}));
+        assert_eq!(task.cancel_state, "7");
+        assert_eq!(task.statuses["18"], OrderStatus::InProgress);
+        assert!(!task.statuses.contains_key("8"));
+        // What the API shows is what applies, and reads back the same.
+        let again: ServiceNowConfig = serde_json::from_value(serde_json::to_value(&task).unwrap()).unwrap();
+        assert_eq!(again, task);
+    }
+
+    #[test]
+    fn saved_configurations_with_the_old_incident_default_take_their_table_defaults() {
+        let old = serde_json::to_value(legacy_incident_statuses()).unwrap();
+        let task = config(json!({"table": "wm_task", "statuses": old, "cancel_state": "8"}));
+        assert_eq!((task.statuses.clone(), task.cancel_state.as_str()), (default_statuses("wm_task"), "7"));
+        let incident = config(json!({"statuses": old, "cancel_state": "8"}));
+        assert_eq!(incident.statuses["3"], OrderStatus::InProgress);
+        // A map of one's own is kept, and so is its cancel state.
+        let own = config(json!({"table": "wm_task", "statuses": {"18": "in_progress"}, "cancel_state": "8"}));
+        assert_eq!((own.statuses.len(), own.cancel_state.as_str()), (1, "8"));
+        assert!(serde_json::from_value::<ServiceNowConfig>(json!({"instance_url": "x", "unknown": 1})).is_err());
     }
 }

@@ -110,21 +110,23 @@ impl Poller {
         let interval = chrono::Duration::milliseconds(self.settings.poll_interval_ms as i64);
         let follow_completed = chrono::Duration::hours(self.settings.follow_completed_hours as i64);
         let limit = (connector.poll_batch_limit() as u64).min(self.settings.batch_size).max(1);
-        // Due: not polled within the interval, and never an order this
-        // round has polled already (with a zero interval, every order once).
-        let started = self.clock.now();
-        let due_before = (started - interval + chrono::Duration::milliseconds(1)).min(started);
+        // Due: not polled within the interval. An order this round polled
+        // already is not asked about again (with a zero interval, or a clock
+        // that does not move, it would be due again at once).
+        let mut seen = std::collections::HashSet::new();
         loop {
             let now = self.clock.now();
-            let orders = work_orders::claim_for_poll(
+            let claimed = work_orders::claim_for_poll(
                 self.store.conn(),
                 &stored.name,
                 now,
-                due_before,
+                now - interval + chrono::Duration::milliseconds(1),
                 now - follow_completed,
                 limit,
             )
             .await?;
+            let full = claimed.len() as u64 >= limit;
+            let orders: Vec<WorkOrder> = claimed.into_iter().filter(|o| seen.insert(o.id.clone())).collect();
             if orders.is_empty() {
                 return Ok(());
             }
@@ -143,7 +145,7 @@ impl Poller {
             };
             round.polled += orders.len();
             self.apply(stored, &orders, polled, round).await?;
-            if (orders.len() as u64) < limit {
+            if !full {
                 return Ok(());
             }
         }

@@ -250,7 +250,10 @@ pub async fn apply_status<C: ConnectionTrait>(
                 (order.status, order.status_at)
             }
         };
-        if status_at.is_some_and(|last| u.at < last) {
+        // workbridge's own moves (a clear's cancel, a retry) are decisions,
+        // not reports: never stale, whatever the EAM's clock said last.
+        let own = u.source == "workbridge";
+        if !own && status_at.is_some_and(|last| u.at < last) {
             if current == u.status {
                 return Ok(Applied::Unchanged);
             }
@@ -270,7 +273,7 @@ pub async fn apply_status<C: ConnectionTrait>(
         let mut q = work_orders::Entity::update_many()
             .col_expr(work_orders::Column::Status, u.status.as_str().into())
             .col_expr(work_orders::Column::UpdatedAt, now.into())
-            .col_expr(work_orders::Column::StatusAt, Expr::value(Some(u.at)))
+            .col_expr(work_orders::Column::StatusAt, Expr::value(Some(status_at.map_or(u.at, |last| last.max(u.at)))))
             .filter(work_orders::Column::Id.eq(id))
             .filter(work_orders::Column::Status.eq(current.as_str()));
         if !u.status.is_open() {
