@@ -100,7 +100,19 @@ async fn apply_rules_file(
     let text = std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?;
     let inputs = crate::rules::file::parse(&text).map_err(|e| fail(e.join("; ")))?;
     let txn = store.begin().await.map_err(StartError::ApplyRules)?;
-    let applied = crate::store::rules::apply_by_name(&txn, &inputs, now).await.map_err(StartError::ApplyRules)?;
+    // As the API refuses a rule whose connector does not exist, so does the file.
+    let connectors = crate::store::connectors::names(&txn).await.map_err(StartError::ApplyRules)?;
+    let missing = crate::rules::file::check_connectors(&text, &inputs, |c| connectors.contains(c));
+    if !missing.is_empty() {
+        return Err(fail(missing.join("; ")));
+    }
+    // Audited as the file's doing, in the transaction that applies it.
+    let actor = crate::store::audit::Actor {
+        key_id: format!("rules-file:{}", path.display()),
+        name: format!("rules file {}", path.display()),
+    };
+    let applied =
+        crate::store::rules::apply_by_name(&txn, &inputs, &actor, now).await.map_err(StartError::ApplyRules)?;
     txn.commit().await.map_err(|e| StartError::ApplyRules(e.into()))?;
     tracing::info!(file = %path.display(), created = applied.created, updated = applied.updated, unchanged = applied.unchanged, "rules file applied");
     Ok(())

@@ -55,12 +55,21 @@ enum ConnectorsCommand {
 #[derive(Subcommand)]
 enum RulesCommand {
     /// Check a YAML rules file offline: syntax, fields, templates and
-    /// expressions. Exit status 1 and one line per error (with its line) if
+    /// expressions, and with --connectors the connectors its rules create
+    /// through. Exit status 1 and one line per error (with its line) if
     /// anything is wrong.
-    Validate { file: PathBuf },
+    Validate {
+        file: PathBuf,
+        /// The connectors that exist (comma-separated or repeated), e.g. the
+        /// names `GET /v1/connectors` lists: a rule that creates through
+        /// another is an error, as the API and start-up refuse it. Without
+        /// it the names are not checked (there is no database to ask).
+        #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+        connectors: Option<Vec<String>>,
+    },
 }
 
-fn validate_rules(file: &std::path::Path) -> ExitCode {
+fn validate_rules(file: &std::path::Path, connectors: Option<&[String]>) -> ExitCode {
     let text = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) => {
@@ -68,9 +77,24 @@ fn validate_rules(file: &std::path::Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match workbridge::rules::file::parse(&text) {
-        Ok(rules) => {
+    let checked = workbridge::rules::file::parse(&text).and_then(|rules| {
+        let Some(known) = connectors else { return Ok((rules, false)) };
+        let known: std::collections::BTreeSet<&str> = known.iter().map(|c| c.trim()).collect();
+        let missing = workbridge::rules::file::check_connectors(&text, &rules, |c| known.contains(c));
+        if missing.is_empty() { Ok((rules, true)) } else { Err(missing) }
+    });
+    match checked {
+        Ok((rules, true)) => {
             println!("{}: {} rule(s), all valid", file.display(), rules.len());
+            ExitCode::SUCCESS
+        }
+        Ok((rules, false)) => {
+            println!(
+                "{}: {} rule(s), all valid (connectors not checked: give the existing ones with --connectors; \
+                 start-up refuses a rule whose connector does not exist)",
+                file.display(),
+                rules.len()
+            );
             ExitCode::SUCCESS
         }
         Err(errors) => {
@@ -87,8 +111,8 @@ fn main() -> ExitCode {
     let command = cli.command.take().unwrap_or(Command::Serve);
     let cli = Cli { command: Some(command), ..cli };
     let command = cli.command.as_ref().expect("set above");
-    if let Command::Rules { command: RulesCommand::Validate { file } } = command {
-        return validate_rules(file);
+    if let Command::Rules { command: RulesCommand::Validate { file, connectors } } = command {
+        return validate_rules(file, connectors.as_deref());
     }
     if let Command::Openapi = command {
         match serde_json::to_string_pretty(&api::openapi()) {

@@ -3,7 +3,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
-use super::{AppState, audit, json_of};
+use super::{AppState, audit, begin, commit, json_of};
 use crate::store::api_keys::{self, ApiKey, Role};
 use crate::store::audit::Actor;
 
@@ -47,9 +47,11 @@ pub async fn create_key(
         return Err(ApiError::Validation("name must be 1 to 128 characters".into()));
     }
     let secret = format!("wb_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
-    let key = api_keys::insert(state.store.conn(), name, input.role, &secret, state.clock.now()).await?;
+    let txn = begin(&state).await?;
+    let key = api_keys::insert(&txn, name, input.role, &secret, state.clock.now()).await?;
     // The key without its secret.
-    audit(&state, &actor, "create", "api_key", &key.id, None, json_of(&key)).await?;
+    audit(&txn, &state, &actor, "create", "api_key", &key.id, None, json_of(&key)).await?;
+    commit(txn).await?;
     Ok(HttpResponse::Created().json(CreatedApiKey { key, secret }))
 }
 
@@ -64,8 +66,10 @@ pub async fn revoke_key(
     actor: Actor,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    api_keys::revoke(state.store.conn(), &id, state.clock.now()).await?;
-    audit(&state, &actor, "revoke", "api_key", &id, None, None).await?;
+    let txn = begin(&state).await?;
+    api_keys::revoke(&txn, &id, state.clock.now()).await?;
+    audit(&txn, &state, &actor, "revoke", "api_key", &id, None, None).await?;
+    commit(txn).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -3,11 +3,11 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::problem::{ApiError, Problem};
-use super::{AppState, audit, json_of, mime, read_body};
+use super::{AppState, audit, begin, commit, json_of, mime, read_body};
 use crate::domain::asset::{AssetInput, AssetView, CsvAssetRow, TagPattern, TagPatternInput};
 use crate::store::assets::{self, AssetFilter, Upserted};
 use crate::store::audit::Actor;
-use crate::store::{Page, PageRequest, StoreError, TransactionTrait};
+use crate::store::{Page, PageRequest, StoreError};
 
 /// Most rows in one bulk load.
 pub const MAX_BULK_ROWS: usize = 50_000;
@@ -36,15 +36,14 @@ pub async fn create_asset(
     input: web::Json<AssetInput>,
 ) -> Result<HttpResponse, ApiError> {
     let valid = input.into_inner().validate(None).map_err(ApiError::Validation)?;
-    let conn = state.store.conn();
-    if assets::get(conn, &valid.asset.id).await?.is_some() {
+    let txn = begin(&state).await?;
+    if assets::get(&txn, &valid.asset.id).await?.is_some() {
         return Err(ApiError::Conflict(format!("asset {} already exists", valid.asset.id)));
     }
-    let txn = conn.begin().await.map_err(StoreError::from)?;
     assets::upsert(&txn, &valid, state.clock.now()).await?;
-    txn.commit().await.map_err(StoreError::from)?;
-    let view = assets::view(conn, &valid.asset.id).await?;
-    audit(&state, &actor, "create", "asset", &view.asset.id, None, json_of(&view)).await?;
+    let view = assets::view(&txn, &valid.asset.id).await?;
+    audit(&txn, &state, &actor, "create", "asset", &view.asset.id, None, json_of(&view)).await?;
+    commit(txn).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/assets/{}", view.asset.id))).json(view))
 }
 
@@ -72,14 +71,18 @@ pub async fn put_asset(
     input: web::Json<AssetInput>,
 ) -> Result<web::Json<AssetView>, ApiError> {
     let valid = input.into_inner().validate(Some(&id)).map_err(ApiError::Validation)?;
-    let conn = state.store.conn();
-    let before = assets::view(conn, &valid.asset.id).await.ok();
-    let txn = conn.begin().await.map_err(StoreError::from)?;
+    let txn = begin(&state).await?;
+    let before = match assets::view(&txn, &valid.asset.id).await {
+        Ok(v) => Some(v),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
     assets::upsert(&txn, &valid, state.clock.now()).await?;
-    txn.commit().await.map_err(StoreError::from)?;
-    let after = assets::view(conn, &valid.asset.id).await?;
+    let after = assets::view(&txn, &valid.asset.id).await?;
     let action = if before.is_some() { "update" } else { "create" };
-    audit(&state, &actor, action, "asset", &after.asset.id, before.as_ref().and_then(json_of), json_of(&after)).await?;
+    audit(&txn, &state, &actor, action, "asset", &after.asset.id, before.as_ref().and_then(json_of), json_of(&after))
+        .await?;
+    commit(txn).await?;
     Ok(web::Json(after))
 }
 
@@ -94,11 +97,11 @@ pub async fn delete_asset(
     actor: Actor,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let before = assets::view(state.store.conn(), &id).await.ok();
-    let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
+    let txn = begin(&state).await?;
+    let before = assets::view(&txn, &id).await?;
     assets::delete(&txn, &id).await?;
-    txn.commit().await.map_err(StoreError::from)?;
-    audit(&state, &actor, "delete", "asset", &id, before.as_ref().and_then(json_of), None).await?;
+    audit(&txn, &state, &actor, "delete", "asset", &id, json_of(&before), None).await?;
+    commit(txn).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -169,7 +172,7 @@ pub async fn bulk_assets(
     }
     let mut result = BulkResult { created: 0, updated: 0, rejected: 0, errors: vec![] };
     let now = state.clock.now();
-    let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
+    let txn = begin(&state).await?;
     for (i, row) in rows.into_iter().enumerate() {
         let id = row.as_ref().ok().and_then(|r| r.id.clone());
         let outcome = match row.and_then(|r| r.validate(None)) {
@@ -197,8 +200,8 @@ pub async fn bulk_assets(
             result.rejected, first.row, first.error
         )));
     }
-    txn.commit().await.map_err(StoreError::from)?;
-    audit(&state, &actor, "bulk_upsert", "asset", "*", None, json_of(&result)).await?;
+    audit(&txn, &state, &actor, "bulk_upsert", "asset", "*", None, json_of(&result)).await?;
+    commit(txn).await?;
     Ok(web::Json(result))
 }
 
@@ -223,8 +226,10 @@ pub async fn create_pattern(
     input: web::Json<TagPatternInput>,
 ) -> Result<HttpResponse, ApiError> {
     input.validate().map_err(ApiError::Validation)?;
-    let p = assets::create_pattern(state.store.conn(), &input, state.clock.now()).await?;
-    audit(&state, &actor, "create", "tag_pattern", &p.id, None, json_of(&p)).await?;
+    let txn = begin(&state).await?;
+    let p = assets::create_pattern(&txn, &input, state.clock.now()).await?;
+    audit(&txn, &state, &actor, "create", "tag_pattern", &p.id, None, json_of(&p)).await?;
+    commit(txn).await?;
     Ok(HttpResponse::Created().json(p))
 }
 
@@ -238,7 +243,9 @@ pub async fn delete_pattern(
     actor: Actor,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    assets::delete_pattern(state.store.conn(), &id).await?;
-    audit(&state, &actor, "delete", "tag_pattern", &id, None, None).await?;
+    let txn = begin(&state).await?;
+    assets::delete_pattern(&txn, &id).await?;
+    audit(&txn, &state, &actor, "delete", "tag_pattern", &id, None, None).await?;
+    commit(txn).await?;
     Ok(HttpResponse::NoContent().finish())
 }

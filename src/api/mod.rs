@@ -279,8 +279,11 @@ fn mime(req: &actix_web::HttpRequest) -> String {
         .unwrap_or_default()
 }
 
-/// Records a change in the audit trail (after it is made).
+/// Records a change in the audit trail, in the transaction that makes the
+/// change: both are committed, or neither.
+#[allow(clippy::too_many_arguments)]
 async fn audit(
+    txn: &crate::store::DatabaseTransaction,
     state: &AppState,
     actor: &crate::store::audit::Actor,
     action: &str,
@@ -289,8 +292,19 @@ async fn audit(
     before: Option<serde_json::Value>,
     after: Option<serde_json::Value>,
 ) -> Result<(), ApiError> {
-    crate::store::audit::record(state.store.conn(), actor, action, entity, id, before, after, state.clock.now())
-        .await?;
+    crate::store::audit::record(txn, actor, action, entity, id, before, after, state.clock.now()).await?;
+    Ok(())
+}
+
+/// Begins the transaction of a change and its audit entry.
+async fn begin(state: &AppState) -> Result<crate::store::DatabaseTransaction, ApiError> {
+    Ok(state.store.begin().await?)
+}
+
+/// Commits a change with its audit entry.
+async fn commit(txn: crate::store::DatabaseTransaction) -> Result<(), ApiError> {
+    use crate::store::StoreError;
+    txn.commit().await.map_err(StoreError::from)?;
     Ok(())
 }
 

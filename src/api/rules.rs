@@ -4,20 +4,22 @@ use utoipa::ToSchema;
 
 use super::events::CloudEvent;
 use super::problem::{ApiError, Problem};
-use super::{AppState, audit, json_of};
+use super::{AppState, audit, begin, commit, json_of};
 use crate::decisions::DryRun;
 use crate::decisions::backtest::{self, BacktestReport, BacktestRequest};
-use crate::decisions::stored_connectors as connectors;
 use crate::domain::cloudevent as parse;
 use crate::rules::{Action, Rule, RuleInput, RuleSet};
+use crate::store::DatabaseTransaction;
 use crate::store::audit::Actor;
 use crate::store::rules::{self, RuleVersion};
-use crate::store::{StoreError, TransactionTrait};
 
-async fn validate(state: &AppState, input: &RuleInput) -> Result<(), ApiError> {
+/// Checks a rule, and in `txn` that the connector it names exists (the
+/// connector stays locked until `txn` ends, so it cannot be deleted before
+/// the rule is committed).
+async fn validate(txn: &DatabaseTransaction, input: &RuleInput) -> Result<(), ApiError> {
     input.validate().map_err(ApiError::Validation)?;
     if let Action::Create(c) = &input.action
-        && connectors::get(state.store.conn(), &c.connector).await?.is_none()
+        && !crate::store::connectors::exists_locked(txn, &c.connector).await?
     {
         return Err(ApiError::Validation(format!("action.connector: connector {} does not exist", c.connector)));
     }
@@ -44,11 +46,11 @@ pub async fn create_rule(
     actor: Actor,
     input: web::Json<RuleInput>,
 ) -> Result<HttpResponse, ApiError> {
-    validate(&state, &input).await?;
-    let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
+    let txn = begin(&state).await?;
+    validate(&txn, &input).await?;
     let rule = rules::create(&txn, &input, state.clock.now()).await?;
-    txn.commit().await.map_err(StoreError::from)?;
-    audit(&state, &actor, "create", "rule", &rule.id, None, json_of(&rule)).await?;
+    audit(&txn, &state, &actor, "create", "rule", &rule.id, None, json_of(&rule)).await?;
+    commit(txn).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/rules/{}", rule.id))).json(rule))
 }
 
@@ -75,12 +77,12 @@ pub async fn put_rule(
     id: web::Path<String>,
     input: web::Json<RuleInput>,
 ) -> Result<web::Json<Rule>, ApiError> {
-    validate(&state, &input).await?;
-    let txn = state.store.conn().begin().await.map_err(StoreError::from)?;
-    let before = rules::get(&txn, &id).await.ok();
+    let txn = begin(&state).await?;
+    validate(&txn, &input).await?;
+    let before = rules::get(&txn, &id).await?;
     let rule = rules::update(&txn, &id, &input, state.clock.now()).await?;
-    txn.commit().await.map_err(StoreError::from)?;
-    audit(&state, &actor, "update", "rule", &rule.id, before.as_ref().and_then(json_of), json_of(&rule)).await?;
+    audit(&txn, &state, &actor, "update", "rule", &rule.id, json_of(&before), json_of(&rule)).await?;
+    commit(txn).await?;
     Ok(web::Json(rule))
 }
 
@@ -95,9 +97,11 @@ pub async fn delete_rule(
     actor: Actor,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let before = rules::get(state.store.conn(), &id).await.ok();
-    rules::delete(state.store.conn(), &id).await?;
-    audit(&state, &actor, "delete", "rule", &id, before.as_ref().and_then(json_of), None).await?;
+    let txn = begin(&state).await?;
+    let before = rules::get(&txn, &id).await?;
+    rules::delete(&txn, &id).await?;
+    audit(&txn, &state, &actor, "delete", "rule", &id, json_of(&before), None).await?;
+    commit(txn).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -3,7 +3,7 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::problem::{ApiError, Problem};
-use super::{AppState, audit, json_of};
+use super::{AppState, audit, begin, commit, json_of};
 use crate::store::audit::Actor;
 use crate::store::suppressions::{self, Suppression, SuppressionInput};
 
@@ -50,8 +50,10 @@ pub async fn create_suppression(
     if input.ends_at <= starts {
         return Err(ApiError::Validation("ends_at must be after starts_at".into()));
     }
-    let s = suppressions::create(state.store.conn(), &input, now).await?;
-    audit(&state, &actor, "create", "suppression", &s.id, None, json_of(&s)).await?;
+    let txn = begin(&state).await?;
+    let s = suppressions::create(&txn, &input, now).await?;
+    audit(&txn, &state, &actor, "create", "suppression", &s.id, None, json_of(&s)).await?;
+    commit(txn).await?;
     Ok(HttpResponse::Created().insert_header(("Location", format!("/v1/suppressions/{}", s.id))).json(s))
 }
 
@@ -66,8 +68,10 @@ pub async fn delete_suppression(
     actor: Actor,
     id: web::Path<String>,
 ) -> Result<HttpResponse, ApiError> {
-    let before = suppressions::get(state.store.conn(), &id).await.ok();
-    suppressions::delete(state.store.conn(), &id).await?;
-    audit(&state, &actor, "delete", "suppression", &id, before.as_ref().and_then(json_of), None).await?;
+    let txn = begin(&state).await?;
+    let before = suppressions::get(&txn, &id).await?;
+    suppressions::delete(&txn, &id).await?;
+    audit(&txn, &state, &actor, "delete", "suppression", &id, json_of(&before), None).await?;
+    commit(txn).await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -87,9 +87,9 @@ pub async fn retry_work_order(
     work_orders::reopen_for_retry(&txn, &id, "delivery retried through the API", now).await?;
     // Counted as a retry, so that the dispatcher asks the EAM by reference first.
     outbox::enqueue_retry(&txn, &id, outbox::KIND_CREATE, now).await?;
+    audit(&txn, &state, &actor, "retry", "work_order", &id, None, None).await?;
     txn.commit().await.map_err(StoreError::from)?;
     state.decider.wake_dispatcher();
-    audit(&state, &actor, "retry", "work_order", &id, None, None).await?;
     Ok(HttpResponse::Accepted().json(work_orders::get(state.store.conn(), &id).await?))
 }
 
@@ -114,8 +114,10 @@ pub async fn add_feedback(
     if input.comment.as_ref().is_some_and(|c| c.len() > 4000) {
         return Err(ApiError::Validation("comment is longer than 4000 characters".into()));
     }
-    work_orders::get(state.store.conn(), &id).await?;
-    let f = feedback::add(state.store.conn(), &id, &input, "planner", state.clock.now()).await?;
-    audit(&state, &actor, "feedback", "work_order", &id, None, json_of(&f)).await?;
+    let txn = state.store.begin().await?;
+    work_orders::get(&txn, &id).await?;
+    let f = feedback::add(&txn, &id, &input, "planner", state.clock.now()).await?;
+    audit(&txn, &state, &actor, "feedback", "work_order", &id, None, json_of(&f)).await?;
+    txn.commit().await.map_err(StoreError::from)?;
     Ok(HttpResponse::Created().json(f))
 }

@@ -358,3 +358,140 @@ pub fn validate_name(name: &str) -> Result<(), String> {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
     if ok { Ok(()) } else { Err("name must be 1 to 64 characters of A-Z, a-z, 0-9, '-', '_' or '.'".into()) }
 }
+
+/// What a literal secret is shown as in every response.
+pub const MASK: &str = "***";
+
+/// One secret field of a connector: its name in the API's terms
+/// (`config.api_key`, `config.headers.Authorization`, `webhook.secrets[0]`),
+/// the key it is matched by (header names in lower case) and its value.
+type SecretField<'a> = (String, String, &'a mut HeaderValue);
+
+impl ConnectorConfig {
+    /// Every secret field, named as the API names it.
+    fn secret_fields_mut(&mut self) -> Vec<SecretField<'_>> {
+        fn field<'a>(name: &str, v: &'a mut HeaderValue) -> SecretField<'a> {
+            (name.to_owned(), name.to_owned(), v)
+        }
+        fn oauth(o: &mut Option<auth::OAuth2Config>) -> Option<SecretField<'_>> {
+            o.as_mut().map(|o| field("config.oauth2.client_secret", &mut o.client_secret))
+        }
+        match self {
+            Self::Sandbox => vec![],
+            Self::Rest(c) => c
+                .headers
+                .iter_mut()
+                .filter(|(k, _)| is_sensitive(k))
+                .map(|(k, v)| (format!("config.headers.{k}"), format!("config.headers.{}", k.to_ascii_lowercase()), v))
+                .chain(oauth(&mut c.oauth2))
+                .collect(),
+            Self::Maximo(c) => vec![field("config.api_key", &mut c.api_key)],
+            Self::Servicenow(c) => {
+                c.password.iter_mut().map(|p| field("config.password", p)).chain(oauth(&mut c.oauth2)).collect()
+            }
+            Self::Sap(c) => vec![field("config.password", &mut c.password)],
+        }
+    }
+
+    /// The origins (scheme, host, port) this configuration sends requests to.
+    fn origins(&self) -> std::collections::BTreeSet<String> {
+        self.urls()
+            .into_iter()
+            .map(|u| reqwest::Url::parse(u).map(|u| u.origin().ascii_serialization()).unwrap_or_else(|_| u.to_owned()))
+            .collect()
+    }
+}
+
+fn is_mask(v: &HeaderValue) -> bool {
+    matches!(v, HeaderValue::Literal(s) if s == MASK)
+}
+
+impl ConnectorInput {
+    /// Puts the stored secret back wherever this input holds the mask `***`
+    /// (a configuration read with `GET` and sent again): a literal secret is
+    /// kept from the stored connector's same field, if it is of the same kind
+    /// and sends to the same hosts (so a kept secret never goes to another
+    /// host); a webhook signing secret from the same position in the list.
+    /// `***` with no stored literal secret behind it is an error naming the
+    /// field: the mask is never stored as a secret.
+    pub fn keep_stored_secrets(
+        &mut self,
+        stored: Option<(&ConnectorConfig, Option<&WebhookSettings>)>,
+    ) -> Result<(), String> {
+        const NONE: &str = "\"***\" stands for a secret already stored in this field, and none is: give the \
+                            secret itself or a reference ({\"env\": …} or {\"file\": …})";
+        let mut stored_config = stored.map(|(c, _)| c.clone());
+        let known: BTreeMap<String, HeaderValue> = match &mut stored_config {
+            Some(c) if c.kind() == self.config.kind() => {
+                c.secret_fields_mut().into_iter().map(|(_, key, v)| (key, v.clone())).collect()
+            }
+            _ => BTreeMap::new(),
+        };
+        let same_hosts = stored.is_some_and(|(c, _)| c.origins() == self.config.origins());
+        for (name, key, value) in self.config.secret_fields_mut() {
+            if !is_mask(value) {
+                continue;
+            }
+            match known.get(&key) {
+                Some(HeaderValue::Literal(secret)) if secret != MASK => {
+                    if !same_hosts {
+                        return Err(format!(
+                            "{name}: a stored secret is kept (\"***\") only while the connector sends to the same \
+                             hosts; give the secret again to send it to a new address"
+                        ));
+                    }
+                    *value = HeaderValue::Literal(secret.clone());
+                }
+                _ => return Err(format!("{name}: {NONE}")),
+            }
+        }
+        let stored_webhook = stored.and_then(|(_, w)| w);
+        if let Some(w) = &mut self.webhook {
+            for (i, value) in w.secrets.iter_mut().enumerate() {
+                if !is_mask(value) {
+                    continue;
+                }
+                match stored_webhook.and_then(|s| s.secrets.get(i)) {
+                    Some(HeaderValue::Literal(secret)) if secret != MASK => {
+                        *value = HeaderValue::Literal(secret.clone())
+                    }
+                    _ => return Err(format!("webhook.secrets[{i}]: {NONE}")),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod masked_secret_tests {
+    use super::*;
+
+    fn input(v: serde_json::Value) -> ConnectorInput {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn a_mask_keeps_the_stored_secret_of_the_same_field_only() {
+        let stored =
+            input(serde_json::json!({"config": {"kind": "rest", "url": "https://eam.example.com/a", "id_path": "id",
+            "headers": {"Authorization": "Bearer s3cr3t", "Accept": "***"}}}));
+        let mut echoed =
+            input(serde_json::json!({"config": {"kind": "rest", "url": "https://eam.example.com/b", "id_path": "id",
+            "headers": {"authorization": "***", "Accept": "***"}}}));
+        echoed.keep_stored_secrets(Some((&stored.config, None))).unwrap();
+        let ConnectorConfig::Rest(c) = &echoed.config else { panic!() };
+        assert_eq!(c.headers["authorization"], HeaderValue::Literal("Bearer s3cr3t".into()));
+        // Not a secret field: `***` is a value like any other.
+        assert_eq!(c.headers["Accept"], HeaderValue::Literal("***".into()));
+
+        let mut elsewhere =
+            input(serde_json::json!({"config": {"kind": "rest", "url": "https://evil.example.net/a", "id_path": "id",
+            "headers": {"Authorization": "***"}}}));
+        let e = elsewhere.keep_stored_secrets(Some((&stored.config, None))).unwrap_err();
+        assert!(e.starts_with("config.headers.Authorization: "), "{e}");
+        let mut created = input(serde_json::json!({"config": {"kind": "sap", "service_url": "https://s4.example.com",
+            "username": "u", "password": "***"}}));
+        assert!(created.keep_stored_secrets(None).unwrap_err().starts_with("config.password: "));
+    }
+}

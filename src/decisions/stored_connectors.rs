@@ -16,3 +16,11 @@ pub async fn get(conn: &impl sea_orm::ConnectionTrait, name: &str) -> Result<Opt
 pub async fn list(conn: &impl sea_orm::ConnectionTrait) -> Result<Vec<StoredConnector>, StoreError> {
     connectors::list(conn).await
 }
+
+/// The connector, locked until the transaction ends (for a delete).
+pub async fn get_locked(
+    conn: &impl sea_orm::ConnectionTrait,
+    name: &str,
+) -> Result<Option<StoredConnector>, StoreError> {
+    connectors::get_locked(conn, name).await
+}

@@ -22,10 +22,7 @@ pub fn parse(text: &str) -> Result<Vec<RuleInput>, Vec<String>> {
     let mut errors = vec![];
     let mut seen = std::collections::HashSet::new();
     for (i, rule) in file.rules.iter().enumerate() {
-        let at = match line_of_rule(text, &rule.name) {
-            Some(l) => format!("line {l} (rules[{i}], \"{}\")", rule.name),
-            None => format!("rules[{i}] (\"{}\")", rule.name),
-        };
+        let at = locate(text, i, rule);
         if !seen.insert(rule.name.trim().to_owned()) {
             errors.push(format!("{at}: the name is used twice"));
         }
@@ -34,6 +31,30 @@ pub fn parse(text: &str) -> Result<Vec<RuleInput>, Vec<String>> {
         }
     }
     if errors.is_empty() { Ok(file.rules) } else { Err(errors) }
+}
+
+/// Where a rule is: `line 12 (rules[1], "hot-bearings")`.
+fn locate(text: &str, i: usize, rule: &RuleInput) -> String {
+    match line_of_rule(text, &rule.name) {
+        Some(l) => format!("line {l} (rules[{i}], \"{}\")", rule.name),
+        None => format!("rules[{i}] (\"{}\")", rule.name),
+    }
+}
+
+/// The rules (parsed from `text`) whose action creates through a connector
+/// that `exists` does not know, one error each, as the API words it:
+/// `line 4 (rules[1], "pumps"): action.connector: connector maximo does not exist`.
+pub fn check_connectors(text: &str, rules: &[RuleInput], exists: impl Fn(&str) -> bool) -> Vec<String> {
+    rules
+        .iter()
+        .enumerate()
+        .filter_map(|(i, rule)| match &rule.action {
+            super::Action::Create(c) if !exists(&c.connector) => {
+                Some(format!("{}: action.connector: connector {} does not exist", locate(text, i, rule), c.connector))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The line of `name: <name>` in the file (1-based), to point errors there.
@@ -59,6 +80,17 @@ mod tests {
         assert!(
             rules.iter().any(|r| r.when.types.contains(&crate::domain::EventKind::DataQuality)),
             "the example has a rule for data-quality events"
+        );
+    }
+
+    #[test]
+    fn rules_naming_an_unknown_connector_are_reported_with_line_and_field() {
+        let text = "rules:\n  - name: a\n    action: {kind: create, connector: sandbox}\n  - name: b\n    action: {kind: create, connector: maximo}\n  - name: c\n    action: {kind: ignore}\n";
+        let rules = parse(text).unwrap();
+        assert!(check_connectors(text, &rules, |c| c == "sandbox" || c == "maximo").is_empty());
+        assert_eq!(
+            check_connectors(text, &rules, |c| c == "sandbox"),
+            ["line 4 (rules[1], \"b\"): action.connector: connector maximo does not exist"]
         );
     }
 

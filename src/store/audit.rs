@@ -1,7 +1,8 @@
 //! The audit trail: every configuration change, retry and feedback, with
 //! the acting key, the time, and the entity before and after (secrets are
 //! already masked in what callers pass: connector views, keys without
-//! their secret).
+//! their secret). Callers record an entry on the transaction that makes
+//! the change, so that the two are committed together or not at all.
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ActiveValue::Set, ConnectionTrait, EntityTrait};

@@ -3,7 +3,7 @@
 //! caller's (`decisions::StoredConnector` names them).
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder};
+use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::connectors;
 use super::{StoreError, corrupt};
@@ -50,6 +50,98 @@ pub async fn get<C: DeserializeOwned, W: DeserializeOwned>(
     name: &str,
 ) -> Result<Option<StoredConnector<C, W>>, StoreError> {
     connectors::Entity::find_by_id(name.to_owned()).one(conn).await?.map(from_model).transpose()
+}
+
+/// The connector, its row locked until the transaction ends (PostgreSQL:
+/// `FOR UPDATE`; SQLite has one writer), so that a rule saved meanwhile
+/// waits for the delete to decide and then sees the connector gone.
+pub async fn get_locked<C: DeserializeOwned, W: DeserializeOwned>(
+    conn: &impl ConnectionTrait,
+    name: &str,
+) -> Result<Option<StoredConnector<C, W>>, StoreError> {
+    let mut q = connectors::Entity::find_by_id(name.to_owned());
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        q = q.lock_exclusive();
+    }
+    q.one(conn).await?.map(from_model).transpose()
+}
+
+/// Whether the connector exists, its row share-locked until the transaction
+/// ends (PostgreSQL), so that it cannot be deleted before a rule that names
+/// it is committed.
+pub async fn exists_locked(conn: &impl ConnectionTrait, name: &str) -> Result<bool, StoreError> {
+    let mut q = connectors::Entity::find_by_id(name.to_owned());
+    if conn.get_database_backend() == sea_orm::DbBackend::Postgres {
+        q = q.lock_shared();
+    }
+    Ok(q.one(conn).await?.is_some())
+}
+
+/// The names of every connector.
+pub async fn names(conn: &impl ConnectionTrait) -> Result<std::collections::BTreeSet<String>, StoreError> {
+    Ok(connectors::Entity::find()
+        .select_only()
+        .column(connectors::Column::Name)
+        .into_tuple::<String>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect())
+}
+
+/// What holds a connector: enabled rules that create orders through it,
+/// and its open orders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// Names of the enabled rules whose action creates through it.
+    pub rules: Vec<String>,
+    /// Orders through it that are still open (pending to in progress).
+    pub open_orders: u64,
+}
+
+impl Usage {
+    pub fn is_unused(&self) -> bool {
+        self.rules.is_empty() && self.open_orders == 0
+    }
+}
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let rules: Vec<String> = self.rules.iter().map(|r| format!("{r:?}")).collect();
+        let orders = match self.open_orders {
+            1 => "1 open work order".to_owned(),
+            n => format!("{n} open work orders"),
+        };
+        let rules = match rules.len() {
+            0 => "no enabled rule".to_owned(),
+            1 => format!("enabled rule {}", rules[0]),
+            _ => format!("enabled rules {}", rules.join(", ")),
+        };
+        write!(f, "{rules} and {orders}; disable or change those rules and let the orders close first")
+    }
+}
+
+pub async fn usage(conn: &impl ConnectionTrait, name: &str) -> Result<Usage, StoreError> {
+    use super::entities::work_orders;
+    use crate::domain::OrderStatus;
+    use sea_orm::{Condition, PaginatorTrait};
+    let rules = super::rules::list(conn)
+        .await?
+        .into_iter()
+        .filter(|r| r.enabled && matches!(&r.action, crate::domain::rule::Action::Create(c) if c.connector == name))
+        .map(|r| r.name)
+        .collect();
+    let open: Vec<&str> = OrderStatus::ALL.into_iter().filter(|s| s.is_open()).map(OrderStatus::as_str).collect();
+    let open_orders = work_orders::Entity::find()
+        .filter(work_orders::Column::Connector.eq(name))
+        .filter(
+            Condition::any()
+                .add(work_orders::Column::Status.is_in(open))
+                .add(work_orders::Column::OpenKey.is_not_null()),
+        )
+        .count(conn)
+        .await?;
+    Ok(Usage { rules, open_orders })
 }
 
 pub async fn list<C: DeserializeOwned, W: DeserializeOwned>(

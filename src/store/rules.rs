@@ -198,19 +198,26 @@ pub struct Applied {
     pub unchanged: usize,
 }
 
-/// Creates or updates rules by name (a changed rule gets a new version);
+/// Creates or updates rules by name (a changed rule gets a new version),
+/// each change audited with `actor`, on `conn` (the caller's transaction);
 /// rules not in `inputs` are left as they are.
 pub async fn apply_by_name<C: ConnectionTrait>(
     conn: &C,
     inputs: &[RuleInput],
+    actor: &super::audit::Actor,
     now: DateTime<Utc>,
 ) -> Result<Applied, StoreError> {
+    let audit = async |action: &str, id: &str, before: Option<&Rule>, after: &Rule| {
+        let json = |r: &Rule| serde_json::to_value(r).ok();
+        super::audit::record(conn, actor, action, "rule", id, before.and_then(json), json(after), now).await
+    };
     let mut applied = Applied::default();
     for input in inputs {
         let existing = rules::Entity::find().filter(rules::Column::Name.eq(input.name.trim())).one(conn).await?;
         match existing {
             None => {
-                create(conn, input, now).await?;
+                let rule = create(conn, input, now).await?;
+                audit("create", &rule.id, None, &rule).await?;
                 applied.created += 1;
             }
             Some(m)
@@ -219,7 +226,9 @@ pub async fn apply_by_name<C: ConnectionTrait>(
                 applied.unchanged += 1;
             }
             Some(m) => {
-                update(conn, &m.id, input, now).await?;
+                let before = from_model(m)?;
+                let rule = update(conn, &before.id, input, now).await?;
+                audit("update", &rule.id, Some(&before), &rule).await?;
                 applied.updated += 1;
             }
         }

@@ -314,9 +314,8 @@ impl TestApp {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
-    /// Loads the demo registry, a connector and one rule that creates orders
-    /// for alerts of at least `minor` severity through it.
-    pub async fn setup_flow(&self, connector: Value) {
+    /// Loads the demo registry (`tests/fixtures/assets-demo.csv`).
+    pub async fn load_demo_assets(&self) {
         let csv = std::fs::read_to_string(format!("{FIXTURES}/assets-demo.csv")).unwrap();
         let r = self
             .client
@@ -327,6 +326,12 @@ impl TestApp {
             .await
             .unwrap();
         assert_eq!(r.status(), 200);
+    }
+
+    /// Loads the demo registry, a connector and one rule that creates orders
+    /// for alerts of at least `minor` severity through it.
+    pub async fn setup_flow(&self, connector: Value) {
+        self.load_demo_assets().await;
         let (s, body) = self.post_json("/v1/connectors", &connector).await;
         assert_eq!(s, 201, "{body}");
         let name = connector["name"].as_str().unwrap();

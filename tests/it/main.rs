@@ -9,7 +9,9 @@ mod helpers;
 mod testkit;
 
 mod amqp_ingest;
+mod audit;
 mod auth;
+mod connectors;
 mod delivery;
 mod http_ingest;
 mod kpis;

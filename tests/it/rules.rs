@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{AmqpNames, Backend, Broker, Options, alert, sandbox_connector, spawn_app};
+use crate::helpers::{AmqpNames, Backend, Broker, Options, alert, sandbox_connector, spawn_app, spawn_app_prepared};
 use crate::on_both_backends;
 
 async fn conditions_matrix_and_sla_shape_the_order(backend: Backend) {
@@ -123,12 +123,16 @@ async fn rules_file_is_applied_at_start_up_by_name(backend: Backend) {
     let file = dir.path().join("rules.yaml");
     let v1 = "rules:\n  - name: pumps\n    position: 1\n    when: {asset_classes: [PUMP]}\n    action: {kind: create, connector: sandbox, priority: 2}\n  - name: quiet-info\n    position: 9\n    when: {condition: \"event.severity == 'info'\"}\n    action: {kind: ignore}\n";
     std::fs::write(&file, v1).unwrap();
-    let app = spawn_app(backend, Options { rules_file: Some(file.clone()), ..Default::default() }).await;
+    // The connector the file names exists before the file is applied.
+    let app =
+        spawn_app_prepared(backend, Options { rules_file: Some(file.clone()), ..Default::default() }, async |app| {
+            assert_eq!(app.post_json("/v1/connectors", &sandbox_connector()).await.0, 201);
+        })
+        .await;
     let (_, rules) = app.get("/v1/rules").await;
     let names: Vec<&str> = rules.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["pumps", "quiet-info"]);
     // A rule made through the API is left alone by the file.
-    app.post_json("/v1/connectors", &sandbox_connector()).await;
     let (s, _) = app.post_json("/v1/rules", &json!({"name": "api-made", "action": {"kind": "ignore"}})).await;
     assert_eq!(s, 201);
 
@@ -154,6 +158,70 @@ async fn rules_file_is_applied_at_start_up_by_name(backend: Backend) {
     assert!(err.to_string().contains("line 2"), "{err}");
 }
 on_both_backends!(rules_file_is_applied_at_start_up_by_name);
+
+/// A rules file whose rule names a connector that does not exist stops
+/// start-up, naming the rule and the field, as the API refuses such a rule;
+/// nothing of the file is applied.
+async fn a_rules_file_naming_a_missing_connector_stops_start_up(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(
+        &file,
+        "rules:\n  - name: fine\n    action: {kind: create, connector: sandbox, priority: 2}\n  - name: pumps\n    action: {kind: create, connector: maximo, priority: 2}\n",
+    )
+    .unwrap();
+    let mut app = spawn_app(backend, Options::default()).await;
+    assert_eq!(app.post_json("/v1/connectors", &sandbox_connector()).await.0, 201);
+    app.stop().await;
+    let s = crate::helpers::settings(
+        &app.settings.database.url,
+        &Options { rules_file: Some(file.clone()), ..Default::default() },
+    );
+    let err = workbridge::app::Application::build(s).await.err().expect("start-up refuses the file");
+    let err = err.to_string();
+    assert!(err.contains("line 4 (rules[1], \"pumps\"): action.connector: connector maximo does not exist"), "{err}");
+    assert!(!err.contains("\"fine\""), "{err}");
+    // Nothing was applied.
+    let app = app.restart(Options::default()).await;
+    assert_eq!(app.get("/v1/rules").await.1, json!([]));
+}
+on_both_backends!(a_rules_file_naming_a_missing_connector_stops_start_up);
+
+/// `workbridge rules validate FILE --connectors a,b` checks the connectors
+/// the rules name against the names given (offline, there is no database
+/// to ask); without the option it says that it did not check them.
+#[test]
+fn rules_validate_checks_connector_names_given_to_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("rules.yaml");
+    std::fs::write(
+        &file,
+        "rules:\n  - name: fine\n    action: {kind: create, connector: sandbox, priority: 2}\n  - name: pumps\n    action: {kind: create, connector: maximo, priority: 2}\n",
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_workbridge"))
+            .args(["rules", "validate"])
+            .arg(&file)
+            .args(args)
+            .env_clear()
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--connectors", "sandbox,servicenow"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("line 4 (rules[1], \"pumps\"): action.connector: connector maximo does not exist"),
+        "{stderr}"
+    );
+    let out = run(&["--connectors", "sandbox", "--connectors", "maximo"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = run(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("connectors not checked"), "{stdout}");
+}
 
 async fn backtest_compares_proposed_rules_with_what_happened(backend: Backend) {
     use std::sync::Arc;
