@@ -28,6 +28,7 @@ fn rule(i: usize, when: Matchers) -> Rule {
         position: i as i32,
         version: 1,
         mode: RuleMode::Live,
+        expire_after_hours: None,
         when,
         action: Action::Ignore,
         created_at: Utc::now(),

@@ -126,6 +126,7 @@ async fn main() -> ExitCode {
                 event_time: now,
                 due_by: None,
                 trace: json!({}),
+                review: None,
             });
             delivered.push(Delivered {
                 order_id: WorkOrderId::new(id),

@@ -19,6 +19,7 @@ mod m20261130_000014_delivery_indexes;
 mod m20261130_000015_events_lz4;
 mod m20261205_000016_order_lifecycle;
 mod m20261205_000020_debounce_timers;
+mod m20261206_000031_review_proposals;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000015_events_lz4::Migration),
             Box::new(m20261205_000016_order_lifecycle::Migration),
             Box::new(m20261205_000020_debounce_timers::Migration),
+            Box::new(m20261206_000031_review_proposals::Migration),
         ]
     }
 }
@@ -63,6 +65,8 @@ mod tests {
         assert!(manager.has_table("suppressions").await.unwrap());
         assert!(manager.has_column("events", "dedup_key").await.unwrap());
         assert!(manager.has_table("webhook_receipts").await.unwrap());
+        assert!(manager.has_column("work_orders", "expires_at").await.unwrap());
+        assert!(manager.has_index("work_orders", "ix_work_orders_expires_at").await.unwrap());
         Migrator::down(&db, None).await.unwrap();
         assert!(!manager.has_table("events").await.unwrap());
         Migrator::up(&db, None).await.unwrap();

@@ -162,6 +162,7 @@ fn proposed_rule_set(inputs: Vec<RuleInput>, now: chrono::DateTime<chrono::Utc>)
             position: r.position,
             version: 0,
             mode: r.mode,
+            expire_after_hours: r.expire_after_hours,
             when: r.when,
             action: r.action,
             created_at: now,

@@ -303,16 +303,19 @@ impl WebhookSettings {
 
 impl ConnectorConfig {
     /// The lifecycle status of an EAM status word, for this kind of system.
+    /// The review's statuses (proposed, expired) are workbridge's own: no
+    /// EAM reports them.
     pub fn lifecycle_status(&self, word: &str, overrides: &BTreeMap<String, OrderStatus>) -> Option<OrderStatus> {
-        if let Some(s) = overrides.get(word) {
-            return Some(*s);
-        }
-        match self {
-            Self::Maximo(c) => c.statuses.get(word).copied(),
-            Self::Servicenow(c) => c.statuses.get(word).copied(),
-            Self::Sap(c) => c.lifecycle_status(word),
-            _ => OrderStatus::parse(word),
-        }
+        let status = match overrides.get(word) {
+            Some(s) => Some(*s),
+            None => match self {
+                Self::Maximo(c) => c.statuses.get(word).copied(),
+                Self::Servicenow(c) => c.statuses.get(word).copied(),
+                Self::Sap(c) => c.lifecycle_status(word),
+                _ => OrderStatus::parse(word),
+            },
+        };
+        status.filter(|s| !s.is_review_only())
     }
 }
 

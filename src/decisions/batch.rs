@@ -283,7 +283,8 @@ impl<'e> Pending<'e> {
             if !work_orders::insert_open_many(txn, &mut self.orders, now).await? {
                 return Ok(Flushed::KeyTaken);
             }
-            let ids: Vec<&str> = self.orders.iter().map(|o| o.id.as_str()).collect();
+            // Proposals wait for their review: they enter the outbox when approved.
+            let ids: Vec<&str> = self.orders.iter().filter(|o| o.review.is_none()).map(|o| o.id.as_str()).collect();
             outbox::enqueue_many(txn, &ids, outbox::KIND_CREATE, now).await?;
             self.orders.clear();
         }

@@ -131,7 +131,7 @@ pub(super) async fn decide_prepared(
         AlertState::Cleared => events::episode(txn, &event.source, event.subject.as_deref(), &event.code)
             .await?
             .and_then(|(key, rule_id)| {
-                let rule = p.rules.by_id(&rule_id).filter(|r| r.mode == RuleMode::Live)?;
+                let rule = p.rules.by_id(&rule_id).filter(|r| r.mode != RuleMode::Shadow)?;
                 matches!(rule.action, Action::Create(_)).then_some((key, rule))
             }),
         AlertState::Raised => None,

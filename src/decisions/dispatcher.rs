@@ -47,7 +47,7 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     breakers: Arc<Breakers>,
     metrics: Arc<Metrics>,
-    /// Sweeps the debounce timers each round, when set.
+    /// Sweeps the debounce timers and the expired proposals each round, when set.
     timers: Option<super::Decider>,
 }
 
@@ -146,6 +146,11 @@ impl Dispatcher {
             && let Err(e) = decider.fire_due_timers(self.settings.batch_size, lease).await
         {
             tracing::warn!(error = %e, "sweeping debounce timers failed; will retry");
+        }
+        if let Some(decider) = &self.timers
+            && let Err(e) = decider.expire_proposals(self.settings.batch_size).await
+        {
+            tracing::warn!(error = %e, "sweeping expired proposals failed; will retry");
         }
         let claimed = outbox::claim(conn, now, lease_for(), self.settings.batch_size).await?;
         let n = claimed.len();
@@ -390,8 +395,8 @@ impl Dispatcher {
     /// Adds a comment about the merged events to the order in the EAM.
     async fn comment(&self, c: &Claimed) -> Result<(), StoreError> {
         let order = work_orders::get(self.store.conn(), &c.work_order_id).await?;
-        if order.external_id.is_none() && order.status == OrderStatus::Pending {
-            // Not created in the EAM yet: comment once it is.
+        if order.external_id.is_none() && matches!(order.status, OrderStatus::Pending | OrderStatus::Proposed) {
+            // Not created in the EAM yet (or still in review): comment once it is.
             let next = self.clock.now() + chrono::Duration::seconds(5);
             outbox::postpone(
                 self.store.conn(),

@@ -11,6 +11,7 @@ mod decide;
 pub mod dispatcher;
 mod dry_run;
 mod error;
+pub mod review;
 mod step;
 pub mod stored_connectors;
 mod timers;

@@ -11,11 +11,15 @@ use super::Policy;
 use super::cache::Snapshot;
 use crate::domain::inhibit::parse_equal;
 use crate::domain::{AlertState, Asset, EventOutcome, InboundEvent, OrderStatus, template};
-use crate::rules::{CreateAction, Debounce, OnClear, Rule};
+use crate::domain::ReviewAction;
+use crate::rules::{CreateAction, Debounce, OnClear, Rule, RuleMode};
 use crate::store::events;
 use crate::store::suppressions::{self, Scope};
 use crate::store::work_orders::{self, NewOrder, StatusUpdate};
 use crate::store::{self as store_mod, StoreError, new_id, outbox, timers};
+
+/// The note of a proposal withdrawn by the clear of its alert.
+pub const WITHDRAWN: &str = "withdrawn: alert cleared";
 
 /// Dedup key → the open order that holds it (`None`: none is open), for the
 /// keys of one batch.
@@ -252,7 +256,10 @@ impl Step<'_> {
             // The hold is over: its timer has nothing left to do.
             timers::remove(self.txn, &self.key).await?;
         }
-        outbox::enqueue(self.txn, &order.id, outbox::KIND_CREATE, self.now).await?;
+        // A proposal waits for its review: it enters the outbox when approved.
+        if order.review.is_none() {
+            outbox::enqueue(self.txn, &order.id, outbox::KIND_CREATE, self.now).await?;
+        }
         Ok(Some(result))
     }
 
@@ -270,8 +277,15 @@ impl Step<'_> {
         let description =
             render("description", &action.description, event.message.clone().unwrap_or_else(|| event.code.clone()));
         let priority = action.priority.resolve(event.severity, asset.criticality.as_deref());
-        let mut reason =
-            format!("rule {} v{} creates an order via connector {}", rule.name, rule.version, action.connector);
+        let review = rule.mode == RuleMode::Review;
+        let mut reason = if review {
+            format!(
+                "rule {} v{} (mode review) proposes an order via connector {}; it reaches the EAM once approved",
+                rule.name, rule.version, action.connector
+            )
+        } else {
+            format!("rule {} v{} creates an order via connector {}", rule.name, rule.version, action.connector)
+        };
         if let Some(minutes) = self.fired_by_timer {
             reason = format!("held for {minutes} min: opened by the timer; {reason}");
         }
@@ -290,6 +304,7 @@ impl Step<'_> {
             priority: i32::from(priority.get()),
             event_time,
             due_by: Some(event_time + self.policy.sla.due_after(priority)),
+            review: review.then(|| rule.expire_after_hours.map(|h| self.now + Duration::hours(i64::from(h)))),
             trace: json!({
                 "mapping": trace["mapping"],
                 "rules": trace["rules"],
@@ -311,6 +326,17 @@ impl Step<'_> {
         let Some(id) = open else {
             return Ok(self.outcome(EventOutcome::Cleared, None, "alert cleared; no open order for this key".into()));
         };
+        // A proposal nobody approved yet is withdrawn, whatever `on_clear`
+        // says: there is no work to keep track of.
+        if work_orders::get(self.txn, &id).await?.status == OrderStatus::Proposed {
+            work_orders::review_move(self.txn, &id, ReviewAction::Withdrawn, "workbridge", Some(WITHDRAWN), self.now)
+                .await?;
+            return Ok(self.outcome(
+                EventOutcome::Cleared,
+                Some(id.clone()),
+                format!("alert cleared; proposal {id} withdrawn before review"),
+            ));
+        }
         match self.action.on_clear {
             OnClear::Nothing => Ok(self.outcome(
                 EventOutcome::Cleared,

@@ -16,6 +16,6 @@ pub use asset::{Asset, AssetInput, AssetView, TagPattern, TagPatternInput, Valid
 pub use event::{
     AlertState, AssetHint, EventKind, EventOutcome, EventView, InboundEvent, Severity, TIME_RECEIVED, event_context,
 };
-pub use feedback::Verdict;
+pub use feedback::{FeedbackSource, OrderVerdict, Verdict, order_verdict};
 pub use ids::{EamRef, ExternalId, WorkOrderId};
-pub use order::{HistoryFlag, OrderStatus, Priority, Transition};
+pub use order::{HistoryFlag, OrderStatus, Priority, ReviewAction, Transition};

@@ -5,6 +5,9 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
+    /// Opened by a rule in `review` mode: waits for a planner's approval,
+    /// is not sent to the EAM, and absorbs later events like an open order.
+    Proposed,
     /// Decided, not yet delivered to the EAM.
     Pending,
     Created,
@@ -17,10 +20,13 @@ pub enum OrderStatus {
     Rejected,
     /// Delivery gave up.
     Failed,
+    /// A proposal nobody reviewed before its rule's `expire_after_hours`.
+    Expired,
 }
 
 impl OrderStatus {
-    pub const ALL: [OrderStatus; 9] = [
+    pub const ALL: [OrderStatus; 11] = [
+        Self::Proposed,
         Self::Pending,
         Self::Created,
         Self::Acknowledged,
@@ -30,6 +36,7 @@ impl OrderStatus {
         Self::Cancelled,
         Self::Rejected,
         Self::Failed,
+        Self::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -43,6 +50,8 @@ impl OrderStatus {
             Self::Cancelled => "cancelled",
             Self::Rejected => "rejected",
             Self::Failed => "failed",
+            Self::Proposed => "proposed",
+            Self::Expired => "expired",
         }
     }
 
@@ -53,13 +62,20 @@ impl OrderStatus {
     /// Open orders absorb further events with the same dedup key. Once the
     /// work is done (or will never be done) a new event opens a new order.
     pub fn is_open(self) -> bool {
-        matches!(self, Self::Pending | Self::Created | Self::Acknowledged | Self::InProgress)
+        matches!(self, Self::Proposed | Self::Pending | Self::Created | Self::Acknowledged | Self::InProgress)
+    }
+
+    /// Statuses of the review before the EAM: only workbridge sets them,
+    /// never a status report of an EAM.
+    pub fn is_review_only(self) -> bool {
+        matches!(self, Self::Proposed | Self::Expired)
     }
 
     /// No way leads out: the EAMs keep closed, cancelled and rejected orders
-    /// closed (`completed` is not final: an EAM may reopen completed work).
+    /// closed (`completed` is not final: an EAM may reopen completed work);
+    /// an expired proposal stays expired.
     pub fn is_final(self) -> bool {
-        matches!(self, Self::Closed | Self::Cancelled | Self::Rejected)
+        matches!(self, Self::Closed | Self::Cancelled | Self::Rejected | Self::Expired)
     }
 
     /// The lifecycle's legal moves (the README's table). Work moves forward:
@@ -67,21 +83,24 @@ impl OrderStatus {
     /// and may skip steps (a poll sees only the latest). An open order may
     /// be cancelled or rejected; delivery may fail; a failed order may be
     /// retried (back to pending); completed work may be reopened by the EAM
-    /// (back to acknowledged or in progress). Nothing leaves closed,
-    /// cancelled or rejected.
+    /// (back to acknowledged or in progress). A proposal is approved
+    /// (pending), rejected, expires or is withdrawn (cancelled); nothing
+    /// else moves into `proposed`. Nothing leaves closed, cancelled,
+    /// rejected or expired.
     pub fn transition_to(self, to: Self) -> Transition {
         use OrderStatus::*;
         if self == to {
             return Transition::Unchanged;
         }
         let legal = match self {
+            Proposed => matches!(to, Pending | Rejected | Expired | Cancelled),
             Pending => matches!(to, Created | Cancelled | Rejected | Failed),
             Created | Acknowledged | InProgress => {
                 to.rank().is_some_and(|r| r > self.rank().unwrap_or(0)) || matches!(to, Cancelled | Rejected)
             }
             Completed => matches!(to, Closed | Acknowledged | InProgress | Cancelled),
             Failed => matches!(to, Pending | Created),
-            Closed | Cancelled | Rejected => false,
+            Closed | Cancelled | Rejected | Expired => false,
         };
         if legal { Transition::Legal } else { Transition::Illegal }
     }
@@ -95,6 +114,53 @@ impl OrderStatus {
             Self::Completed => Some(4),
             Self::Closed => Some(5),
             _ => None,
+        }
+    }
+}
+
+/// A step of the review before the EAM, as the status history and the
+/// lifecycle events name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewAction {
+    /// Opened as a proposal.
+    Proposed,
+    /// Approved by a planner: on to the EAM.
+    Approved,
+    /// Rejected by a planner (counts as a false alarm of the rule).
+    Rejected,
+    /// Not reviewed before its rule's `expire_after_hours`.
+    Expired,
+    /// Its alert cleared before anyone reviewed it.
+    Withdrawn,
+}
+
+impl ReviewAction {
+    pub const ALL: [ReviewAction; 5] =
+        [Self::Proposed, Self::Approved, Self::Rejected, Self::Expired, Self::Withdrawn];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Proposed => "proposed",
+            Self::Approved => "approved",
+            Self::Rejected => "rejected",
+            Self::Expired => "expired",
+            Self::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+
+    /// The status a proposal ends in.
+    pub fn status(self) -> OrderStatus {
+        match self {
+            Self::Proposed => OrderStatus::Proposed,
+            Self::Approved => OrderStatus::Pending,
+            Self::Rejected => OrderStatus::Rejected,
+            Self::Expired => OrderStatus::Expired,
+            Self::Withdrawn => OrderStatus::Cancelled,
         }
     }
 }
@@ -191,7 +257,13 @@ mod tests {
         let open: Vec<_> = OrderStatus::ALL.into_iter().filter(|s| s.is_open()).collect();
         assert_eq!(
             open,
-            [OrderStatus::Pending, OrderStatus::Created, OrderStatus::Acknowledged, OrderStatus::InProgress]
+            [
+                OrderStatus::Proposed,
+                OrderStatus::Pending,
+                OrderStatus::Created,
+                OrderStatus::Acknowledged,
+                OrderStatus::InProgress
+            ]
         );
     }
 
@@ -209,7 +281,21 @@ mod tests {
         assert_eq!(InProgress.transition_to(InProgress), Transition::Unchanged);
         assert_eq!(InProgress.transition_to(Acknowledged), Transition::Illegal);
         assert_eq!(Created.transition_to(Pending), Transition::Illegal);
-        for end in [Closed, Cancelled, Rejected] {
+        // A proposal ends one of four ways; nothing else leads into it.
+        for to in [Pending, Rejected, Expired, Cancelled] {
+            assert!(legal(Proposed, to), "proposed → {to:?}");
+        }
+        for to in [Created, Acknowledged, InProgress, Completed, Closed, Failed] {
+            assert_eq!(Proposed.transition_to(to), Transition::Illegal, "proposed → {to:?}");
+        }
+        for from in OrderStatus::ALL.into_iter().filter(|s| *s != Proposed) {
+            assert_eq!(from.transition_to(Proposed), Transition::Illegal, "{from:?} → proposed");
+        }
+        for a in ReviewAction::ALL {
+            assert_eq!(ReviewAction::parse(a.as_str()), Some(a));
+            assert!(a == ReviewAction::Proposed || legal(Proposed, a.status()), "{a:?}");
+        }
+        for end in [Closed, Cancelled, Rejected, Expired] {
             assert!(end.is_final());
             for to in OrderStatus::ALL.into_iter().filter(|s| *s != end) {
                 assert_eq!(end.transition_to(to), Transition::Illegal, "{end:?} → {to:?}");

@@ -112,13 +112,16 @@ pub enum OnClear {
 }
 
 /// Live rules act; shadow rules are evaluated and traced, their would-be
-/// decision recorded, and nothing happens.
+/// decision recorded, and nothing happens; review rules act, but the order
+/// they open is a proposal that reaches the EAM only once a planner
+/// approves it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleMode {
     #[default]
     Live,
     Shadow,
+    Review,
 }
 
 fn default_work_type() -> String {
@@ -172,6 +175,10 @@ pub struct Rule {
     /// Starts at 1; every change makes a new version.
     pub version: i32,
     pub mode: RuleMode,
+    /// Mode `review` only: a proposal nobody reviewed for this many hours
+    /// ends `expired`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_after_hours: Option<u32>,
     pub when: Matchers,
     pub action: Action,
     pub created_at: DateTime<Utc>,
@@ -187,9 +194,15 @@ pub struct RuleInput {
     pub enabled: bool,
     #[serde(default)]
     pub position: i32,
-    /// `shadow`: evaluate and trace only, never act.
+    /// `shadow`: evaluate and trace only, never act. `review`: orders
+    /// open as proposals and reach the EAM once a planner approves them.
     #[serde(default)]
     pub mode: RuleMode,
+    /// Mode `review` only (1 to 720): a proposal nobody reviewed for this
+    /// many hours ends `expired`. Default: proposals wait indefinitely.
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 720)]
+    pub expire_after_hours: Option<u32>,
     #[serde(default)]
     pub when: Matchers,
     pub action: Action,
@@ -204,6 +217,8 @@ fn yes() -> bool {
 pub struct RuleDefinition {
     #[serde(default)]
     pub mode: RuleMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expire_after_hours: Option<u32>,
     pub when: Matchers,
     pub action: Action,
 }

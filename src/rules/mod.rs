@@ -36,6 +36,14 @@ impl RuleInput {
             Condition::compile(src).map_err(|e| format!("when.condition: {e}"))?;
         }
         set::compile_globs(&self.when.tags).map_err(|e| format!("when.tags: {e}"))?;
+        if let Some(hours) = self.expire_after_hours {
+            if self.mode != RuleMode::Review {
+                return Err("expire_after_hours: only allowed with mode review".into());
+            }
+            if !(1..=720).contains(&hours) {
+                return Err(format!("expire_after_hours must be 1 to 720, got {hours}"));
+            }
+        }
         if let Action::Create(c) = &self.action {
             if c.connector.trim().is_empty() {
                 return Err("action.connector must not be empty".into());
@@ -248,6 +256,7 @@ mod tests {
             position,
             version: 1,
             mode: RuleMode::Live,
+            expire_after_hours: None,
             when,
             action: Action::Ignore,
             created_at: Utc::now(),

@@ -181,6 +181,10 @@ pub mod work_orders {
         pub polled_at: Option<ChronoDateTimeUtc>,
         pub external_site: Option<String>,
         pub status_at: Option<ChronoDateTimeUtc>,
+        pub expires_at: Option<ChronoDateTimeUtc>,
+        pub proposed_at: Option<ChronoDateTimeUtc>,
+        pub reviewed_at: Option<ChronoDateTimeUtc>,
+        pub review_outcome: Option<String>,
     }
     no_relations!();
 }
@@ -225,6 +229,8 @@ pub mod status_history {
         pub note: Option<String>,
         pub published_at: Option<ChronoDateTimeUtc>,
         pub flag: Option<String>,
+        /// The review step this entry records (`ReviewAction`), if any.
+        pub review: Option<String>,
     }
     no_relations!();
 }

@@ -392,10 +392,27 @@ where
     E::Model: Sync,
     C: ConnectionTrait,
 {
+    paged_in(conn, q, order, sea_orm::Order::Desc, page, view).await
+}
+
+/// `paged`, in the direction given.
+async fn paged_in<E, C, T>(
+    conn: &C,
+    q: Select<E>,
+    order: &[E::Column],
+    direction: sea_orm::Order,
+    page: PageRequest,
+    view: impl FnMut(E::Model) -> Result<T, StoreError>,
+) -> Result<Page<T>, StoreError>
+where
+    E: EntityTrait,
+    E::Model: Sync,
+    C: ConnectionTrait,
+{
     let total = q.clone().count(conn).await?;
     let mut q = q;
     for col in order {
-        q = q.order_by_desc(*col);
+        q = q.order_by(*col, direction.clone());
     }
     let items =
         q.limit(page.limit()).offset(page.offset()).all(conn).await?.into_iter().map(view).collect::<Result<_, _>>()?;

@@ -18,6 +18,7 @@ fn from_model(m: rules::Model) -> Result<Rule, StoreError> {
         position: m.position,
         version: m.version,
         mode: def.mode,
+        expire_after_hours: def.expire_after_hours,
         when: def.when,
         action: def.action,
         created_at: m.created_at,
@@ -63,8 +64,13 @@ pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Rule, StoreEr
 }
 
 fn definition(input: &RuleInput) -> serde_json::Value {
-    serde_json::to_value(RuleDefinition { mode: input.mode, when: input.when.clone(), action: input.action.clone() })
-        .unwrap_or_default()
+    serde_json::to_value(RuleDefinition {
+        mode: input.mode,
+        expire_after_hours: input.expire_after_hours,
+        when: input.when.clone(),
+        action: input.action.clone(),
+    })
+    .unwrap_or_default()
 }
 
 async fn record_version<C: ConnectionTrait>(
@@ -157,6 +163,8 @@ pub struct RuleVersion {
     pub enabled: bool,
     pub position: i32,
     pub mode: RuleMode,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_after_hours: Option<u32>,
     pub when: Matchers,
     pub action: Action,
     pub created_at: DateTime<Utc>,
@@ -182,6 +190,7 @@ pub async fn versions<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Vec<Rule
                 enabled: m.enabled,
                 position: m.position,
                 mode: def.mode,
+                expire_after_hours: def.expire_after_hours,
                 when: def.when,
                 action: def.action,
                 created_at: m.created_at,

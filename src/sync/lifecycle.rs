@@ -4,7 +4,10 @@
 //! outbox: a change is marked published only after the broker confirmed it,
 //! so a broker outage delays these events and loses none. Delivery is at
 //! least once; the CloudEvent `id` (the history entry's id) lets consumers
-//! drop repeats.
+//! drop repeats. The review before the EAM is published the same way: a
+//! proposal (`proposed.<site>`), its rejection (`rejected.<site>`) or
+//! expiry (`expired.<site>`), its approval (`pending.<site>`) or withdrawal
+//! (`cancelled.<site>`), with `data.review` naming the step.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -49,6 +52,7 @@ pub fn cloudevent(u: &Unpublished) -> serde_json::Value {
             "external_status": u.change.external_status,
             "reported_by": u.change.source,
             "note": u.change.note,
+            "review": u.change.review,
             "external_id": o.external_id,
             "connector": o.connector,
             "site": o.site,

@@ -8,6 +8,7 @@ mod delivery;
 mod opening;
 mod polling;
 mod reads;
+mod review;
 
 use chrono::{DateTime, Utc};
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QuerySelect, sea_query::Expr};
@@ -16,14 +17,15 @@ use utoipa::ToSchema;
 
 use super::entities::{status_history, work_orders};
 use super::{StoreError, corrupt, new_id};
-use crate::domain::{EamRef, ExternalId, HistoryFlag, OrderStatus, Transition, WorkOrderId};
+use crate::domain::{EamRef, ExternalId, HistoryFlag, OrderStatus, ReviewAction, Transition, WorkOrderId};
 
 pub use delivery::{clear_last_error, mark_delivered_many, recently_all_failed, reopen_for_retry, set_last_error};
 pub use opening::{
     claim_comment, insert_open, insert_open_many, last_closed, merge_into_open, merge_many, open_by_keys,
 };
 pub use polling::{claim_for_poll, find_for_connector, mark_published, release_poll_claims, unpublished};
-pub use reads::{OrderFilter, count_open, get, get_many, history, list};
+pub use reads::{OrderFilter, ProposalFilter, count_open, get, get_many, history, list, list_proposals};
+pub use review::{expire_due, review_move};
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct WorkOrder {
@@ -62,6 +64,14 @@ pub struct WorkOrder {
     pub due_by: Option<DateTime<Utc>>,
     /// The decision trace of the event that opened the order.
     pub trace: serde_json::Value,
+    /// Opened by a rule in review mode: when it was proposed.
+    pub proposed_at: Option<DateTime<Utc>>,
+    /// An open proposal's expiry (its rule's `expire_after_hours`).
+    pub expires_at: Option<DateTime<Utc>>,
+    /// How a proposal's review ended (approved, rejected, expired,
+    /// withdrawn), and when.
+    pub review: Option<ReviewAction>,
+    pub reviewed_at: Option<DateTime<Utc>>,
 }
 
 impl WorkOrder {
@@ -110,6 +120,10 @@ fn view(m: work_orders::Model) -> Result<WorkOrder, StoreError> {
         last_error: m.last_error,
         due_by: m.due_by,
         trace: m.trace,
+        proposed_at: m.proposed_at,
+        expires_at: m.expires_at,
+        review: m.review_outcome.as_deref().and_then(ReviewAction::parse),
+        reviewed_at: m.reviewed_at,
     })
 }
 
@@ -130,6 +144,9 @@ pub struct NewOrder {
     pub event_time: DateTime<Utc>,
     pub due_by: Option<DateTime<Utc>>,
     pub trace: serde_json::Value,
+    /// Opened by a rule in review mode: a proposal, not sent to the EAM
+    /// until approved; `Some(expiry)` when its rule sets one.
+    pub review: Option<Option<DateTime<Utc>>>,
 }
 
 fn history_row(
@@ -150,6 +167,7 @@ fn history_row(
         // A stale report moved nothing: no lifecycle event announces it.
         published_at: (flag == Some(HistoryFlag::Stale)).then_some(now),
         flag: flag.map(|f| f.as_str().to_owned()),
+        review: None,
     }
 }
 
@@ -182,6 +200,9 @@ pub struct StatusChange {
     /// (`illegal`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub flag: Option<HistoryFlag>,
+    /// The step of the review before the EAM this entry records.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewAction>,
 }
 
 async fn add_history<C: ConnectionTrait>(conn: &C, row: status_history::Model) -> Result<(), StoreError> {

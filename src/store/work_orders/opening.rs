@@ -9,18 +9,28 @@ use sea_orm::{
 };
 
 use super::{DECIDED, NewOrder, add_history, history_row};
-use crate::domain::OrderStatus;
+use crate::domain::{OrderStatus, ReviewAction};
 use crate::store::entities::{status_history, work_orders};
 use crate::store::{StoreError, corrupt};
 
-fn decided(now: DateTime<Utc>) -> super::StatusUpdate<'static> {
+fn decided(now: DateTime<Utc>, proposed: bool) -> super::StatusUpdate<'static> {
     super::StatusUpdate {
-        status: OrderStatus::Pending,
+        status: if proposed { OrderStatus::Proposed } else { OrderStatus::Pending },
         external_status: None,
         source: "workbridge",
         at: now,
-        note: Some(DECIDED),
+        note: Some(if proposed { PROPOSED } else { DECIDED }),
     }
+}
+
+const PROPOSED: &str = "proposed for review";
+
+/// The first history entry of an order: decided, or proposed for review.
+fn first_history(o: &NewOrder, now: DateTime<Utc>) -> crate::store::entities::status_history::Model {
+    let proposed = o.review.is_some();
+    let mut row = history_row(&o.id, &decided(now, proposed), now, None);
+    row.review = proposed.then(|| ReviewAction::Proposed.as_str().to_owned());
+    row
 }
 
 fn open_row(o: &NewOrder, now: DateTime<Utc>) -> work_orders::Model {
@@ -37,7 +47,7 @@ fn open_row(o: &NewOrder, now: DateTime<Utc>) -> work_orders::Model {
         description: o.description.clone(),
         work_type: o.work_type.clone(),
         priority: o.priority,
-        status: OrderStatus::Pending.as_str().to_owned(),
+        status: if o.review.is_some() { OrderStatus::Proposed } else { OrderStatus::Pending }.as_str().to_owned(),
         external_id: None,
         external_url: None,
         event_count: 1,
@@ -53,6 +63,10 @@ fn open_row(o: &NewOrder, now: DateTime<Utc>) -> work_orders::Model {
         polled_at: None,
         external_site: None,
         status_at: None,
+        expires_at: o.review.flatten(),
+        proposed_at: o.review.is_some().then_some(now),
+        reviewed_at: None,
+        review_outcome: None,
     }
 }
 
@@ -65,7 +79,7 @@ pub async fn insert_open<C: ConnectionTrait>(conn: &C, o: &NewOrder, now: DateTi
         .exec_without_returning(conn)
         .await?;
     if rows == 1 {
-        add_history(conn, history_row(&o.id, &decided(now), now, None)).await?;
+        add_history(conn, first_history(o, now)).await?;
     }
     Ok(rows == 1)
 }
@@ -85,7 +99,7 @@ pub async fn insert_open_many<C: ConnectionTrait>(
     if crate::store::insert_rows::<work_orders::Entity, _>(conn, rows, Some(&unique)).await? != orders.len() as u64 {
         return Ok(false);
     }
-    let history = orders.iter().map(|o| history_row(&o.id, &decided(now), now, None));
+    let history = orders.iter().map(|o| first_history(o, now));
     crate::store::insert_rows::<status_history::Entity, _>(conn, history.collect(), None).await?;
     Ok(true)
 }

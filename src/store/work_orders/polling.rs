@@ -126,6 +126,7 @@ pub async fn unpublished<C: ConnectionTrait>(conn: &C, limit: u64) -> Result<Vec
                 recorded_at: m.recorded_at,
                 note: m.note,
                 flag: m.flag.as_deref().and_then(HistoryFlag::parse),
+                review: m.review.as_deref().and_then(crate::domain::ReviewAction::parse),
             },
             order,
         });

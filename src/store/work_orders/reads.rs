@@ -9,7 +9,7 @@ use utoipa::IntoParams;
 use super::{StatusChange, WorkOrder, view};
 use crate::domain::{HistoryFlag, OrderStatus};
 use crate::store::entities::{status_history, work_orders};
-use crate::store::{Page, PageRequest, StoreError, corrupt, filtered, paged};
+use crate::store::{Page, PageRequest, StoreError, corrupt, filtered, paged, paged_in};
 
 pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<WorkOrder, StoreError> {
     work_orders::Entity::find_by_id(id.to_owned())
@@ -57,6 +57,42 @@ pub async fn list<C: ConnectionTrait>(
     paged(conn, q, &[work_orders::Column::CreatedAt, work_orders::Column::Id], page, view).await
 }
 
+/// Which proposals to list: as for orders.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ProposalFilter {
+    pub asset: Option<String>,
+    pub site: Option<String>,
+    /// Rule id.
+    pub rule: Option<String>,
+    /// Proposed at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Proposed before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// Open proposals, oldest first (the review queue).
+pub async fn list_proposals<C: ConnectionTrait>(
+    conn: &C,
+    f: &ProposalFilter,
+    page: PageRequest,
+) -> Result<Page<WorkOrder>, StoreError> {
+    let q = work_orders::Entity::find().filter(work_orders::Column::Status.eq(OrderStatus::Proposed.as_str()));
+    let q = filtered(
+        q,
+        &[
+            (work_orders::Column::AssetId, &f.asset),
+            (work_orders::Column::Site, &f.site),
+            (work_orders::Column::RuleId, &f.rule),
+        ],
+        work_orders::Column::CreatedAt,
+        f.since,
+        f.until,
+    );
+    let order = [work_orders::Column::CreatedAt, work_orders::Column::Id];
+    paged_in(conn, q, &order, sea_orm::Order::Asc, page, view).await
+}
+
 pub async fn history<C: ConnectionTrait>(conn: &C, order_id: &str) -> Result<Vec<StatusChange>, StoreError> {
     status_history::Entity::find()
         .filter(status_history::Column::WorkOrderId.eq(order_id))
@@ -74,6 +110,7 @@ pub async fn history<C: ConnectionTrait>(conn: &C, order_id: &str) -> Result<Vec
                 recorded_at: m.recorded_at,
                 note: m.note,
                 flag: m.flag.as_deref().and_then(HistoryFlag::parse),
+                review: m.review.as_deref().and_then(crate::domain::ReviewAction::parse),
             })
         })
         .collect()
