@@ -10,6 +10,7 @@ pub mod headers;
 mod health;
 mod kpis;
 pub mod problem;
+mod review;
 mod rules;
 mod sandbox;
 mod suppressions;
@@ -145,6 +146,11 @@ routes! {
     auth::PLANNER => work_orders::retry_work_order,
     auth::PLANNER => work_orders::add_feedback,
     auth::VIEWER => work_orders::list_deliveries,
+    auth::VIEWER => review::list_proposals,
+    auth::PLANNER => review::approve_proposal,
+    auth::PLANNER => review::reject_proposal,
+    auth::PLANNER => review::bulk_approve,
+    auth::PLANNER => review::bulk_reject,
     auth::Access::Open => webhooks::receive_webhook,
     auth::VIEWER => sandbox::list_sandbox_orders,
     auth::VIEWER => sandbox::get_sandbox_order,
