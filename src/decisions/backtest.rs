@@ -5,9 +5,10 @@
 //! debounce, clears and the stored suppression windows. A simulated order
 //! stays open until an order with the same key was closed in reality.
 //! Precision is computed from the real orders that the simulated order's
-//! events belonged to: a planner's feedback (useful / false alarm) where
-//! given, else what became of them: accepted (in progress, completed, closed)
-//! or rejected (cancelled or rejected).
+//! events belonged to, each judged by `domain::order_verdict` (the one
+//! definition `GET /v1/kpis/rules` uses too): planner feedback, then a
+//! rejection in review, then the EAM's closure code, then the order's
+//! outcome. `accepted` counts useful orders, `rejected` false alarms.
 //!
 //! Not replayed: cooldown and inhibition (they depend on the state at each
 //! past moment).
@@ -25,7 +26,7 @@ use crate::domain::Asset;
 use crate::domain::cloudevent as parse;
 use crate::domain::event_context;
 use crate::domain::template;
-use crate::domain::{AlertState, EventOutcome, OrderStatus};
+use crate::domain::{AlertState, EventOutcome, OrderVerdict};
 use crate::rules::{Action, Debounce, RuleInput, RuleSet};
 use crate::store::{Store, assets, events, suppressions, work_orders};
 
@@ -83,11 +84,13 @@ pub enum BacktestOutcome {
     Undecided,
 }
 
-fn verdict_of(status: OrderStatus) -> BacktestOutcome {
-    match status {
-        OrderStatus::InProgress | OrderStatus::Completed | OrderStatus::Closed => BacktestOutcome::Accepted,
-        OrderStatus::Cancelled | OrderStatus::Rejected => BacktestOutcome::Rejected,
-        _ => BacktestOutcome::Undecided,
+impl From<OrderVerdict> for BacktestOutcome {
+    fn from(v: OrderVerdict) -> Self {
+        match v {
+            OrderVerdict::Useful => Self::Accepted,
+            OrderVerdict::FalseAlarm => Self::Rejected,
+            OrderVerdict::Undecided => Self::Undecided,
+        }
     }
 }
 
@@ -155,7 +158,8 @@ pub async fn run(
     let mut debounce: HashMap<String, Vec<DateTime<Utc>>> = HashMap::new();
     let mut changes = vec![];
     let mut asset_cache: HashMap<String, Option<Asset>> = HashMap::new();
-    let mut real_status: HashMap<String, OrderStatus> = HashMap::new();
+    // The real orders the stored decisions created, in order.
+    let mut real_created: Vec<String> = vec![];
     let mut real_orders_seen = std::collections::HashSet::new();
 
     for record in stored {
@@ -164,8 +168,7 @@ pub async fn run(
             && record.outcome == EventOutcome::Created
             && real_orders_seen.insert(id.clone())
         {
-            actual.orders += 1;
-            actual.verdict(verdict_for(conn, &mut real_status, id).await?);
+            real_created.push(id.clone());
         }
         let outcome = match (parse::from_value(record.cloudevent.clone()), &record.asset_id) {
             (Ok(event), Some(asset_id)) => {
@@ -254,10 +257,21 @@ pub async fn run(
         }
     }
 
+    let mut judged: Vec<&str> = real_created.iter().map(String::as_str).collect();
+    judged.extend(orders.iter().flat_map(|o| o.real_orders.iter().map(String::as_str)));
+    judged.sort_unstable();
+    judged.dedup();
+    let verdicts = crate::store::feedback::verdicts(conn, &judged).await?;
+    let verdict_of =
+        |id: &str| verdicts.get(id).copied().map_or(BacktestOutcome::Undecided, BacktestOutcome::from);
+    for id in &real_created {
+        actual.orders += 1;
+        actual.verdict(verdict_of(id));
+    }
     for order in &mut orders {
         let mut verdict = BacktestOutcome::Undecided;
         for id in &order.real_orders {
-            match verdict_for(conn, &mut real_status, id).await? {
+            match verdict_of(id) {
                 BacktestOutcome::Accepted => verdict = BacktestOutcome::Accepted,
                 BacktestOutcome::Rejected if verdict == BacktestOutcome::Undecided => {
                     verdict = BacktestOutcome::Rejected
@@ -281,32 +295,6 @@ fn note_real(order: &mut SimulatedOrder, real: Option<&str>) {
     {
         order.real_orders.push(id.to_owned());
     }
-}
-
-async fn status_of(
-    conn: &sea_orm::DatabaseConnection,
-    cache: &mut HashMap<String, OrderStatus>,
-    id: &str,
-) -> Result<OrderStatus, DecisionError> {
-    if let Some(s) = cache.get(id) {
-        return Ok(*s);
-    }
-    let s = work_orders::get(conn, id).await?.status;
-    cache.insert(id.to_owned(), s);
-    Ok(s)
-}
-
-/// A planner's verdict wins over what the order's status says.
-async fn verdict_for(
-    conn: &sea_orm::DatabaseConnection,
-    cache: &mut HashMap<String, OrderStatus>,
-    id: &str,
-) -> Result<BacktestOutcome, DecisionError> {
-    Ok(match crate::store::feedback::latest(conn, id).await? {
-        Some(crate::domain::Verdict::Useful) => BacktestOutcome::Accepted,
-        Some(crate::domain::Verdict::FalseAlarm) => BacktestOutcome::Rejected,
-        None => verdict_of(status_of(conn, cache, id).await?),
-    })
 }
 
 /// Records `time` and says whether the debounce is satisfied with it.

@@ -9,6 +9,7 @@ use sea_orm::{ConnectionTrait, DbBackend, FromQueryResult, Statement, Value};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use crate::domain::OrderVerdict;
 use crate::store::StoreError;
 
 #[derive(Debug, Clone, Deserialize, IntoParams)]
@@ -76,6 +77,94 @@ pub struct Kpis {
     pub backlog_open: u64,
     /// Age of the oldest open order, in seconds.
     pub backlog_oldest_age: Option<f64>,
+    /// The review before the EAM (orders opened by rules in `review` mode).
+    pub review: ReviewKpis,
+}
+
+/// The review before the EAM, over the proposals in range (by first event
+/// time) matching the filters. Proposals count nowhere else in `Kpis`
+/// until approved.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ToSchema)]
+pub struct ReviewKpis {
+    /// Orders opened as proposals.
+    pub proposed: u64,
+    pub approved: u64,
+    pub rejected: u64,
+    /// Not reviewed before their rule's `expire_after_hours`.
+    pub expired: u64,
+    /// Withdrawn by the clear of their alert before review.
+    pub withdrawn: u64,
+    /// Proposals waiting for review now.
+    pub backlog: u64,
+    /// approved ÷ (approved + rejected); none when nothing was reviewed.
+    pub approval_rate: Option<f64>,
+    /// Approved or rejected − proposed, in seconds (nearest rank).
+    pub time_to_review: Stats,
+}
+
+/// Count, mean and nearest-rank percentiles of some durations (seconds).
+fn stats_of(mut secs: Vec<f64>) -> Stats {
+    if secs.is_empty() {
+        return Stats::default();
+    }
+    secs.sort_by(f64::total_cmp);
+    let n = secs.len() as u64;
+    let at = |p: f64| Some(secs[(nearest_rank(p, n) - 1) as usize]);
+    Stats { count: n, mean: Some(secs.iter().sum::<f64>() / n as f64), p50: at(0.5), p90: at(0.9), p99: at(0.99) }
+}
+
+#[derive(FromQueryResult)]
+struct ProposalRow {
+    review_outcome: Option<String>,
+    status: String,
+    proposed_at: Option<DateTime<Utc>>,
+    reviewed_at: Option<DateTime<Utc>>,
+}
+
+/// The review KPIs of the proposals matching `q` in range.
+async fn review_kpis<C: ConnectionTrait>(
+    conn: &C,
+    q: &KpiQuery,
+    since: DateTime<Utc>,
+    until: DateTime<Utc>,
+) -> Result<ReviewKpis, StoreError> {
+    let mut sql = Sql::new(conn.get_database_backend());
+    sql.push("SELECT w.review_outcome AS review_outcome, w.status AS status, w.proposed_at AS proposed_at, w.reviewed_at AS reviewed_at FROM work_orders w");
+    q.any_order_filter(&mut sql, since, until);
+    sql.push(" AND w.proposed_at IS NOT NULL");
+    let rows = ProposalRow::find_by_statement(sql.statement()).all(conn).await?;
+    let mut r = ReviewKpis { proposed: rows.len() as u64, ..Default::default() };
+    let mut waits = vec![];
+    for row in rows {
+        let reviewed = match row.review_outcome.as_deref().and_then(crate::domain::ReviewAction::parse) {
+            Some(crate::domain::ReviewAction::Approved) => {
+                r.approved += 1;
+                true
+            }
+            Some(crate::domain::ReviewAction::Rejected) => {
+                r.rejected += 1;
+                true
+            }
+            Some(crate::domain::ReviewAction::Expired) => {
+                r.expired += 1;
+                false
+            }
+            Some(crate::domain::ReviewAction::Withdrawn) => {
+                r.withdrawn += 1;
+                false
+            }
+            Some(crate::domain::ReviewAction::Proposed) | None => {
+                r.backlog += u64::from(row.status == crate::domain::OrderStatus::Proposed.as_str());
+                false
+            }
+        };
+        if reviewed && let (Some(a), Some(b)) = (row.proposed_at, row.reviewed_at) {
+            waits.push((b - a).num_milliseconds() as f64 / 1000.0);
+        }
+    }
+    r.approval_rate = ratio(r.approved, r.approved + r.rejected);
+    r.time_to_review = stats_of(waits);
+    Ok(r)
 }
 
 /// Builds SQL with numbered parameters in the backend's style.
@@ -135,8 +224,15 @@ impl KpiQuery {
         (self.since.unwrap_or(until - chrono::Duration::days(30)), until)
     }
 
-    /// `WHERE` over work_orders `w` for the range and filters.
+    /// `WHERE` over work_orders `w` for the range and filters: the orders
+    /// that went the EAM's way (live ones, and proposals once approved).
     fn order_filter(&self, sql: &mut Sql, since: DateTime<Utc>, until: DateTime<Utc>) {
+        self.any_order_filter(sql, since, until);
+        sql.push(" AND (w.proposed_at IS NULL OR w.review_outcome = 'approved')");
+    }
+
+    /// `order_filter`, proposals included whatever became of them.
+    fn any_order_filter(&self, sql: &mut Sql, since: DateTime<Utc>, until: DateTime<Utc>) {
         sql.push(" WHERE w.first_event_time >= ").bind(since).push(" AND w.first_event_time < ").bind(until);
         if let Some(s) = &self.site {
             sql.push(" AND w.site = ").bind(s.clone());
@@ -333,6 +429,7 @@ pub async fn compute<C: ConnectionTrait>(conn: &C, q: &KpiQuery, now: DateTime<U
         mapping_coverage: ratio(mapped, all_events),
         backlog_open,
         backlog_oldest_age,
+        review: review_kpis(conn, q, since, until).await?,
     })
 }
 
@@ -363,12 +460,30 @@ pub struct RuleKpis {
     pub orders_accepted: u64,
     pub orders_rejected: u64,
     pub orders_cancelled: u64,
-    /// accepted ÷ (accepted + rejected + cancelled): the rule's precision.
+    /// useful ÷ (useful + false_alarm), with each order judged by
+    /// `domain::order_verdict` (the README's definition): the rule's precision.
     pub precision: Option<f64>,
     /// Median time to acknowledge, in seconds.
     pub median_time_to_acknowledge: Option<f64>,
     pub feedback_useful: u64,
     pub feedback_false_alarm: u64,
+    /// Its orders (first event in range) opened as proposals (mode review).
+    pub proposals: u64,
+    /// … of which approved.
+    pub approved: u64,
+    /// approved ÷ (approved + rejected in review); none when none reviewed.
+    pub approval_rate: Option<f64>,
+    /// Its orders (first event in range, proposals included) by verdict.
+    pub useful: u64,
+    pub false_alarm: u64,
+    pub undecided: u64,
+}
+
+#[derive(FromQueryResult)]
+struct RuleOrder {
+    id: String,
+    review_outcome: Option<String>,
+    proposed_at: Option<DateTime<Utc>>,
 }
 
 #[derive(FromQueryResult)]
@@ -434,6 +549,18 @@ pub async fn by_rule<C: ConnectionTrait>(
         };
         let ack = duration_stats(conn, &scoped, &["acknowledged", "in_progress", "completed", "closed"], since, until)
             .await?;
+        // Every order of this version, proposals included, judged once.
+        let mut all = Sql::new(backend);
+        all.push("SELECT w.id AS id, w.review_outcome AS review_outcome, w.proposed_at AS proposed_at FROM work_orders w");
+        scoped.any_order_filter(&mut all, since, until);
+        all.push(" AND w.rule_version = ").bind(key.rule_version);
+        let rule_orders = RuleOrder::find_by_statement(all.statement()).all(conn).await?;
+        let ids: Vec<&str> = rule_orders.iter().map(|o| o.id.as_str()).collect();
+        let verdicts = crate::store::feedback::verdicts(conn, &ids).await?;
+        let tally = |v: OrderVerdict| verdicts.values().filter(|x| **x == v).count() as u64;
+        let (useful, false_alarm) = (tally(OrderVerdict::Useful), tally(OrderVerdict::FalseAlarm));
+        let outcome = |a: &str| rule_orders.iter().filter(|o| o.review_outcome.as_deref() == Some(a)).count() as u64;
+        let (approved, rejected_in_review) = (outcome("approved"), outcome("rejected"));
         out.push(RuleKpis {
             events_matched: count(conn, &events("")).await?,
             orders_created: count(conn, &events(" AND e.outcome = 'created'")).await?,
@@ -441,10 +568,16 @@ pub async fn by_rule<C: ConnectionTrait>(
             orders_accepted: accepted,
             orders_rejected: rejected,
             orders_cancelled: cancelled,
-            precision: ratio(accepted, accepted + rejected + cancelled),
+            precision: ratio(useful, useful + false_alarm),
             median_time_to_acknowledge: ack.p50,
             feedback_useful: count(conn, &verdict("useful")).await?,
             feedback_false_alarm: count(conn, &verdict("false_alarm")).await?,
+            proposals: rule_orders.iter().filter(|o| o.proposed_at.is_some()).count() as u64,
+            approved,
+            approval_rate: ratio(approved, approved + rejected_in_review),
+            useful,
+            false_alarm,
+            undecided: verdicts.len() as u64 - useful - false_alarm,
             rule_id: key.rule_id,
             rule_version: key.rule_version,
         });
