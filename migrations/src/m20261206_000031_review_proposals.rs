@@ -31,7 +31,9 @@ impl MigrationTrait for Migration {
             }
             manager.alter_table(add("work_orders", col.null().to_owned())).await?;
         }
-        manager.alter_table(add("status_history", ColumnDef::new(Alias::new("review")).string().null().to_owned())).await?;
+        manager
+            .alter_table(add("status_history", ColumnDef::new(Alias::new("review")).string().null().to_owned()))
+            .await?;
         // Only open proposals carry an expiry: the sweep reads a few rows.
         manager
             .create_index(

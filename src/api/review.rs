@@ -104,7 +104,11 @@ fn approve_body(body: &[u8]) -> Result<ApproveInput, ApiError> {
         return Ok(ApproveInput::default());
     }
     serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() { ApiError::Validation(e.to_string()) } else { ApiError::Malformed(format!("not valid JSON: {e}")) }
+        if e.is_data() {
+            ApiError::Validation(e.to_string())
+        } else {
+            ApiError::Malformed(format!("not valid JSON: {e}"))
+        }
     })
 }
 

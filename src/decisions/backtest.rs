@@ -262,8 +262,7 @@ pub async fn run(
     judged.sort_unstable();
     judged.dedup();
     let verdicts = crate::store::feedback::verdicts(conn, &judged).await?;
-    let verdict_of =
-        |id: &str| verdicts.get(id).copied().map_or(BacktestOutcome::Undecided, BacktestOutcome::from);
+    let verdict_of = |id: &str| verdicts.get(id).copied().map_or(BacktestOutcome::Undecided, BacktestOutcome::from);
     for id in &real_created {
         actual.orders += 1;
         actual.verdict(verdict_of(id));

@@ -9,9 +9,9 @@ use serde_json::{Value, json};
 
 use super::Policy;
 use super::cache::Snapshot;
+use crate::domain::ReviewAction;
 use crate::domain::inhibit::parse_equal;
 use crate::domain::{AlertState, Asset, EventOutcome, InboundEvent, OrderStatus, template};
-use crate::domain::ReviewAction;
 use crate::rules::{CreateAction, Debounce, OnClear, Rule, RuleMode};
 use crate::store::events;
 use crate::store::suppressions::{self, Scope};

@@ -136,8 +136,7 @@ pub enum ReviewAction {
 }
 
 impl ReviewAction {
-    pub const ALL: [ReviewAction; 5] =
-        [Self::Proposed, Self::Approved, Self::Rejected, Self::Expired, Self::Withdrawn];
+    pub const ALL: [ReviewAction; 5] = [Self::Proposed, Self::Approved, Self::Rejected, Self::Expired, Self::Withdrawn];
 
     pub fn as_str(self) -> &'static str {
         match self {

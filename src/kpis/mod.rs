@@ -551,7 +551,9 @@ pub async fn by_rule<C: ConnectionTrait>(
             .await?;
         // Every order of this version, proposals included, judged once.
         let mut all = Sql::new(backend);
-        all.push("SELECT w.id AS id, w.review_outcome AS review_outcome, w.proposed_at AS proposed_at FROM work_orders w");
+        all.push(
+            "SELECT w.id AS id, w.review_outcome AS review_outcome, w.proposed_at AS proposed_at FROM work_orders w",
+        );
         scoped.any_order_filter(&mut all, since, until);
         all.push(" AND w.rule_version = ").bind(key.rule_version);
         let rule_orders = RuleOrder::find_by_statement(all.statement()).all(conn).await?;

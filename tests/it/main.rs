@@ -20,6 +20,7 @@ mod maximo;
 mod metrics;
 mod openapi;
 mod registry;
+mod review;
 mod rules;
 mod sap;
 mod scale;
