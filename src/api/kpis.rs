@@ -8,7 +8,8 @@ use crate::kpis::{self, KpiQuery, Kpis};
 /// create, acknowledge and complete (count, mean, p50, p90, p99 in seconds;
 /// percentiles by the nearest-rank method: the value at rank ⌈p·n⌉), SLA
 /// compliance, acceptance rate, automation rate, mapping coverage, dedup
-/// savings and the open backlog. Orders count by their first event's time;
+/// savings, the open backlog, and the review before the EAM (proposals,
+/// approval rate, time to review, backlog). Orders count by their first event's time;
 /// event rates by when events were received.
 #[utoipa::path(tag = "work-orders", params(KpiQuery), responses(
     (status = 200, body = Kpis),
@@ -25,8 +26,12 @@ pub async fn get_kpis(state: web::Data<AppState>, q: web::Query<KpiQuery>) -> Re
 }
 
 /// KPIs per rule and version: events matched, orders created, events
-/// merged, orders accepted, rejected or cancelled, precision (accepted ÷
-/// decided), median time to acknowledge, and planner feedback counts.
+/// merged, orders accepted, rejected or cancelled, proposals and their
+/// approval rate (review mode), orders by verdict (useful, false alarm,
+/// undecided: planner feedback, then a review rejection, then the EAM's
+/// closure code, then the order's outcome) and precision = useful ÷
+/// (useful + false alarm), median time to acknowledge, and planner
+/// feedback counts.
 #[utoipa::path(tag = "work-orders", params(KpiQuery), responses(
     (status = 200, body = Vec<crate::kpis::RuleKpis>),
     (status = 422, body = Problem, content_type = "application/problem+json"),
