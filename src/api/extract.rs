@@ -432,7 +432,9 @@ fn describe_one(schema: &Value) -> String {
 fn misfit(value: &str, schema: &Value) -> Option<String> {
     let fits = |s: &Value| -> bool {
         if let Some(values) = s.get("enum").and_then(Value::as_array) {
-            return values.iter().any(|v| v.as_str() == Some(value) || (!v.is_string() && v.to_string().as_str() == value));
+            return values
+                .iter()
+                .any(|v| v.as_str() == Some(value) || (!v.is_string() && v.to_string().as_str() == value));
         }
         let number = match types(s).first().copied() {
             Some("integer") => match value.parse::<i128>() {
