@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use utoipa::ToSchema;
 
+use super::extract::{Json, Query};
 use super::problem::{ApiError, Problem};
 use super::{AppState, audit, begin, commit, json_of};
 use crate::decisions::review;
@@ -103,13 +104,7 @@ fn approve_body(body: &[u8]) -> Result<ApproveInput, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(ApproveInput::default());
     }
-    serde_json::from_slice(body).map_err(|e| {
-        if e.is_data() {
-            ApiError::Validation(e.to_string())
-        } else {
-            ApiError::Malformed(format!("not valid JSON: {e}"))
-        }
-    })
+    super::extract::from_json_bytes(body)
 }
 
 /// Approves one proposal, audited, in one transaction.
@@ -161,8 +156,8 @@ fn result_of(id: &str, r: Result<WorkOrder, ApiError>) -> BulkResult {
 #[get("/v1/proposals")]
 pub async fn list_proposals(
     state: web::Data<AppState>,
-    filter: web::Query<ProposalFilter>,
-    page: web::Query<PageRequest>,
+    filter: Query<ProposalFilter>,
+    page: Query<PageRequest>,
 ) -> Result<web::Json<Page<WorkOrder>>, ApiError> {
     Ok(web::Json(work_orders::list_proposals(state.store.conn(), &filter, *page).await?))
 }
@@ -202,7 +197,7 @@ pub async fn reject_proposal(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    input: web::Json<RejectInput>,
+    input: Json<RejectInput>,
 ) -> Result<web::Json<WorkOrder>, ApiError> {
     let reason = reason_of(&input.reason)?;
     Ok(web::Json(reject_one(&state, &actor, &id, reason).await?))
@@ -215,7 +210,7 @@ pub async fn reject_proposal(
 pub async fn bulk_approve(
     state: web::Data<AppState>,
     actor: Actor,
-    input: web::Json<BulkApprove>,
+    input: Json<BulkApprove>,
 ) -> Result<web::Json<BulkResults>, ApiError> {
     ids_of(&input.ids)?;
     let comment = comment_of(input.comment.as_deref())?;
@@ -236,7 +231,7 @@ pub async fn bulk_approve(
 pub async fn bulk_reject(
     state: web::Data<AppState>,
     actor: Actor,
-    input: web::Json<BulkReject>,
+    input: Json<BulkReject>,
 ) -> Result<web::Json<BulkResults>, ApiError> {
     ids_of(&input.ids)?;
     let reason = reason_of(&input.reason)?;
