@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 
 use utoipa::ToSchema;
-use utoipa::openapi::schema::{AdditionalProperties, ArrayBuilder, Discriminator, ObjectBuilder, OneOfBuilder, Type};
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, Discriminator, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+};
 use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Schema};
 
 use crate::domain::EventOutcome;
@@ -150,7 +152,7 @@ pub(super) fn refine(api: &mut OpenApi) {
     name_variants(schemas, "HeaderValue", &[(1, "EnvSecret"), (2, "FileSecret")]);
     priority_matrix(schemas);
     page_items(schemas);
-    let any = |description: &str| ObjectBuilder::new().description(Some(description)).build();
+    let any = |description: &str| ObjectBuilder::new().schema_type(SchemaType::AnyValue).description(Some(description)).build();
     schemas.insert(
         "EventContext".into(),
         any("Any JSON value the producer sends as context (e.g. readings, area), available to rule conditions as `context`.")
