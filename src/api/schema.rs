@@ -132,11 +132,7 @@ pub(super) fn refine(api: &mut OpenApi) {
         components.schemas.entry(name).or_insert(schema);
     }
     let schemas = &mut components.schemas;
-    tagged_union(
-        schemas,
-        "Action",
-        &[("create", "CreateAction", None), ("ignore", "IgnoreAction", Some(1))],
-    );
+    tagged_union(schemas, "Action", &[("create", "CreateAction", None), ("ignore", "IgnoreAction", Some(1))]);
     tagged_union(
         schemas,
         "ConnectorConfig",
@@ -152,7 +148,9 @@ pub(super) fn refine(api: &mut OpenApi) {
     name_variants(schemas, "HeaderValue", &[(1, "EnvSecret"), (2, "FileSecret")]);
     priority_matrix(schemas);
     page_items(schemas);
-    let any = |description: &str| ObjectBuilder::new().schema_type(SchemaType::AnyValue).description(Some(description)).build();
+    let any = |description: &str| {
+        ObjectBuilder::new().schema_type(SchemaType::AnyValue).description(Some(description)).build()
+    };
     schemas.insert(
         "EventContext".into(),
         any("Any JSON value the producer sends as context (e.g. readings, area), available to rule conditions as `context`.")
@@ -162,10 +160,8 @@ pub(super) fn refine(api: &mut OpenApi) {
         "AuditSnapshot".into(),
         any("Any JSON value: the entity as the API shows it (an asset, rule, connector, …), secrets masked.").into(),
     );
-    schemas.insert(
-        "BodyTemplate".into(),
-        any("Any JSON value: a template of the request body sent to the EAM.").into(),
-    );
+    schemas
+        .insert("BodyTemplate".into(), any("Any JSON value: a template of the request body sent to the EAM.").into());
     for owner in ["EventRecord", "WorkOrder", "DryRun"] {
         point_to(schemas, owner, "trace", "DecisionTrace");
     }
@@ -275,7 +271,8 @@ fn priority_matrix(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
         .description(Some("criticality (or `\"*\"` for any) → priority."))
         .additional_properties(Some(Ref::from_schema_name("Priority")))
         .build();
-    matrix.additional_properties = Some(Box::new(AdditionalProperties::RefOr(Ref::from_schema_name("PriorityRow").into())));
+    matrix.additional_properties =
+        Some(Box::new(AdditionalProperties::RefOr(Ref::from_schema_name("PriorityRow").into())));
     schemas.insert("PriorityRow".into(), row.into());
     schemas.insert("PriorityMatrix".into(), Schema::Object(matrix).into());
 }
@@ -317,13 +314,13 @@ fn single_json_bodies(api: &mut OpenApi) {
         .item(Ref::from_schema_name("CloudEvent"))
         .item(ArrayBuilder::new().items(Ref::from_schema_name("CloudEvent")))
         .build();
-    body.content
-        .insert("application/json".into(), ContentBuilder::new().schema(Some(Schema::OneOf(one_or_many))).build().into());
+    body.content.insert(
+        "application/json".into(),
+        ContentBuilder::new().schema(Some(Schema::OneOf(one_or_many))).build().into(),
+    );
     let Some(RefOr::T(ok)) = events.responses.responses.get_mut("200") else { panic!("POST /v1/events documents 200") };
-    let either = OneOfBuilder::new()
-        .item(Ref::from_schema_name("Accepted"))
-        .item(Ref::from_schema_name("BatchResult"))
-        .build();
+    let either =
+        OneOfBuilder::new().item(Ref::from_schema_name("Accepted")).item(Ref::from_schema_name("BatchResult")).build();
     ok.content
         .insert("application/json".into(), ContentBuilder::new().schema(Some(Schema::OneOf(either))).build().into());
 }
