@@ -142,8 +142,8 @@ fn batch_result(outcomes: Vec<Result<Accepted, HttpIngestError>>) -> BatchResult
 #[get("/v1/events")]
 pub async fn list_events(
     state: web::Data<AppState>,
-    filter: web::Query<EventFilter>,
-    page: web::Query<PageRequest>,
+    filter: super::extract::Query<EventFilter>,
+    page: super::extract::Query<PageRequest>,
 ) -> Result<web::Json<Page<EventRecord>>, ApiError> {
     Ok(web::Json(events::list(state.store.conn(), &filter, *page).await?))
 }
