@@ -19,6 +19,7 @@ mod m20261130_000014_delivery_indexes;
 mod m20261130_000015_events_lz4;
 mod m20261205_000016_order_lifecycle;
 mod m20261205_000020_debounce_timers;
+mod m20261206_000041_redecide_jobs;
 
 pub struct Migrator;
 
@@ -43,6 +44,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000015_events_lz4::Migration),
             Box::new(m20261205_000016_order_lifecycle::Migration),
             Box::new(m20261205_000020_debounce_timers::Migration),
+            Box::new(m20261206_000041_redecide_jobs::Migration),
         ]
     }
 }
