@@ -299,7 +299,6 @@ pub async fn advance<C: ConnectionTrait>(
         .col_expr(C::Changed, add(C::Changed, progress.changed))
         .col_expr(C::Unchanged, add(C::Unchanged, progress.unchanged))
         .col_expr(C::Failed, add(C::Failed, progress.failed))
-        .col_expr(C::LockedUntil, Expr::value(lease_until))
         .col_expr(C::UpdatedAt, Expr::value(now));
     if let Some((at, id)) = cursor {
         update = update.col_expr(C::CursorReceivedAt, Expr::value(*at)).col_expr(C::CursorId, Expr::value(id.clone()));
@@ -310,6 +309,8 @@ pub async fn advance<C: ConnectionTrait>(
             .col_expr(C::FinishedAt, Expr::value(now))
             .col_expr(C::LockedUntil, Expr::value(Option::<DateTime<Utc>>::None))
             .col_expr(C::ClaimToken, Expr::value(Option::<String>::None));
+    } else {
+        update = update.col_expr(C::LockedUntil, Expr::value(lease_until));
     }
     let rows = update
         .filter(C::Id.eq(job.id.as_str()))

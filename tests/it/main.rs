@@ -19,6 +19,7 @@ mod lifecycle;
 mod maximo;
 mod metrics;
 mod openapi;
+mod redecide;
 mod registry;
 mod rules;
 mod sap;
