@@ -5,9 +5,9 @@ use utoipa::ToSchema;
 use super::problem::{ApiError, Problem};
 use super::{AppState, mime, read_body};
 use crate::decisions::Accepted;
+use crate::domain::glob::TagGlob;
 use crate::domain::{AlertState, AssetHint, EventKind, Severity};
 use crate::ingest::http::{self, HttpIngestError, Ingested};
-use crate::domain::glob::TagGlob;
 use crate::store::events::{self, EventFilter, EventRecord, UnmappedFilter, UnmappedSubject};
 use crate::store::{Page, PageRequest};
 

@@ -37,13 +37,20 @@ const LEASE_SECONDS: i64 = 120;
 /// claim after the first means a replica stopped or a batch kept failing).
 const MAX_CLAIMS: i32 = 5;
 
-/// One selected event, read and evaluated outside the transaction.
+/// One selected event, read and evaluated outside the transaction (a
+/// batch's worth at most: the size of the variants does not matter).
+#[allow(clippy::large_enum_variant)]
 enum Item {
     /// Attached to an order already: never decided again.
     Attached,
     /// Its stored CloudEvent no longer reads, or a rule ran out of its budget.
     Failed(String, String),
-    Ready { record: EventRecord, event: InboundEvent, verdict: Option<Evaluated>, mapping: Option<mapping::Mapping> },
+    Ready {
+        record: EventRecord,
+        event: InboundEvent,
+        verdict: Option<Evaluated>,
+        mapping: Option<mapping::Mapping>,
+    },
 }
 
 /// How a batch ended.

@@ -570,10 +570,8 @@ fn subject_prefilter(q: sea_orm::Select<events::Entity>, glob: &TagGlob) -> sea_
     if prefix.is_empty() {
         return q.filter(events::Column::Subject.is_not_null());
     }
-    let escaped: String = prefix
-        .chars()
-        .flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] })
-        .collect();
+    let escaped: String =
+        prefix.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
     q.filter(events::Column::Subject.like(LikeExpr::new(format!("{escaped}%")).escape('\\')))
 }
 
@@ -643,7 +641,8 @@ pub async fn count_selected<C: ConnectionTrait>(conn: &C, s: &Selection) -> Resu
     let tags = subjects_matching(conn, glob, usize::MAX - 1).await?;
     let mut total = 0;
     for chunk in tags.chunks(1000) {
-        total += selected(s).filter(events::Column::Subject.is_in(chunk.iter().map(String::as_str))).count(conn).await?;
+        total +=
+            selected(s).filter(events::Column::Subject.is_in(chunk.iter().map(String::as_str))).count(conn).await?;
     }
     Ok(total)
 }
@@ -667,12 +666,8 @@ pub async fn next_selected<C: ConnectionTrait>(
                 .add(Condition::all().add(events::Column::ReceivedAt.eq(*at)).add(events::Column::Id.gt(id.as_str()))),
         );
     }
-    let rows = q
-        .order_by_asc(events::Column::ReceivedAt)
-        .order_by_asc(events::Column::Id)
-        .limit(limit)
-        .all(conn)
-        .await?;
+    let rows =
+        q.order_by_asc(events::Column::ReceivedAt).order_by_asc(events::Column::Id).limit(limit).all(conn).await?;
     let scanned = rows.len();
     let last = rows.last().map(|m| (m.received_at, m.id.clone()));
     let records = rows

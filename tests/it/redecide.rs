@@ -167,10 +167,7 @@ async fn a_large_selection_runs_in_batches(backend: Backend) {
 
     // One pattern maps P777's tags (not P778's).
     let (s, body) = app
-        .post_json(
-            "/v1/assets",
-            &json!({"id": "P-777", "site": "BEDFORD", "name": "Pump 777", "class": "PUMP"}),
-        )
+        .post_json("/v1/assets", &json!({"id": "P-777", "site": "BEDFORD", "name": "Pump 777", "class": "PUMP"}))
         .await;
     assert_eq!(s, 201, "{body}");
     let (s, body) = app
@@ -266,7 +263,8 @@ async fn filters_are_validated_and_only_admins_redecide(backend: Backend) {
         assert!(p["detail"].as_str().unwrap().starts_with(&format!("{field}:")), "{body}: {p}");
         assert_eq!(p["code"], "validation-failed");
     }
-    for body in [json!({"outcome": "bogus"}), json!({"outcome": "unmapped", "nope": 1}), json!({"since": "yesterday"})] {
+    for body in [json!({"outcome": "bogus"}), json!({"outcome": "unmapped", "nope": 1}), json!({"since": "yesterday"})]
+    {
         let (s, p) = app.post_json("/v1/events/redecide", &body).await;
         assert!(s == 400 || s == 422, "{body}: {s} {p}");
     }
