@@ -287,3 +287,48 @@ async fn filters_are_validated_and_only_admins_redecide(backend: Backend) {
     assert!(audit.to_string().contains(job["id"].as_str().unwrap()), "{audit}");
 }
 on_both_backends!(filters_are_validated_and_only_admins_redecide);
+
+/// A job claimed by a replica that then stopped is taken over once its
+/// lease has run out, and the stopped replica can no longer record progress.
+async fn a_stopped_replicas_job_is_taken_over(backend: Backend) {
+    use std::sync::Arc;
+    use workbridge::clock::{Clock, ManualClock};
+    use workbridge::store::redecide_jobs::{self, Progress, RedecideFilter};
+    use workbridge::store::{TransactionTrait, new_id};
+
+    let clock = Arc::new(ManualClock::new("2026-11-24T12:00:00Z".parse().unwrap()));
+    let app = spawn_app(backend, Options { clock: clock.clone(), step_deliveries: true, ..Default::default() }).await;
+    app.setup_flow(sandbox_connector()).await;
+    let tag = "BEDFORD.PUMPING.P555.BRG_TEMP";
+    post_event(&app, &alert_on("to-1", tag)).await;
+    let (s, body) = app
+        .post_json(
+            "/v1/assets",
+            &json!({"id": "P-555", "site": "BEDFORD", "name": "P", "class": "PUMP", "tags": [tag]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+
+    // Another replica creates and claims the job in one transaction (so
+    // this one's worker never sees it queued), then stops.
+    let now = clock.now();
+    let filter = RedecideFilter { outcome: Some(workbridge::domain::EventOutcome::Unmapped), ..Default::default() };
+    let txn = app.store.conn().begin().await.unwrap();
+    let job = redecide_jobs::create(&txn, &new_id(), &filter, 1, None, now).await.unwrap();
+    let gone = redecide_jobs::claim(&txn, now, now + chrono::Duration::minutes(2)).await.unwrap().unwrap();
+    assert_eq!(gone.id, job.id);
+    txn.commit().await.unwrap();
+    assert!(redecide_jobs::claim(app.store.conn(), now, now).await.unwrap().is_none(), "leased");
+    let (_, j) = app.get(&format!("/v1/redecide-jobs/{}", job.id)).await;
+    assert_eq!((j["state"].clone(), j["processed"].clone()), (json!("running"), json!(0)), "{j}");
+
+    // The lease runs out: this replica's worker takes the job over.
+    clock.advance(chrono::Duration::minutes(3));
+    let (j, _) = wait_for(&app, &format!("/v1/redecide-jobs/{}", job.id)).await;
+    assert_eq!((j["state"].clone(), j["changed"].clone()), (json!("done"), json!(1)), "{j}");
+    assert_eq!(app.orders().await.len(), 1);
+    let later = clock.now() + chrono::Duration::hours(1);
+    let stale = redecide_jobs::advance(app.store.conn(), &gone, Progress::default(), None, true, later, later);
+    assert!(!stale.await.unwrap(), "the stopped replica's claim is void");
+}
+on_both_backends!(a_stopped_replicas_job_is_taken_over);
