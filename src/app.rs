@@ -258,6 +258,8 @@ impl Application {
                 .app_data(web::JsonConfig::default().limit(json_limit).error_handler(problem::json_error))
                 .app_data(web::QueryConfig::default().error_handler(problem::query_error))
                 .app_data(web::PathConfig::default().error_handler(problem::path_error))
+                // Inside the key check: an unknown key is a 401 before any 400.
+                .wrap(actix_web::middleware::from_fn(crate::api::extract::check_query))
                 .wrap(actix_web::middleware::from_fn(crate::api::auth::authorize))
                 .wrap(actix_web::middleware::from_fn(crate::api::headers::security_headers))
                 // The path only: query strings can carry what is not for logs.

@@ -40,7 +40,7 @@ pub async fn list_keys(state: web::Data<AppState>) -> Result<web::Json<Vec<ApiKe
 pub async fn create_key(
     state: web::Data<AppState>,
     actor: Actor,
-    input: web::Json<ApiKeyInput>,
+    input: super::extract::Json<ApiKeyInput>,
 ) -> Result<HttpResponse, ApiError> {
     let name = input.name.trim();
     if name.is_empty() || name.len() > 128 {
@@ -83,8 +83,8 @@ pub async fn revoke_key(
 #[get("/v1/audit")]
 pub async fn list_audit(
     state: web::Data<AppState>,
-    filter: web::Query<crate::store::audit::AuditFilter>,
-    page: web::Query<crate::store::PageRequest>,
+    filter: super::extract::Query<crate::store::audit::AuditFilter>,
+    page: super::extract::Query<crate::store::PageRequest>,
 ) -> Result<web::Json<crate::store::Page<crate::store::audit::AuditEntry>>, ApiError> {
     Ok(web::Json(crate::store::audit::list(state.store.conn(), &filter, *page).await?))
 }

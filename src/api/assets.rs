@@ -17,8 +17,8 @@ pub const MAX_BULK_ROWS: usize = 50_000;
 #[get("/v1/assets")]
 pub async fn list_assets(
     state: web::Data<AppState>,
-    filter: web::Query<AssetFilter>,
-    page: web::Query<PageRequest>,
+    filter: super::extract::Query<AssetFilter>,
+    page: super::extract::Query<PageRequest>,
 ) -> Result<web::Json<Page<AssetView>>, ApiError> {
     Ok(web::Json(assets::list(state.store.conn(), &filter, *page).await?))
 }
@@ -33,7 +33,7 @@ pub async fn list_assets(
 pub async fn create_asset(
     state: web::Data<AppState>,
     actor: Actor,
-    input: web::Json<AssetInput>,
+    input: super::extract::Json<AssetInput>,
 ) -> Result<HttpResponse, ApiError> {
     let valid = input.into_inner().validate(None).map_err(ApiError::Validation)?;
     let txn = begin(&state).await?;
@@ -68,7 +68,7 @@ pub async fn put_asset(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    input: web::Json<AssetInput>,
+    input: super::extract::Json<AssetInput>,
 ) -> Result<web::Json<AssetView>, ApiError> {
     let valid = input.into_inner().validate(Some(&id)).map_err(ApiError::Validation)?;
     let txn = begin(&state).await?;
@@ -223,7 +223,7 @@ pub async fn list_patterns(state: web::Data<AppState>) -> Result<web::Json<Vec<T
 pub async fn create_pattern(
     state: web::Data<AppState>,
     actor: Actor,
-    input: web::Json<TagPatternInput>,
+    input: super::extract::Json<TagPatternInput>,
 ) -> Result<HttpResponse, ApiError> {
     input.validate().map_err(ApiError::Validation)?;
     let txn = begin(&state).await?;

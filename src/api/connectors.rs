@@ -41,7 +41,7 @@ pub async fn list_connectors(state: web::Data<AppState>) -> Result<web::Json<Vec
 pub async fn create_connector(
     state: web::Data<AppState>,
     actor: Actor,
-    input: web::Json<ConnectorInput>,
+    input: super::extract::Json<ConnectorInput>,
 ) -> Result<HttpResponse, ApiError> {
     let mut input = input.into_inner();
     let name = input.name.clone().ok_or_else(|| ApiError::Validation("name is required".into()))?;
@@ -91,7 +91,7 @@ pub async fn put_connector(
     state: web::Data<AppState>,
     actor: Actor,
     name: web::Path<String>,
-    input: web::Json<ConnectorInput>,
+    input: super::extract::Json<ConnectorInput>,
 ) -> Result<web::Json<ConnectorView>, ApiError> {
     let mut input = input.into_inner();
     if let Some(body_name) = &input.name
@@ -112,11 +112,13 @@ pub async fn put_connector(
 
 /// Checks a connector's configuration, its secret references and where it sends.
 fn validate(state: &AppState, input: &ConnectorInput) -> Result<(), ApiError> {
-    input.config.validate().map_err(ApiError::Validation)?;
+    // The configuration's checks name its fields (`base_url must …`).
+    let in_config = |m: String| ApiError::field(&format!("/config{}", super::problem::pointer_of(&m)), m);
+    input.config.validate().map_err(in_config)?;
     let policy = state.registry.secrets();
-    input.config.check_secrets(policy).map_err(ApiError::Validation)?;
+    input.config.check_secrets(policy).map_err(in_config)?;
     for url in input.config.urls() {
-        state.registry.outbound().check_url(url).map_err(ApiError::Validation)?;
+        state.registry.outbound().check_url(url).map_err(|m| ApiError::field("/config", m))?;
     }
     if let Some(w) = &input.webhook {
         w.validate().map_err(ApiError::Validation)?;

@@ -145,8 +145,8 @@ fn batch_result(outcomes: Vec<Result<Accepted, HttpIngestError>>) -> BatchResult
 #[get("/v1/events")]
 pub async fn list_events(
     state: web::Data<AppState>,
-    filter: web::Query<EventFilter>,
-    page: web::Query<PageRequest>,
+    filter: super::extract::Query<EventFilter>,
+    page: super::extract::Query<PageRequest>,
 ) -> Result<web::Json<Page<EventRecord>>, ApiError> {
     let conn = state.store.conn();
     let subjects = match &filter.subject {

@@ -15,11 +15,14 @@ use crate::kpis::{self, KpiQuery, Kpis};
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/v1/kpis")]
-pub async fn get_kpis(state: web::Data<AppState>, q: web::Query<KpiQuery>) -> Result<web::Json<Kpis>, ApiError> {
+pub async fn get_kpis(
+    state: web::Data<AppState>,
+    q: super::extract::Query<KpiQuery>,
+) -> Result<web::Json<Kpis>, ApiError> {
     if let (Some(s), Some(u)) = (q.since, q.until)
         && u <= s
     {
-        return Err(ApiError::Validation("until must be after since".into()));
+        return Err(ApiError::param("until", format!("{u} is not after since ({s})")));
     }
     Ok(web::Json(kpis::compute(state.store.conn(), &q, state.clock.now()).await?))
 }
@@ -34,7 +37,7 @@ pub async fn get_kpis(state: web::Data<AppState>, q: web::Query<KpiQuery>) -> Re
 #[get("/v1/kpis/rules")]
 pub async fn get_rule_kpis(
     state: web::Data<AppState>,
-    q: web::Query<KpiQuery>,
+    q: super::extract::Query<KpiQuery>,
 ) -> Result<web::Json<Vec<crate::kpis::RuleKpis>>, ApiError> {
     Ok(web::Json(kpis::by_rule(state.store.conn(), &q, state.clock.now()).await?))
 }
@@ -66,19 +69,25 @@ pub struct SeriesPoint {
 #[get("/v1/kpis/timeseries")]
 pub async fn get_kpi_series(
     state: web::Data<AppState>,
-    q: web::Query<KpiQuery>,
-    series: web::Query<SeriesQuery>,
+    q: super::extract::Query<KpiQuery>,
+    series: super::extract::Query<SeriesQuery>,
 ) -> Result<web::Json<Vec<SeriesPoint>>, ApiError> {
     let tz: chrono_tz::Tz = series.tz.as_deref().unwrap_or("UTC").parse().map_err(|_| {
-        ApiError::Validation(format!("tz {:?} is not an IANA time zone", series.tz.as_deref().unwrap_or("")))
+        ApiError::param(
+            "tz",
+            format!(
+                "{:?} is not an IANA time zone name; use e.g. UTC or Europe/Berlin",
+                series.tz.as_deref().unwrap_or("")
+            ),
+        )
     })?;
     let now = state.clock.now();
     let until = q.until.unwrap_or(now);
     let since = q.since.unwrap_or(until - chrono::Duration::days(30));
     if until <= since {
-        return Err(ApiError::Validation("until must be after since".into()));
+        return Err(ApiError::param("until", format!("{until} is not after since ({since})")));
     }
-    let bounds = kpis::buckets(since, until, series.bucket, tz).map_err(ApiError::Validation)?;
+    let bounds = kpis::buckets(since, until, series.bucket, tz).map_err(|e| ApiError::param("since", e))?;
     let mut points = Vec::with_capacity(bounds.len());
     for (start, end) in bounds {
         let bucket = KpiQuery { since: Some(start), until: Some(end), ..q.0.clone() };

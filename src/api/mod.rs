@@ -6,6 +6,7 @@ mod assets;
 pub mod auth;
 mod connectors;
 mod events;
+pub mod extract;
 pub mod headers;
 mod health;
 mod kpis;

@@ -20,10 +20,63 @@ pub struct Problem {
     pub detail: String,
     /// The stable short code (the last part of `type`).
     pub code: String,
+    /// For a 400 or 422: each field or parameter at fault, so that a client
+    /// can show the message next to it (RFC 9457's extension practice).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+}
+
+/// One input at fault: a body field (`pointer`, a JSON Pointer into the
+/// body; `""` is the whole body) or a query or path parameter (`parameter`).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct FieldError {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+    /// What was given and what is allowed.
+    pub detail: String,
+}
+
+impl FieldError {
+    /// A body field, by JSON Pointer.
+    pub fn at(pointer: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { pointer: Some(pointer.into()), parameter: None, detail: detail.into() }
+    }
+    /// A query or path parameter.
+    pub fn param(name: impl Into<String>, detail: impl Into<String>) -> Self {
+        Self { pointer: None, parameter: Some(name.into()), detail: detail.into() }
+    }
+    /// Where, as a client reads it: `data.value` or `limit`.
+    fn place(&self) -> String {
+        match (&self.parameter, &self.pointer) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) if !p.is_empty() => {
+                p.trim_start_matches('/').replace('/', ".").replace("~1", "/").replace("~0", "~")
+            }
+            _ => String::new(),
+        }
+    }
+}
+
+/// Which 400 or 422 a list of [`FieldError`]s is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Invalid {
+    /// 400: the body is not JSON (or not the JSON type expected at all).
+    Malformed,
+    /// 400: a query parameter the operation does not declare.
+    UnknownParameter,
+    /// 422: an event that is not a valid CloudEvent of the contract.
+    Event,
+    /// 422: a well-formed request whose values are not allowed.
+    Validation,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
+    /// Field errors, each naming its field or parameter.
+    #[error("{}", summary(.errors))]
+    Invalid { kind: Invalid, errors: Vec<FieldError> },
     #[error("{0}")]
     Malformed(String),
     #[error("{0}")]
@@ -54,9 +107,128 @@ pub enum ApiError {
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// The errors in one sentence, for `detail`.
+fn summary(errors: &[FieldError]) -> String {
+    let parts: Vec<String> = errors
+        .iter()
+        .map(|e| {
+            let place = e.place();
+            if place.is_empty() || e.detail.starts_with(&place) {
+                e.detail.clone()
+            } else {
+                format!("{place}: {}", e.detail)
+            }
+        })
+        .collect();
+    parts.join("; ")
+}
+
+/// Words that begin a message without naming a field.
+const NOT_FIELDS: &[&str] = &[
+    "a",
+    "an",
+    "at",
+    "the",
+    "no",
+    "not",
+    "expected",
+    "cannot",
+    "request",
+    "this",
+    "invalid",
+    "unknown",
+    "missing",
+    "each",
+    "every",
+    "only",
+    "one",
+    "some",
+    "too",
+    "body",
+    "data did",
+    "none",
+    "duplicate",
+    "rows",
+];
+
+/// The field a validation message begins with (`name must be …`,
+/// `action.connector: …`, `rules[0]: name …`) as a JSON Pointer; `""` (the
+/// whole body) when it names none.
+pub fn pointer_of(message: &str) -> String {
+    let mut pointer = String::new();
+    let mut rest = message;
+    loop {
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '[' | ']')))
+            .unwrap_or(rest.len());
+        let token = &rest[..end];
+        let after = &rest[end..];
+        let well_formed = token.starts_with(|c: char| c.is_ascii_lowercase())
+            && !token.ends_with('.')
+            && (after.is_empty() || after.starts_with([' ', ':', ',']))
+            && !after.starts_with(":/");
+        if !well_formed || NOT_FIELDS.contains(&token) {
+            return pointer;
+        }
+        for part in token.split('.') {
+            let (name, indexes) = part.split_once('[').map_or((part, ""), |(n, i)| (n, i));
+            pointer.push('/');
+            pointer.push_str(name);
+            for index in indexes.split(['[', ']']).filter(|i| !i.is_empty()) {
+                pointer.push('/');
+                pointer.push_str(index);
+            }
+        }
+        // `rules[0]: name …`: the message goes on about a field of that element.
+        match after.strip_prefix(": ") {
+            Some(more) if token.ends_with(']') => rest = more,
+            _ => return pointer,
+        }
+    }
+}
+
 impl ApiError {
+    /// 422 naming body fields or parameters.
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        Self::Invalid { kind: Invalid::Validation, errors }
+    }
+
+    /// 422 for one query or path parameter.
+    pub fn param(name: &str, detail: impl Into<String>) -> Self {
+        Self::fields(vec![FieldError::param(name, detail)])
+    }
+
+    /// 422 for one body field.
+    pub fn field(pointer: &str, detail: impl Into<String>) -> Self {
+        Self::fields(vec![FieldError::at(pointer, detail)])
+    }
+
+    /// The field errors of a 400 or 422: as given, or the field a message
+    /// names (validations in the domain say `name must be …`).
+    pub fn errors(&self) -> Vec<FieldError> {
+        match self {
+            Self::Invalid { errors, .. } => errors.clone(),
+            Self::Malformed(m) | Self::InvalidEvent(m) | Self::Validation(m) => {
+                vec![FieldError::at(pointer_of(m), m.clone())]
+            }
+            _ => vec![],
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str, &'static str) {
         match self {
+            Self::Invalid { kind: Invalid::Malformed, .. } => {
+                (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request")
+            }
+            Self::Invalid { kind: Invalid::UnknownParameter, .. } => {
+                (StatusCode::BAD_REQUEST, "unknown-parameter", "Unknown query parameter")
+            }
+            Self::Invalid { kind: Invalid::Event, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "invalid-event", "Invalid event")
+            }
+            Self::Invalid { kind: Invalid::Validation, .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "Validation failed")
+            }
             Self::Malformed(_) => (StatusCode::BAD_REQUEST, "malformed-request", "Malformed request"),
             Self::InvalidEvent(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid-event", "Invalid event"),
             Self::Validation(_) => (StatusCode::UNPROCESSABLE_ENTITY, "validation-failed", "Validation failed"),
@@ -88,6 +260,7 @@ impl ApiError {
             // 5xx bodies stay opaque; the log has the cause.
             detail: self.to_string(),
             code: code.to_owned(),
+            errors: self.errors(),
         }
     }
 }
@@ -188,6 +361,7 @@ pub async fn not_found(req: actix_web::HttpRequest) -> HttpResponse {
         status: 405,
         detail: format!("{} is not allowed on {}; use {allow}", req.method(), req.path()),
         code: "method-not-allowed".into(),
+        errors: vec![],
     };
     HttpResponse::MethodNotAllowed()
         .insert_header((actix_web::http::header::ALLOW, allow))

@@ -44,7 +44,7 @@ pub async fn list_rules(state: web::Data<AppState>) -> Result<web::Json<Vec<Rule
 pub async fn create_rule(
     state: web::Data<AppState>,
     actor: Actor,
-    input: web::Json<RuleInput>,
+    input: super::extract::Json<RuleInput>,
 ) -> Result<HttpResponse, ApiError> {
     let txn = begin(&state).await?;
     validate(&txn, &input).await?;
@@ -75,7 +75,7 @@ pub async fn put_rule(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    input: web::Json<RuleInput>,
+    input: super::extract::Json<RuleInput>,
 ) -> Result<web::Json<Rule>, ApiError> {
     let txn = begin(&state).await?;
     validate(&txn, &input).await?;
@@ -140,7 +140,10 @@ pub struct RuleTest {
     (status = 422, description = "The event or a proposed rule is invalid", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/rules/test")]
-pub async fn test_rules(state: web::Data<AppState>, input: web::Json<RuleTest>) -> Result<web::Json<DryRun>, ApiError> {
+pub async fn test_rules(
+    state: web::Data<AppState>,
+    input: super::extract::Json<RuleTest>,
+) -> Result<web::Json<DryRun>, ApiError> {
     let input = input.into_inner();
     let event = parse::from_value(input.event)?;
     let proposed = match input.rules {
@@ -190,11 +193,11 @@ fn proposed_rule_set(inputs: Vec<RuleInput>, now: chrono::DateTime<chrono::Utc>)
 #[post("/v1/rules/backtest")]
 pub async fn backtest_rules(
     state: web::Data<AppState>,
-    input: web::Json<BacktestRequest>,
+    input: super::extract::Json<BacktestRequest>,
 ) -> Result<web::Json<BacktestReport>, ApiError> {
     let input = input.into_inner();
     if input.until <= input.since {
-        return Err(ApiError::Validation("until must be after since".into()));
+        return Err(ApiError::field("/until", format!("{} is not after since ({})", input.until, input.since)));
     }
     let rules = match input.rules {
         Some(inputs) => proposed_rule_set(inputs, state.clock.now())?,

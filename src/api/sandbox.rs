@@ -20,8 +20,8 @@ pub struct SandboxFilter {
 #[get("/v1/sandbox/orders")]
 pub async fn list_sandbox_orders(
     state: web::Data<AppState>,
-    filter: web::Query<SandboxFilter>,
-    page: web::Query<PageRequest>,
+    filter: super::extract::Query<SandboxFilter>,
+    page: super::extract::Query<PageRequest>,
 ) -> Result<web::Json<Page<SandboxOrder>>, ApiError> {
     Ok(web::Json(sandbox::list(state.store.conn(), filter.status.as_deref(), *page).await?))
 }
@@ -58,7 +58,7 @@ pub struct SandboxStatusChange {
 pub async fn set_sandbox_status(
     state: web::Data<AppState>,
     id: web::Path<String>,
-    change: web::Json<SandboxStatusChange>,
+    change: super::extract::Json<SandboxStatusChange>,
 ) -> Result<web::Json<SandboxOrder>, ApiError> {
     use OrderStatus::*;
     if !matches!(change.status, Acknowledged | InProgress | Completed | Closed | Cancelled | Rejected) {

@@ -19,7 +19,7 @@ pub struct SuppressionFilter {
 #[get("/v1/suppressions")]
 pub async fn list_suppressions(
     state: web::Data<AppState>,
-    filter: web::Query<SuppressionFilter>,
+    filter: super::extract::Query<SuppressionFilter>,
 ) -> Result<web::Json<Vec<Suppression>>, ApiError> {
     let at = filter.active.unwrap_or(false).then(|| state.clock.now());
     Ok(web::Json(suppressions::list(state.store.conn(), at).await?))
@@ -37,18 +37,18 @@ pub async fn list_suppressions(
 pub async fn create_suppression(
     state: web::Data<AppState>,
     actor: Actor,
-    input: web::Json<SuppressionInput>,
+    input: super::extract::Json<SuppressionInput>,
 ) -> Result<HttpResponse, ApiError> {
     let now = state.clock.now();
     let starts = input.starts_at.unwrap_or(now);
     for (field, value) in [("target", &input.target), ("reason", &input.reason), ("author", &input.author)] {
         let v = value.trim();
         if v.is_empty() || v.len() > 512 {
-            return Err(ApiError::Validation(format!("{field} must be 1 to 512 characters")));
+            return Err(ApiError::field(&format!("/{field}"), format!("{field} must be 1 to 512 characters")));
         }
     }
     if input.ends_at <= starts {
-        return Err(ApiError::Validation("ends_at must be after starts_at".into()));
+        return Err(ApiError::field("/ends_at", format!("{} is not after starts_at ({starts})", input.ends_at)));
     }
     let txn = begin(&state).await?;
     let s = suppressions::create(&txn, &input, now).await?;

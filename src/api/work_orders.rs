@@ -19,8 +19,8 @@ use crate::store::{Page, PageRequest, StoreError, TransactionTrait};
 #[get("/v1/work-orders")]
 pub async fn list_work_orders(
     state: web::Data<AppState>,
-    filter: web::Query<OrderFilter>,
-    page: web::Query<PageRequest>,
+    filter: super::extract::Query<OrderFilter>,
+    page: super::extract::Query<PageRequest>,
 ) -> Result<web::Json<Page<WorkOrder>>, ApiError> {
     Ok(web::Json(work_orders::list(state.store.conn(), &filter, *page).await?))
 }
@@ -62,8 +62,8 @@ pub async fn get_work_order(
 #[get("/v1/deliveries")]
 pub async fn list_deliveries(
     state: web::Data<AppState>,
-    filter: web::Query<DeliveryFilter>,
-    page: web::Query<PageRequest>,
+    filter: super::extract::Query<DeliveryFilter>,
+    page: super::extract::Query<PageRequest>,
 ) -> Result<web::Json<Page<Delivery>>, ApiError> {
     Ok(web::Json(outbox::list(state.store.conn(), &filter, *page).await?))
 }
@@ -105,7 +105,7 @@ pub async fn add_feedback(
     state: web::Data<AppState>,
     actor: Actor,
     id: web::Path<String>,
-    input: web::Json<FeedbackInput>,
+    input: super::extract::Json<FeedbackInput>,
 ) -> Result<HttpResponse, ApiError> {
     let author = input.author.trim();
     if author.is_empty() || author.len() > 128 {

@@ -111,6 +111,7 @@ pub fn from_value(value: Value) -> Result<InboundEvent, EventError> {
     if !value.is_object() {
         return Err(EventError::Malformed("an event must be a JSON object".into()));
     }
+    check_attributes(&value)?;
     let event: Event =
         serde_json::from_value(value).map_err(|e| EventError::Invalid(format!("not a valid CloudEvent: {e}")))?;
     // The SDK checks presence; the spec also requires non-empty values.
@@ -168,6 +169,49 @@ pub fn from_value(value: Value) -> Result<InboundEvent, EventError> {
     let cloudevent =
         serde_json::to_value(&event).map_err(|e| EventError::Invalid(format!("cannot re-encode event: {e}")))?;
     Ok(InboundEvent { id, source, kind, time, subject, state, code, severity, message, asset_hint, data, cloudevent })
+}
+
+/// What the CloudEvents SDK would refuse with a message that names no
+/// field, checked first so that the message names it: the required
+/// attributes, `specversion` 1.0 only, `time` in RFC 3339 with its zone, and
+/// numbers in `data.value`, `data.threshold` and `data.score` (a string
+/// there would later make a rule condition such as `event.data.value > 90`
+/// fail to evaluate, so it is refused rather than coerced).
+fn check_attributes(value: &Value) -> Result<(), EventError> {
+    let invalid = |m: String| Err(EventError::Invalid(m));
+    for name in ["specversion", "id", "source", "type"] {
+        match value.get(name) {
+            None | Some(Value::Null) => return invalid(format!("{name} is required")),
+            Some(Value::String(_)) => {}
+            Some(other) => return invalid(format!("{name} must be a string, not {other}")),
+        }
+    }
+    match value["specversion"].as_str() {
+        Some("1.0") => {}
+        Some(other) => return invalid(format!("specversion {other:?} is not supported: only \"1.0\" is")),
+        None => {}
+    }
+    match value.get("time") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(t)) if chrono::DateTime::parse_from_rfc3339(t).is_ok() => {}
+        Some(t) => {
+            return invalid(format!(
+                "time {t} is not an RFC 3339 date-time with a time zone offset; send e.g. \
+                 2026-11-24T10:15:00Z or 2026-11-24T11:15:00+01:00"
+            ));
+        }
+    }
+    if let Some(data) = value.get("data").and_then(Value::as_object) {
+        for name in ["value", "threshold", "score"] {
+            match data.get(name) {
+                None | Some(Value::Null) | Some(Value::Number(_)) => {}
+                Some(other) => {
+                    return invalid(format!("data.{name} must be a JSON number (e.g. 92.1), not {other}"));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Keeps the W3C `traceparent` of the transport (an HTTP or AMQP header) as

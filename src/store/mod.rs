@@ -329,20 +329,22 @@ impl Store {
 #[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageRequest {
-    /// Items per page (1 to 500, default 50).
+    /// Items per page (1 to 500, default 50); outside that range the request
+    /// is refused (422).
     #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u64>,
-    /// Items to skip (default 0); an offset past 1,000,000,000 counts as
-    /// 1,000,000,000 (an empty page).
+    /// Items to skip (0 to 1,000,000,000, default 0).
+    #[param(minimum = 0, maximum = 1_000_000_000)]
     pub offset: Option<u64>,
 }
 
 impl PageRequest {
+    /// The API refuses a limit outside 1 to 500 (`api::extract::check_query`);
+    /// the bounds here hold for callers inside the crate too.
     pub fn limit(&self) -> u64 {
         self.limit.unwrap_or(50).clamp(1, 500)
     }
-    /// Clamped: the databases take signed 64-bit offsets, and nothing lies
-    /// that far anyway.
+    /// Bounded: the databases take signed 64-bit offsets.
     pub fn offset(&self) -> u64 {
         self.offset.unwrap_or(0).min(1_000_000_000)
     }

@@ -14,6 +14,7 @@ mod auth;
 mod connectors;
 mod delivery;
 mod http_ingest;
+mod input;
 mod kpis;
 mod lifecycle;
 mod maximo;

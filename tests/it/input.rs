@@ -1,0 +1,190 @@
+//! Input handling: every refusal is problem+json whose `errors` array names
+//! the body field (`pointer`) or the parameter (`parameter`), what was given
+//! and what is allowed.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, Options, TestApp, alert, sandbox_connector, spawn_app};
+
+/// The problem's one error, checked to be of `kind` (`pointer` or `parameter`) `at`.
+fn only_error<'a>(problem: &'a Value, kind: &str, at: &str) -> &'a str {
+    let errors = problem["errors"].as_array().unwrap_or_else(|| panic!("no errors array: {problem}"));
+    assert_eq!(errors.len(), 1, "{problem}");
+    assert_eq!(errors[0][kind], at, "{problem}");
+    errors[0]["detail"].as_str().unwrap()
+}
+
+async fn sqlite() -> TestApp {
+    spawn_app(Backend::Sqlite, Options::default()).await
+}
+
+#[tokio::test]
+async fn an_event_time_without_a_zone_names_time_and_the_format() {
+    let app = sqlite().await;
+    let mut event = alert("no-zone");
+    event["time"] = json!("2026-11-24T10:15:00");
+    let (s, p) = app.post_json("/v1/events", &event).await;
+    assert_eq!(s, 422, "{p}");
+    assert_eq!(p["code"], "invalid-event");
+    let detail = only_error(&p, "pointer", "/time");
+    assert!(detail.contains("\"2026-11-24T10:15:00\"") && detail.contains("RFC 3339"), "{detail}");
+    assert!(detail.contains("2026-11-24T10:15:00Z"), "shows an example: {detail}");
+}
+
+#[tokio::test]
+async fn specversion_other_than_1_0_is_refused() {
+    let app = sqlite().await;
+    let mut event = alert("old-spec");
+    event["specversion"] = json!("0.3");
+    let (s, p) = app.post_json("/v1/events", &event).await;
+    assert_eq!(s, 422, "{p}");
+    let detail = only_error(&p, "pointer", "/specversion");
+    assert!(detail.contains("\"0.3\"") && detail.contains("1.0"), "{detail}");
+}
+
+/// The event contract says `number`: a string there is refused (a CEL
+/// condition would otherwise fail on it later), in a batch per element too.
+#[tokio::test]
+async fn numbers_given_as_strings_are_refused() {
+    let app = sqlite().await;
+    for field in ["value", "threshold", "score"] {
+        let mut event = alert(&format!("string-{field}"));
+        event["data"][field] = json!("92.1");
+        let (s, p) = app.post_json("/v1/events", &event).await;
+        assert_eq!(s, 422, "{p}");
+        let detail = only_error(&p, "pointer", &format!("/data/{field}"));
+        assert!(detail.contains("number") && detail.contains("\"92.1\""), "{detail}");
+    }
+    let mut event = alert("string-in-batch");
+    event["data"]["value"] = json!("92.1");
+    let r = app
+        .client
+        .post(app.url("/v1/events"))
+        .header("content-type", "application/cloudevents-batch+json")
+        .body(json!([event, alert("fine-in-batch")]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let batch: Value = r.json().await.unwrap();
+    assert_eq!(batch["rejected"], 1, "{batch}");
+    only_error(&batch["items"][0]["error"], "pointer", "/data/value");
+    assert_eq!(batch["items"][1]["status"], "accepted");
+}
+
+#[tokio::test]
+async fn limit_is_1_to_500_and_refused_outside_not_clamped() {
+    let app = sqlite().await;
+    for bad in ["-5", "0", "501", "100000", "ten"] {
+        let (s, p) = app.get(&format!("/v1/work-orders?limit={bad}")).await;
+        assert_eq!(s, 422, "limit={bad}: {p}");
+        let detail = only_error(&p, "parameter", "limit");
+        assert!(detail.contains(&format!("{bad:?}")) && detail.contains("from 1 to 500"), "{detail}");
+    }
+    for good in ["1", "500"] {
+        let (s, page) = app.get(&format!("/v1/work-orders?limit={good}")).await;
+        assert_eq!(s, 200);
+        assert_eq!(page["limit"], good.parse::<u64>().unwrap());
+    }
+    let (s, p) = app.get("/v1/events?offset=1000000001").await;
+    assert_eq!(s, 422, "{p}");
+    assert!(only_error(&p, "parameter", "offset").contains("from 0 to 1000000000"), "{p}");
+    let (s, _) = app.get("/v1/events?offset=1000000000").await;
+    assert_eq!(s, 200);
+}
+
+#[tokio::test]
+async fn unknown_query_parameters_are_named_with_the_accepted_ones() {
+    let app = sqlite().await;
+    let (s, p) = app.get("/v1/work-orders?statu=failed").await;
+    assert_eq!(s, 400, "{p}");
+    assert_eq!(p["code"], "unknown-parameter");
+    let detail = only_error(&p, "parameter", "statu");
+    assert!(detail.contains("status") && detail.contains("limit"), "lists the accepted ones: {detail}");
+    let (s, p) = app.get("/v1/events?severity=critical&limit=5").await;
+    assert_eq!(s, 400, "{p}");
+    only_error(&p, "parameter", "severity");
+    // An operation without parameters takes none.
+    let (s, p) = app.get("/v1/rules?x=1").await;
+    assert_eq!(s, 400, "{p}");
+    assert!(only_error(&p, "parameter", "x").contains("no query parameters"), "{p}");
+    // Declared values of the wrong kind: 422 naming the parameter and the values allowed.
+    let (s, p) = app.get("/v1/work-orders?status=nope").await;
+    assert_eq!(s, 422, "{p}");
+    assert!(only_error(&p, "parameter", "status").contains("one of"), "{p}");
+    let (s, p) = app.get("/v1/events?since=2026-11-24").await;
+    assert_eq!(s, 422, "{p}");
+    assert!(only_error(&p, "parameter", "since").contains("RFC 3339"), "{p}");
+    // Without a key, the key is what is wrong.
+    let r = reqwest::Client::new().get(app.url("/v1/work-orders?statu=failed")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn a_rule_priority_out_of_range_says_the_allowed_forms() {
+    let app = sqlite().await;
+    app.post_json("/v1/connectors", &sandbox_connector()).await;
+    for priority in [json!(9), json!({"critical": {"A": 7}}), json!("high")] {
+        let (s, p) = app
+            .post_json(
+                "/v1/rules",
+                &json!({"name": "p", "when": {}, "action": {"kind": "create", "connector": "sandbox", "priority": priority}}),
+            )
+            .await;
+        assert_eq!(s, 422, "{p}");
+        let detail = only_error(&p, "pointer", "/action/priority");
+        assert!(detail.contains("1 (highest) to 5 (lowest)") && detail.contains("matrix"), "{detail}");
+        assert!(detail.contains(&format!("given: {priority}")), "{detail}");
+    }
+}
+
+#[tokio::test]
+async fn a_connector_of_unknown_kind_lists_the_kinds() {
+    let app = sqlite().await;
+    let (s, p) = app.post_json("/v1/connectors", &json!({"name": "x", "config": {"kind": "sharepoint"}})).await;
+    assert_eq!(s, 422, "{p}");
+    let detail = only_error(&p, "pointer", "/config/kind");
+    for kind in ["\"sharepoint\"", "sandbox", "rest", "maximo", "servicenow", "sap"] {
+        assert!(detail.contains(kind), "{detail}");
+    }
+}
+
+#[tokio::test]
+async fn body_errors_point_at_the_field() {
+    let app = sqlite().await;
+    // Missing, unknown, wrong type, and a domain check.
+    let (s, p) = app.post_json("/v1/api-keys", &json!({"role": "viewer"})).await;
+    assert_eq!(s, 422, "{p}");
+    assert_eq!(only_error(&p, "pointer", "/name"), "is required");
+    let (s, p) = app.post_json("/v1/api-keys", &json!({"name": "k", "role": "viewer", "colour": 1})).await;
+    assert_eq!(s, 422, "{p}");
+    let detail = only_error(&p, "pointer", "/colour");
+    assert!(detail.contains("name") && detail.contains("role"), "{p}");
+    let (s, p) = app.post_json("/v1/api-keys", &json!({"name": "k", "role": "god"})).await;
+    assert_eq!(s, 422, "{p}");
+    assert!(only_error(&p, "pointer", "/role").contains("\"god\""), "{p}");
+    let (s, p) = app.post_json("/v1/api-keys", &json!({"name": " ", "role": "viewer"})).await;
+    assert_eq!(s, 422, "{p}");
+    only_error(&p, "pointer", "/name");
+    let (s, p) = app
+        .post_json(
+            "/v1/suppressions",
+            &json!({"scope": "asset", "target": "MX-101", "reason": "r", "author": "a", "starts_at": "2026-11-24T10:00:00",
+                    "ends_at": "2026-11-25T10:00:00Z"}),
+        )
+        .await;
+    assert_eq!(s, 422, "{p}");
+    assert!(only_error(&p, "pointer", "/starts_at").contains("RFC 3339"), "{p}");
+    // Not JSON, or not an object: 400, at the whole body.
+    let r = app
+        .client
+        .post(app.url("/v1/api-keys"))
+        .header("content-type", "application/json")
+        .body("[1]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let p: Value = r.json().await.unwrap();
+    assert!(only_error(&p, "pointer", "").contains("JSON object"), "{p}");
+}
