@@ -151,13 +151,13 @@ pub async fn list_events(
     let conn = state.store.conn();
     let subjects = match &filter.subject {
         Some(s) => {
-            let glob = TagGlob::new(s).map_err(|e| ApiError::Validation(format!("subject: {e}")))?;
+            let glob = TagGlob::new(s).map_err(|e| ApiError::param("subject", e))?;
             let tags = events::subjects_matching(conn, &glob, events::MAX_GLOB_SUBJECTS).await?;
             if tags.len() > events::MAX_GLOB_SUBJECTS {
-                return Err(ApiError::Validation(format!(
-                    "subject: the glob matches more than {} tags; narrow it",
-                    events::MAX_GLOB_SUBJECTS
-                )));
+                return Err(ApiError::param(
+                    "subject",
+                    format!("the glob matches more than {} tags; narrow it", events::MAX_GLOB_SUBJECTS),
+                ));
             }
             Some(tags)
         }
@@ -179,8 +179,8 @@ pub async fn list_events(
 #[get("/v1/events/unmapped-subjects")]
 pub async fn unmapped_subjects(
     state: web::Data<AppState>,
-    filter: web::Query<UnmappedFilter>,
-    page: web::Query<PageRequest>,
+    filter: super::extract::Query<UnmappedFilter>,
+    page: super::extract::Query<PageRequest>,
 ) -> Result<web::Json<Page<UnmappedSubject>>, ApiError> {
     Ok(web::Json(events::unmapped_subjects(state.store.conn(), &filter, *page).await?))
 }

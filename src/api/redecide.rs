@@ -33,11 +33,11 @@ use crate::store::redecide_jobs::{self, RedecideFilter, RedecideJob};
 pub async fn redecide_events(
     state: web::Data<AppState>,
     actor: Actor,
-    filter: web::Json<RedecideFilter>,
+    filter: super::extract::Json<RedecideFilter>,
 ) -> Result<HttpResponse, ApiError> {
     let filter = filter.into_inner();
     let now = state.clock.now();
-    let selection = filter.selection(now).map_err(ApiError::Validation)?;
+    let selection = filter.selection(now).map_err(invalid)?;
     let total = events::count_selected(state.store.conn(), &selection).await?;
     let txn = begin(&state).await?;
     let job = redecide_jobs::create(&txn, &new_id(), &filter, total, Some(&actor.key_id), now).await?;
@@ -58,4 +58,15 @@ pub async fn get_redecide_job(
     id: web::Path<String>,
 ) -> Result<web::Json<RedecideJob>, ApiError> {
     Ok(web::Json(redecide_jobs::get(state.store.conn(), &id).await?))
+}
+
+/// A filter's refusal (`field: why`, `ids[3]: why`, or `filter: why` for
+/// the whole body) as a 422 naming the field by JSON Pointer.
+fn invalid(message: String) -> ApiError {
+    match message.split_once(": ") {
+        Some((field, why)) if field != "filter" => {
+            ApiError::field(&format!("/{}", field.replace('[', "/").replace(']', "")), why)
+        }
+        _ => ApiError::field("", message),
+    }
 }

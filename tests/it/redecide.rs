@@ -243,25 +243,31 @@ async fn the_subject_glob_filters_events(backend: Backend) {
     let (s, p) = app.get("/v1/events?subject=BEDFORD.%5BPUMPING").await;
     assert_eq!(s, 422, "{p}");
     assert!(p["detail"].as_str().unwrap().starts_with("subject:"), "{p}");
+    assert_eq!(p["errors"][0]["parameter"], "subject", "{p}");
+    let (s, p) = app.get("/v1/events/unmapped-subjects?subject=A").await;
+    assert_eq!(s, 400, "not a parameter of the grouping: {p}");
 }
 on_both_backends!(the_subject_glob_filters_events);
 
 async fn filters_are_validated_and_only_admins_redecide(backend: Backend) {
     let app = spawn_app(backend, Options { step_deliveries: true, ..Default::default() }).await;
     let cases = [
-        (json!({}), "filter"),
-        (json!({"subject": "A.[B"}), "subject"),
-        (json!({"subject": ""}), "subject"),
-        (json!({"since": "2026-11-24T10:00:00Z", "until": "2026-11-24T09:00:00Z"}), "until"),
-        (json!({"ids": []}), "ids"),
-        (json!({"ids": ["ok", ""]}), "ids[1]"),
-        (json!({"source": " "}), "source"),
+        (json!({}), "filter", ""),
+        (json!({"subject": "A.[B"}), "subject", "/subject"),
+        (json!({"subject": ""}), "subject", "/subject"),
+        (json!({"since": "2026-11-24T10:00:00Z", "until": "2026-11-24T09:00:00Z"}), "until", "/until"),
+        (json!({"ids": []}), "ids", "/ids"),
+        (json!({"ids": ["ok", ""]}), "ids.1", "/ids/1"),
+        (json!({"source": " "}), "source", "/source"),
     ];
-    for (body, field) in cases {
+    for (body, field, pointer) in cases {
         let (s, p) = app.post_json("/v1/events/redecide", &body).await;
         assert_eq!(s, 422, "{body}: {p}");
         assert!(p["detail"].as_str().unwrap().starts_with(&format!("{field}:")), "{body}: {p}");
         assert_eq!(p["code"], "validation-failed");
+        if !pointer.is_empty() {
+            assert_eq!(p["errors"][0]["pointer"], pointer, "{body}: {p}");
+        }
     }
     for body in [json!({"outcome": "bogus"}), json!({"outcome": "unmapped", "nope": 1}), json!({"since": "yesterday"})]
     {
