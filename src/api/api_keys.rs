@@ -23,7 +23,7 @@ pub struct CreatedApiKey {
 }
 
 /// API keys (never their secrets).
-#[utoipa::path(tag = "operations", responses((status = 200, body = Vec<ApiKey>)))]
+#[utoipa::path(tag = "api-keys", responses((status = 200, body = Vec<ApiKey>)))]
 #[get("/v1/api-keys")]
 pub async fn list_keys(state: web::Data<AppState>) -> Result<web::Json<Vec<ApiKey>>, ApiError> {
     Ok(web::Json(api_keys::list(state.store.conn()).await?))
@@ -32,7 +32,7 @@ pub async fn list_keys(state: web::Data<AppState>) -> Result<web::Json<Vec<ApiKe
 /// Create an API key with a role: admin (configuration and keys), planner
 /// (read, feedback, retry), viewer (read) or ingest (post events). The
 /// secret is in this answer only.
-#[utoipa::path(tag = "operations", request_body = ApiKeyInput, responses(
+#[utoipa::path(tag = "api-keys", request_body = ApiKeyInput, responses(
     (status = 201, body = CreatedApiKey),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -56,7 +56,7 @@ pub async fn create_key(
 }
 
 /// Revoke an API key at once.
-#[utoipa::path(tag = "operations", params(("id" = String, Path)), responses(
+#[utoipa::path(tag = "api-keys", params(("id" = String, Path)), responses(
     (status = 204, description = "Revoked"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]

@@ -10,7 +10,7 @@ use crate::kpis::{self, KpiQuery, Kpis};
 /// compliance, acceptance rate, automation rate, mapping coverage, dedup
 /// savings and the open backlog. Orders count by their first event's time;
 /// event rates by when events were received.
-#[utoipa::path(tag = "work-orders", params(KpiQuery), responses(
+#[utoipa::path(tag = "kpis", params(KpiQuery), responses(
     (status = 200, body = Kpis),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -30,7 +30,7 @@ pub async fn get_kpis(
 /// KPIs per rule and version: events matched, orders created, events
 /// merged, orders accepted, rejected or cancelled, precision (accepted ÷
 /// decided), median time to acknowledge, and planner feedback counts.
-#[utoipa::path(tag = "work-orders", params(KpiQuery), responses(
+#[utoipa::path(tag = "kpis", params(KpiQuery), responses(
     (status = 200, body = Vec<crate::kpis::RuleKpis>),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -62,7 +62,7 @@ pub struct SeriesPoint {
 /// The KPIs of `GET /v1/kpis`, bucketed by hour, day or week in the time
 /// zone the request names (a plant's day is its local day; weeks start on
 /// Monday). At most 400 buckets.
-#[utoipa::path(tag = "work-orders", params(KpiQuery, SeriesQuery), responses(
+#[utoipa::path(tag = "kpis", params(KpiQuery, SeriesQuery), responses(
     (status = 200, body = Vec<SeriesPoint>),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]

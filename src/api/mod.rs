@@ -14,6 +14,7 @@ pub mod problem;
 mod redecide;
 mod rules;
 mod sandbox;
+mod schema;
 mod suppressions;
 mod webhooks;
 mod work_orders;
@@ -83,9 +84,13 @@ impl utoipa::Modify for BearerAuth {
         (name = "assets", description = "The asset registry and how events map to it"),
         (name = "rules", description = "Rules that decide whether an event needs work"),
         (name = "connectors", description = "Where orders are created"),
+        (name = "suppressions", description = "Maintenance windows and shelving: matched events that open no order"),
         (name = "work-orders", description = "Orders and their history"),
+        (name = "webhooks", description = "Status changes pushed by EAM systems (signed)"),
+        (name = "kpis", description = "How well the rules and the EAM round trip do"),
         (name = "sandbox", description = "The EAM simulated inside workbridge"),
-        (name = "operations", description = "Health and readiness")
+        (name = "api-keys", description = "API keys and their roles"),
+        (name = "operations", description = "Health, readiness, metrics and the audit trail")
     )
 )]
 struct ApiDoc;
@@ -188,6 +193,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, mut api) =
         actix_web::App::new().into_utoipa_app().openapi(ApiDoc::openapi()).configure(routes).split_for_parts();
     document_common_responses(&mut api);
+    schema::refine(&mut api);
     api
 }
 

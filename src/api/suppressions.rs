@@ -15,7 +15,7 @@ pub struct SuppressionFilter {
 }
 
 /// Maintenance windows and shelving, newest first.
-#[utoipa::path(tag = "rules", params(SuppressionFilter), responses((status = 200, body = Vec<Suppression>)))]
+#[utoipa::path(tag = "suppressions", params(SuppressionFilter), responses((status = 200, body = Vec<Suppression>)))]
 #[get("/v1/suppressions")]
 pub async fn list_suppressions(
     state: web::Data<AppState>,
@@ -29,7 +29,7 @@ pub async fn list_suppressions(
 /// (default now) and `ends_at`. Events that a rule would act on meanwhile are
 /// stored with the outcome `suppressed` and the suppression in their trace;
 /// nothing is dropped.
-#[utoipa::path(tag = "rules", request_body = SuppressionInput, responses(
+#[utoipa::path(tag = "suppressions", request_body = SuppressionInput, responses(
     (status = 201, body = Suppression),
     (status = 422, body = Problem, content_type = "application/problem+json"),
 ))]
@@ -58,7 +58,7 @@ pub async fn create_suppression(
 }
 
 /// End a suppression (delete it).
-#[utoipa::path(tag = "rules", params(("id" = String, Path)), responses(
+#[utoipa::path(tag = "suppressions", params(("id" = String, Path)), responses(
     (status = 204, description = "Deleted"),
     (status = 404, body = Problem, content_type = "application/problem+json"),
 ))]

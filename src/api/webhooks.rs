@@ -32,7 +32,7 @@ pub struct WebhookResult {
 /// the connector's status map turns into the common lifecycle. A repeated
 /// `webhook-id` answers 200 with `duplicate: true` and changes nothing.
 #[utoipa::path(
-    tag = "work-orders",
+    tag = "webhooks",
     params(
         ("connector" = String, Path),
         ("webhook-id" = String, Header, description = "Unique per message; the same on retries"),

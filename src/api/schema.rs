@@ -1,0 +1,326 @@
+//! What utoipa's derives cannot say, said after the fact: `refine` reshapes
+//! the generated document so that generated clients can type what they
+//! hold. Internally tagged enums become a `oneOf` with a `discriminator`
+//! over named variants (the derive gives `allOf` with an inline `{kind}`,
+//! which no response validates against when the variant has
+//! `additionalProperties: false`); untagged enums' variants, page items and
+//! the decision trace get names; free-form JSON is named as such.
+
+use std::collections::BTreeMap;
+
+use utoipa::ToSchema;
+use utoipa::openapi::schema::{
+    AdditionalProperties, ArrayBuilder, Discriminator, ObjectBuilder, OneOfBuilder, SchemaType, Type,
+};
+use utoipa::openapi::{ContentBuilder, OpenApi, Ref, RefOr, Schema};
+
+use crate::domain::EventOutcome;
+use crate::rules::RuleTrace;
+
+/// How the decision was reached: the asset mapping, each rule tried and
+/// why it matched or not, and the decision. Parts appear as they apply
+/// (an unmapped event has no rules; `episode` only for a clear, `timer`
+/// only for an alert held by `held_for_minutes`); more may be added.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct DecisionTrace {
+    /// How the event was mapped to an asset; null when it was not.
+    mapping: Option<TraceMapping>,
+    /// The candidate rules in evaluation order.
+    rules: Option<Vec<RuleTrace>>,
+    /// Rules the site/asset index ruled out without evaluating them.
+    skipped_by_index: Option<u64>,
+    /// What each matching shadow rule would have done.
+    shadow: Option<Vec<ShadowDecision>>,
+    decision: Option<TraceDecision>,
+    /// For a clear: the rule and dedup key of the raise it belongs to.
+    episode: Option<TraceEpisode>,
+    /// Set when the producer sent no time: says the time received is used.
+    time: Option<String>,
+    /// For an alert held by `held_for_minutes`: what the timer decided.
+    timer: Option<TraceTimer>,
+}
+
+/// How an event was mapped to an asset.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TraceMapping {
+    asset_id: String,
+    /// `hint`, `tag` or `pattern`.
+    by: String,
+    /// For a pattern: which pattern matched.
+    detail: Option<String>,
+}
+
+/// What was decided and why.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TraceDecision {
+    outcome: EventOutcome,
+    reason: String,
+    dedup_key: Option<String>,
+    /// The order opened or merged into.
+    work_order_id: Option<String>,
+    /// The priority of the order opened.
+    priority: Option<u8>,
+    /// Templates (title, description) that failed to render, with the error.
+    template_errors: Option<Vec<String>>,
+}
+
+/// A matching shadow rule and what it would have done (never done).
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ShadowDecision {
+    rule_id: String,
+    rule: String,
+    version: i32,
+    would: ShadowAction,
+}
+
+/// What a shadow rule would have done.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct ShadowAction {
+    /// `create`, `merge` or `ignore`.
+    action: String,
+    connector: Option<String>,
+    dedup_key: Option<String>,
+    title: Option<String>,
+    priority: Option<u8>,
+    /// The open order it would merge into.
+    work_order_id: Option<String>,
+}
+
+/// The raise a clear belongs to.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TraceEpisode {
+    rule_id: String,
+    rule: String,
+    dedup_key: String,
+    reason: String,
+}
+
+/// What the timer of a held alert found.
+#[derive(ToSchema)]
+#[allow(dead_code)]
+pub struct TraceTimer {
+    held_for_minutes: i32,
+    held_since: chrono::DateTime<chrono::Utc>,
+    decided_as_of: chrono::DateTime<chrono::Utc>,
+    due_at: chrono::DateTime<chrono::Utc>,
+    fired_at: chrono::DateTime<chrono::Utc>,
+    /// The decision when the event arrived.
+    on_arrival: Option<TraceDecision>,
+    /// When the timer's decision was not kept: what it would have been.
+    outcome: Option<EventOutcome>,
+    reason: Option<String>,
+}
+
+/// The document types that no handler names but `refine` refers to.
+pub(super) fn extra_schemas() -> Vec<(String, RefOr<Schema>)> {
+    let mut out = vec![];
+    <DecisionTrace as ToSchema>::schemas(&mut out);
+    out.push((DecisionTrace::name().into(), <DecisionTrace as utoipa::PartialSchema>::schema()));
+    out
+}
+
+/// Reshapes the generated document; see the module's comment.
+pub(super) fn refine(api: &mut OpenApi) {
+    let components = api.components.get_or_insert_with(Default::default);
+    for (name, schema) in extra_schemas() {
+        components.schemas.entry(name).or_insert(schema);
+    }
+    let schemas = &mut components.schemas;
+    tagged_union(schemas, "Action", &[("create", "CreateAction", None), ("ignore", "IgnoreAction", Some(1))]);
+    tagged_union(
+        schemas,
+        "ConnectorConfig",
+        &[
+            ("sandbox", "SandboxConfig", Some(0)),
+            ("rest", "RestConfig", None),
+            ("maximo", "MaximoConfig", None),
+            ("servicenow", "ServiceNowConfig", None),
+            ("sap", "SapConfig", None),
+        ],
+    );
+    name_variants(schemas, "Debounce", &[(0, "DebounceOccurrences"), (1, "DebounceHeldFor")]);
+    name_variants(schemas, "HeaderValue", &[(1, "EnvSecret"), (2, "FileSecret")]);
+    priority_matrix(schemas);
+    page_items(schemas);
+    let any = |description: &str| {
+        ObjectBuilder::new().schema_type(SchemaType::AnyValue).description(Some(description)).build()
+    };
+    schemas.insert(
+        "EventContext".into(),
+        any("Any JSON value the producer sends as context (e.g. readings, area), available to rule conditions as `context`.")
+            .into(),
+    );
+    schemas.insert(
+        "AuditSnapshot".into(),
+        any("Any JSON value: the entity as the API shows it (an asset, rule, connector, …), secrets masked.").into(),
+    );
+    schemas
+        .insert("BodyTemplate".into(), any("Any JSON value: a template of the request body sent to the EAM.").into());
+    for owner in ["EventRecord", "WorkOrder", "DryRun"] {
+        point_to(schemas, owner, "trace", "DecisionTrace");
+    }
+    point_to(schemas, "EventRecord", "cloudevent", "CloudEvent");
+    point_to(schemas, "EventData", "context", "EventContext");
+    point_to(schemas, "AuditEntry", "before", "AuditSnapshot");
+    point_to(schemas, "AuditEntry", "after", "AuditSnapshot");
+    point_to(schemas, "RestConfig", "body", "BodyTemplate");
+    single_json_bodies(api);
+}
+
+fn object_mut<'a>(
+    schemas: &'a mut BTreeMap<String, RefOr<Schema>>,
+    name: &str,
+) -> &'a mut utoipa::openapi::schema::Object {
+    match schemas.get_mut(name) {
+        Some(RefOr::T(Schema::Object(o))) => o,
+        _ => panic!("component {name} is not an object schema"),
+    }
+}
+
+fn variants(schemas: &BTreeMap<String, RefOr<Schema>>, name: &str) -> Vec<RefOr<Schema>> {
+    match schemas.get(name) {
+        Some(RefOr::T(Schema::OneOf(o))) => o.items.clone(),
+        _ => panic!("component {name} is not a oneOf"),
+    }
+}
+
+fn description_of(schema: &RefOr<Schema>) -> Option<String> {
+    match schema {
+        RefOr::T(Schema::Object(o)) => o.description.clone(),
+        RefOr::T(Schema::AllOf(a)) => a.description.clone(),
+        RefOr::T(Schema::OneOf(o)) => o.description.clone(),
+        _ => None,
+    }
+}
+
+fn kind_property(value: &str) -> RefOr<Schema> {
+    ObjectBuilder::new().schema_type(Type::String).enum_values(Some([value])).build().into()
+}
+
+/// Turns the `oneOf` of an internally tagged (`kind`) enum into a
+/// discriminated `oneOf` over named components: a variant that is a struct
+/// of its own gets `kind` added; a unit variant (`Some(index)` of the
+/// derive's `oneOf`) becomes a component with `kind` only.
+fn tagged_union(schemas: &mut BTreeMap<String, RefOr<Schema>>, name: &str, tags: &[(&str, &str, Option<usize>)]) {
+    let derived = variants(schemas, name);
+    let description = match schemas.get(name) {
+        Some(RefOr::T(Schema::OneOf(o))) => o.description.clone(),
+        _ => None,
+    };
+    let mut union = OneOfBuilder::new().description(description);
+    for (tag, component, unit) in tags {
+        match unit {
+            Some(index) => {
+                let object = ObjectBuilder::new()
+                    .description(description_of(&derived[*index]))
+                    .property("kind", kind_property(tag))
+                    .required("kind")
+                    .additional_properties(Some(AdditionalProperties::FreeForm(false)))
+                    .build();
+                schemas.insert((*component).into(), object.into());
+            }
+            None => {
+                let object = object_mut(schemas, component);
+                object.properties.insert("kind".into(), kind_property(tag));
+                object.required.insert(0, "kind".into());
+                assert!(
+                    matches!(object.additional_properties.as_deref(), Some(AdditionalProperties::FreeForm(false))),
+                    "{component} must refuse unknown fields"
+                );
+            }
+        }
+        union = union.item(Ref::from_schema_name(*component));
+    }
+    let mapping = tags.iter().map(|(tag, component, _)| (*tag, format!("#/components/schemas/{component}")));
+    union = union.discriminator(Some(Discriminator::with_mapping("kind", mapping)));
+    schemas.insert(name.into(), Schema::OneOf(union.build()).into());
+}
+
+/// Moves the inline object variants of an untagged enum to named
+/// components; their fields are all the variant has.
+fn name_variants(schemas: &mut BTreeMap<String, RefOr<Schema>>, name: &str, names: &[(usize, &str)]) {
+    let Some(RefOr::T(Schema::OneOf(union))) = schemas.get_mut(name) else { panic!("{name} is not a oneOf") };
+    let mut named = vec![];
+    for (index, component) in names {
+        let mut variant = std::mem::replace(&mut union.items[*index], Ref::from_schema_name(*component).into());
+        if let RefOr::T(Schema::Object(o)) = &mut variant {
+            o.additional_properties = Some(Box::new(AdditionalProperties::FreeForm(false)));
+        }
+        named.push((component.to_string(), variant));
+    }
+    schemas.extend(named);
+}
+
+/// `PrioritySpec`'s matrix, named: severity → `PriorityRow` (criticality → priority).
+fn priority_matrix(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    let Some(RefOr::T(Schema::OneOf(union))) = schemas.get_mut("PrioritySpec") else {
+        panic!("PrioritySpec is not a oneOf")
+    };
+    let RefOr::T(Schema::Object(mut matrix)) =
+        std::mem::replace(&mut union.items[1], Ref::from_schema_name("PriorityMatrix").into())
+    else {
+        panic!("PrioritySpec's matrix is not an object")
+    };
+    let row = ObjectBuilder::new()
+        .description(Some("criticality (or `\"*\"` for any) → priority."))
+        .additional_properties(Some(Ref::from_schema_name("Priority")))
+        .build();
+    matrix.additional_properties =
+        Some(Box::new(AdditionalProperties::RefOr(Ref::from_schema_name("PriorityRow").into())));
+    schemas.insert("PriorityRow".into(), row.into());
+    schemas.insert("PriorityMatrix".into(), Schema::Object(matrix).into());
+}
+
+/// `Page_X.items` refers to the component `X` (the derive inlines it).
+fn page_items(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    let pages: Vec<String> = schemas.keys().filter(|n| n.starts_with("Page_")).cloned().collect();
+    for page in pages {
+        let item = page.trim_start_matches("Page_").to_owned();
+        assert!(schemas.contains_key(&item), "{page}'s item {item} is a component");
+        let items = ArrayBuilder::new().items(Ref::from_schema_name(item)).build();
+        object_mut(schemas, &page).properties.insert("items".into(), items.into());
+    }
+}
+
+/// Points `owner.property` at the component `target`, keeping the
+/// property's description.
+fn point_to(schemas: &mut BTreeMap<String, RefOr<Schema>>, owner: &str, property: &str, target: &str) {
+    let object = object_mut(schemas, owner);
+    let old = object.properties.get(property).unwrap_or_else(|| panic!("{owner} has no {property}"));
+    let mut reference = Ref::from_schema_name(target);
+    reference.description = description_of(old).unwrap_or_default();
+    object.properties.insert(property.into(), reference.into());
+}
+
+/// Bodies that the service accepts in several media types are documented
+/// as JSON only (the others are in the operation's description): one
+/// schema per body is what generated clients can call. A repeated single
+/// event answers 200 with `Accepted`, a batch 200 with `BatchResult`.
+fn single_json_bodies(api: &mut OpenApi) {
+    for path in ["/v1/events", "/v1/assets/bulk"] {
+        let op = api.paths.paths.get_mut(path).and_then(|p| p.post.as_mut()).expect("documented");
+        let Some(RefOr::T(body)) = op.request_body.as_mut() else { panic!("{path} has a body") };
+        body.content.retain(|mime, _| mime == "application/json");
+    }
+    let events = api.paths.paths.get_mut("/v1/events").and_then(|p| p.post.as_mut()).expect("documented");
+    let Some(RefOr::T(body)) = events.request_body.as_mut() else { panic!("POST /v1/events has a body") };
+    let one_or_many = OneOfBuilder::new()
+        .item(Ref::from_schema_name("CloudEvent"))
+        .item(ArrayBuilder::new().items(Ref::from_schema_name("CloudEvent")))
+        .build();
+    body.content.insert(
+        "application/json".into(),
+        ContentBuilder::new().schema(Some(Schema::OneOf(one_or_many))).build().into(),
+    );
+    let Some(RefOr::T(ok)) = events.responses.responses.get_mut("200") else { panic!("POST /v1/events documents 200") };
+    let either =
+        OneOfBuilder::new().item(Ref::from_schema_name("Accepted")).item(Ref::from_schema_name("BatchResult")).build();
+    ok.content
+        .insert("application/json".into(), ContentBuilder::new().schema(Some(Schema::OneOf(either))).build().into());
+}
