@@ -219,6 +219,7 @@ impl Application {
         }
         let poller = Poller::new(store.clone(), clock.clone(), registry.clone(), settings.sync.clone());
         workers.spawn(poller.clone().run(cancel.child_token()));
+        workers.spawn(decider.clone().run_redecide_jobs(cancel.child_token()));
 
         let broker = Arc::new(BrokerStatus::default());
         if settings.amqp.enabled {

@@ -20,6 +20,7 @@ mod m20261130_000015_events_lz4;
 mod m20261205_000016_order_lifecycle;
 mod m20261205_000020_debounce_timers;
 mod m20261206_000031_review_proposals;
+mod m20261206_000041_redecide_jobs;
 
 pub struct Migrator;
 
@@ -45,6 +46,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261205_000016_order_lifecycle::Migration),
             Box::new(m20261205_000020_debounce_timers::Migration),
             Box::new(m20261206_000031_review_proposals::Migration),
+            Box::new(m20261206_000041_redecide_jobs::Migration),
         ]
     }
 }

@@ -5,9 +5,10 @@ use utoipa::ToSchema;
 use super::problem::{ApiError, Problem};
 use super::{AppState, mime, read_body};
 use crate::decisions::Accepted;
+use crate::domain::glob::TagGlob;
 use crate::domain::{AlertState, AssetHint, EventKind, Severity};
 use crate::ingest::http::{self, HttpIngestError, Ingested};
-use crate::store::events::{self, EventFilter, EventRecord};
+use crate::store::events::{self, EventFilter, EventRecord, UnmappedFilter, UnmappedSubject};
 use crate::store::{Page, PageRequest};
 
 /// A CloudEvent in structured mode (documentation of the contract; unknown
@@ -135,6 +136,8 @@ fn batch_result(outcomes: Vec<Result<Accepted, HttpIngestError>>) -> BatchResult
 /// List events, newest first, with what became of each.
 ///
 /// `outcome=unmapped` lists the events no asset matched; `total` counts them.
+/// `subject` takes a tag glob as rules' `when.tags` do (`*` within one
+/// dot-separated level, `**` across levels).
 #[utoipa::path(tag = "events", params(EventFilter, PageRequest), responses(
     (status = 200, body = Page<EventRecord>),
     (status = 422, body = Problem, content_type = "application/problem+json"),
@@ -145,7 +148,41 @@ pub async fn list_events(
     filter: super::extract::Query<EventFilter>,
     page: super::extract::Query<PageRequest>,
 ) -> Result<web::Json<Page<EventRecord>>, ApiError> {
-    Ok(web::Json(events::list(state.store.conn(), &filter, *page).await?))
+    let conn = state.store.conn();
+    let subjects = match &filter.subject {
+        Some(s) => {
+            let glob = TagGlob::new(s).map_err(|e| ApiError::param("subject", e))?;
+            let tags = events::subjects_matching(conn, &glob, events::MAX_GLOB_SUBJECTS).await?;
+            if tags.len() > events::MAX_GLOB_SUBJECTS {
+                return Err(ApiError::param(
+                    "subject",
+                    format!("the glob matches more than {} tags; narrow it", events::MAX_GLOB_SUBJECTS),
+                ));
+            }
+            Some(tags)
+        }
+        None => None,
+    };
+    Ok(web::Json(events::list(conn, &filter, subjects.as_deref(), *page).await?))
+}
+
+/// Unmapped events grouped by tag, the most frequent first.
+///
+/// The tags (CloudEvents `subject`) that no asset, tag or tag pattern
+/// matched, with how many events each sent, when first and last, and one
+/// event to start from: what to add to the registry. Events without a tag
+/// form one group with `subject` null.
+#[utoipa::path(tag = "events", params(UnmappedFilter, PageRequest), responses(
+    (status = 200, body = Page<UnmappedSubject>),
+    (status = 422, body = Problem, content_type = "application/problem+json"),
+))]
+#[get("/v1/events/unmapped-subjects")]
+pub async fn unmapped_subjects(
+    state: web::Data<AppState>,
+    filter: super::extract::Query<UnmappedFilter>,
+    page: super::extract::Query<PageRequest>,
+) -> Result<web::Json<Page<UnmappedSubject>>, ApiError> {
+    Ok(web::Json(events::unmapped_subjects(state.store.conn(), &filter, *page).await?))
 }
 
 /// One event with its decision trace. `id` is workbridge's id or the CloudEvents id.

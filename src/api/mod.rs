@@ -11,6 +11,7 @@ pub mod headers;
 mod health;
 mod kpis;
 pub mod problem;
+mod redecide;
 mod review;
 mod rules;
 mod sandbox;
@@ -120,7 +121,11 @@ macro_rules! routes {
 routes! {
     auth::INGEST => events::post_events,
     auth::VIEWER => events::list_events,
+    auth::ADMIN => redecide::redecide_events,
+    // Before `/v1/events/{id}`, which would take it for an id.
+    auth::VIEWER => events::unmapped_subjects,
     auth::VIEWER => events::get_event,
+    auth::VIEWER => redecide::get_redecide_job,
     auth::VIEWER => assets::list_assets,
     auth::ADMIN => assets::create_asset,
     auth::ADMIN => assets::bulk_assets,

@@ -11,6 +11,7 @@ mod decide;
 pub mod dispatcher;
 mod dry_run;
 mod error;
+mod redecide;
 pub mod review;
 mod step;
 pub mod stored_connectors;
@@ -36,6 +37,7 @@ pub use budget::EvalBudget;
 use cache::RuleCache;
 pub use dry_run::{DryRun, OrderPreview};
 pub use error::DecisionError;
+pub use redecide::BATCH as REDECIDE_BATCH;
 
 /// What happened to one accepted event.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -59,6 +61,8 @@ pub struct Decider {
     clock: Arc<dyn Clock>,
     /// Wakes the dispatcher when a decision created a delivery.
     wake: Arc<Notify>,
+    /// Wakes the re-decision worker when a job is queued.
+    jobs: Arc<Notify>,
     policy: Arc<Policy>,
     rules: Arc<RuleCache>,
     metrics: Arc<Metrics>,
@@ -85,7 +89,15 @@ pub struct Policy {
 
 impl Decider {
     pub fn new(store: Store, clock: Arc<dyn Clock>, wake: Arc<Notify>, policy: Policy) -> Self {
-        Self { store, clock, wake, policy: Arc::new(policy), rules: Arc::default(), metrics: Arc::default() }
+        Self {
+            store,
+            clock,
+            wake,
+            jobs: Arc::default(),
+            policy: Arc::new(policy),
+            rules: Arc::default(),
+            metrics: Arc::default(),
+        }
     }
 
     /// Counts into `metrics` (the application's registry).

@@ -5,6 +5,7 @@ pub mod asset;
 pub mod cloudevent;
 mod event;
 mod feedback;
+pub mod glob;
 pub mod ident;
 mod ids;
 pub mod inhibit;

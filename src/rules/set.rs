@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use globset::{GlobSet, GlobSetBuilder};
 
 use super::{Condition, Rule};
-use crate::domain::{EventKind, InboundEvent};
+use crate::domain::{EventKind, InboundEvent, glob};
 
 pub struct CompiledRule {
     pub rule: Rule,
@@ -17,7 +17,7 @@ pub struct CompiledRule {
 
 /// Whether a tag matches compiled tag globs.
 pub fn tag_matches(globs: &GlobSet, tag: &str) -> bool {
-    globs.is_match(tag.replace('.', "/"))
+    globs.is_match(glob::path_of(tag))
 }
 
 pub fn compile_globs(patterns: &[String]) -> Result<Option<GlobSet>, String> {
@@ -26,13 +26,8 @@ pub fn compile_globs(patterns: &[String]) -> Result<Option<GlobSet>, String> {
     }
     let mut b = GlobSetBuilder::new();
     for p in patterns {
-        // Tag levels are separated by dots; globset separates by `/`. So
-        // `*` stays within one level (BEDFORD.*.VIB_X) and `**` spans any.
-        let glob = globset::GlobBuilder::new(&p.replace('.', "/"))
-            .literal_separator(true)
-            .build()
-            .map_err(|e| format!("{p:?}: {e}"))?;
-        b.add(glob);
+        // One tag-glob dialect for rules and the events' subject filter.
+        b.add(glob::compile(p)?);
     }
     b.build().map(Some).map_err(|e| e.to_string())
 }

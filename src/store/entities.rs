@@ -368,3 +368,34 @@ pub mod debounce_timers {
     }
     no_relations!();
 }
+
+pub mod redecide_jobs {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, DeriveEntityModel)]
+    #[sea_orm(table_name = "redecide_jobs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub state: String,
+        pub filter: Json,
+        pub bound_at: ChronoDateTimeUtc,
+        pub total: i64,
+        pub processed: i64,
+        pub changed: i64,
+        pub unchanged: i64,
+        pub failed: i64,
+        pub cursor_received_at: Option<ChronoDateTimeUtc>,
+        pub cursor_id: Option<String>,
+        pub error: Option<String>,
+        pub created_by: Option<String>,
+        pub claims: i32,
+        pub locked_until: Option<ChronoDateTimeUtc>,
+        pub claim_token: Option<String>,
+        pub created_at: ChronoDateTimeUtc,
+        pub started_at: Option<ChronoDateTimeUtc>,
+        pub finished_at: Option<ChronoDateTimeUtc>,
+        pub updated_at: ChronoDateTimeUtc,
+    }
+    no_relations!();
+}

@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::entities::events;
 use super::{Page, PageRequest, StoreError, corrupt, filtered, paged};
+use crate::domain::glob::TagGlob;
 use crate::domain::{EventOutcome, InboundEvent};
 
 /// An event as the API shows it.
@@ -143,10 +144,13 @@ pub async fn insert_many<C: ConnectionTrait>(
 }
 
 /// Replaces the decision of a stored event (a held alert decided again by
-/// its timer).
+/// its timer, or an event re-decided by a job).
 pub async fn redecide<C: ConnectionTrait>(conn: &C, id: &str, decided: Decided) -> Result<(), StoreError> {
     use sea_orm::sea_query::Expr;
     events::Entity::update_many()
+        .col_expr(events::Column::Site, Expr::value(decided.site))
+        .col_expr(events::Column::AssetId, Expr::value(decided.asset_id))
+        .col_expr(events::Column::MappedBy, Expr::value(decided.mapped_by.map(str::to_owned)))
         .col_expr(events::Column::Outcome, Expr::value(decided.outcome.as_str()))
         .col_expr(events::Column::RuleId, Expr::value(decided.rule_id))
         .col_expr(events::Column::RuleVersion, Expr::value(decided.rule_version))
@@ -157,6 +161,35 @@ pub async fn redecide<C: ConnectionTrait>(conn: &C, id: &str, decided: Decided) 
         .exec(conn)
         .await?;
     Ok(())
+}
+
+/// Replaces the decision of a stored event if it still has outcome `from`
+/// and no order (a re-decision: another job may have decided it since it
+/// was read); `false` when nothing was written.
+pub async fn redecide_from<C: ConnectionTrait>(
+    conn: &C,
+    id: &str,
+    from: EventOutcome,
+    decided: Decided,
+) -> Result<bool, StoreError> {
+    use sea_orm::sea_query::Expr;
+    let rows = events::Entity::update_many()
+        .col_expr(events::Column::Site, Expr::value(decided.site))
+        .col_expr(events::Column::AssetId, Expr::value(decided.asset_id))
+        .col_expr(events::Column::MappedBy, Expr::value(decided.mapped_by.map(str::to_owned)))
+        .col_expr(events::Column::Outcome, Expr::value(decided.outcome.as_str()))
+        .col_expr(events::Column::RuleId, Expr::value(decided.rule_id))
+        .col_expr(events::Column::RuleVersion, Expr::value(decided.rule_version))
+        .col_expr(events::Column::WorkOrderId, Expr::value(decided.work_order_id))
+        .col_expr(events::Column::DedupKey, Expr::value(decided.dedup_key))
+        .col_expr(events::Column::Trace, Expr::value(decided.trace))
+        .filter(events::Column::Id.eq(id))
+        .filter(events::Column::Outcome.eq(from.as_str()))
+        .filter(events::Column::WorkOrderId.is_null())
+        .exec(conn)
+        .await?
+        .rows_affected;
+    Ok(rows == 1)
 }
 
 /// Replaces the trace of a stored event (what its timer found).
@@ -259,14 +292,24 @@ pub struct EventFilter {
     pub since: Option<DateTime<Utc>>,
     /// Received before (RFC 3339).
     pub until: Option<DateTime<Utc>>,
+    /// A tag glob, as in rules' `when.tags`: levels separated by dots, `*`
+    /// within one level, `**` across levels (e.g. `BEDFORD.*.VIB_*`).
+    #[param(max_length = 200)]
+    pub subject: Option<String>,
 }
 
+/// Events listed as `f` says (its `subject` glob resolved by the caller
+/// into `subjects`, the tags it matches; `f.subject` itself is not read).
 pub async fn list<C: ConnectionTrait>(
     conn: &C,
     f: &EventFilter,
+    subjects: Option<&[String]>,
     page: PageRequest,
 ) -> Result<Page<EventRecord>, StoreError> {
     let mut q = events::Entity::find();
+    if let Some(subjects) = subjects {
+        q = q.filter(events::Column::Subject.is_in(subjects.iter().map(String::as_str)));
+    }
     if let Some(o) = f.outcome {
         q = q.filter(events::Column::Outcome.eq(o.as_str()));
     }
@@ -509,4 +552,202 @@ pub async fn in_range<C: ConnectionTrait>(
         .into_iter()
         .map(record)
         .collect()
+}
+
+/// The most tags a subject glob may select in a listing (they become one
+/// `IN` list; SQLite binds at most 32,766 parameters).
+pub const MAX_GLOB_SUBJECTS: usize = 10_000;
+
+/// Narrows `q` to events whose subject may match `glob`: equal to it, or
+/// starting with its literal prefix (an index range). Over-inclusive (SQLite's
+/// LIKE ignores ASCII case): the caller checks the glob itself.
+fn subject_prefilter(q: sea_orm::Select<events::Entity>, glob: &TagGlob) -> sea_orm::Select<events::Entity> {
+    use sea_orm::sea_query::LikeExpr;
+    if glob.is_literal() {
+        return q.filter(events::Column::Subject.eq(glob.as_str()));
+    }
+    let prefix = glob.literal_prefix();
+    if prefix.is_empty() {
+        return q.filter(events::Column::Subject.is_not_null());
+    }
+    let escaped: String =
+        prefix.chars().flat_map(|c| if matches!(c, '%' | '_' | '\\') { vec!['\\', c] } else { vec![c] }).collect();
+    q.filter(events::Column::Subject.like(LikeExpr::new(format!("{escaped}%")).escape('\\')))
+}
+
+/// The distinct tags of stored events that match `glob`, sorted; at most
+/// `cap + 1` (more than `cap` tells the caller the glob is too wide).
+pub async fn subjects_matching<C: ConnectionTrait>(
+    conn: &C,
+    glob: &TagGlob,
+    cap: usize,
+) -> Result<Vec<String>, StoreError> {
+    let q = subject_prefilter(events::Entity::find().select_only().column(events::Column::Subject).distinct(), glob);
+    let candidates: Vec<Option<String>> = q.into_tuple().all(conn).await?;
+    let mut out: Vec<String> = candidates.into_iter().flatten().filter(|s| glob.is_match(s)).take(cap + 1).collect();
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// What a re-decision job selects.
+#[derive(Debug, Clone, Default)]
+pub struct Selection {
+    pub outcome: Option<EventOutcome>,
+    /// Received at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Received before.
+    pub until: Option<DateTime<Utc>>,
+    pub source: Option<String>,
+    pub subject: Option<TagGlob>,
+    /// workbridge ids or CloudEvents ids.
+    pub ids: Vec<String>,
+    /// Received at or before (the job's creation: later events were decided
+    /// against the registry and rules of their own arrival).
+    pub bound: DateTime<Utc>,
+}
+
+fn selected(s: &Selection) -> sea_orm::Select<events::Entity> {
+    use sea_orm::Condition;
+    let mut q = events::Entity::find().filter(events::Column::ReceivedAt.lte(s.bound));
+    if let Some(o) = s.outcome {
+        q = q.filter(events::Column::Outcome.eq(o.as_str()));
+    }
+    if let Some(source) = &s.source {
+        q = q.filter(events::Column::Source.eq(source.as_str()));
+    }
+    if let Some(since) = s.since {
+        q = q.filter(events::Column::ReceivedAt.gte(since));
+    }
+    if let Some(until) = s.until {
+        q = q.filter(events::Column::ReceivedAt.lt(until));
+    }
+    if !s.ids.is_empty() {
+        let ids = || s.ids.iter().map(String::as_str);
+        q = q.filter(Condition::any().add(events::Column::Id.is_in(ids())).add(events::Column::CeId.is_in(ids())));
+    }
+    if let Some(glob) = &s.subject {
+        q = subject_prefilter(q, glob);
+    }
+    q
+}
+
+/// How many stored events a selection holds.
+pub async fn count_selected<C: ConnectionTrait>(conn: &C, s: &Selection) -> Result<u64, StoreError> {
+    let Some(glob) = &s.subject else {
+        return Ok(selected(s).count(conn).await?);
+    };
+    // The glob is checked on the distinct tags, then the events are counted
+    // by tag, a chunk of tags at a time (the tags are disjoint).
+    let tags = subjects_matching(conn, glob, usize::MAX - 1).await?;
+    let mut total = 0;
+    for chunk in tags.chunks(1000) {
+        total +=
+            selected(s).filter(events::Column::Subject.is_in(chunk.iter().map(String::as_str))).count(conn).await?;
+    }
+    Ok(total)
+}
+
+/// The next events of a selection after `after` (received_at, id), oldest
+/// first: up to `limit` rows scanned, of which those that match (the
+/// subject glob is checked here). Returns them and the last row scanned
+/// (`None` when nothing is left).
+pub async fn next_selected<C: ConnectionTrait>(
+    conn: &C,
+    s: &Selection,
+    after: Option<(DateTime<Utc>, String)>,
+    limit: u64,
+) -> Result<(Vec<EventRecord>, Option<(DateTime<Utc>, String)>, usize), StoreError> {
+    use sea_orm::Condition;
+    let mut q = selected(s);
+    if let Some((at, id)) = &after {
+        q = q.filter(
+            Condition::any()
+                .add(events::Column::ReceivedAt.gt(*at))
+                .add(Condition::all().add(events::Column::ReceivedAt.eq(*at)).add(events::Column::Id.gt(id.as_str()))),
+        );
+    }
+    let rows =
+        q.order_by_asc(events::Column::ReceivedAt).order_by_asc(events::Column::Id).limit(limit).all(conn).await?;
+    let scanned = rows.len();
+    let last = rows.last().map(|m| (m.received_at, m.id.clone()));
+    let records = rows
+        .into_iter()
+        .filter(|m| match &s.subject {
+            Some(glob) => m.subject.as_deref().is_some_and(|t| glob.is_match(t)),
+            None => true,
+        })
+        .map(record)
+        .collect::<Result<_, _>>()?;
+    Ok((records, last, scanned))
+}
+
+/// A stored event read in a transaction (before it is decided again).
+pub async fn by_id<C: ConnectionTrait>(conn: &C, id: &str) -> Result<Option<EventRecord>, StoreError> {
+    events::Entity::find_by_id(id.to_owned()).one(conn).await?.map(record).transpose()
+}
+
+/// Unmapped events of one tag.
+#[derive(Debug, Clone, Serialize, ToSchema, sea_orm::FromQueryResult)]
+pub struct UnmappedSubject {
+    /// The tag (CloudEvents `subject`); null for events that carried none.
+    pub subject: Option<String>,
+    pub count: i64,
+    /// Received first.
+    pub first_seen: DateTime<Utc>,
+    /// Received last.
+    pub last_seen: DateTime<Utc>,
+    /// One of them (its workbridge id), to look at or to create the asset from.
+    pub example_event_id: String,
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct UnmappedFilter {
+    /// Received at or after (RFC 3339).
+    pub since: Option<DateTime<Utc>>,
+    /// Received before (RFC 3339).
+    pub until: Option<DateTime<Utc>>,
+    pub source: Option<String>,
+}
+
+/// Unmapped events grouped by tag, the most frequent first.
+pub async fn unmapped_subjects<C: ConnectionTrait>(
+    conn: &C,
+    f: &UnmappedFilter,
+    page: PageRequest,
+) -> Result<Page<UnmappedSubject>, StoreError> {
+    use sea_orm::sea_query::{Expr, ExprTrait, Order};
+    let base = filtered(
+        events::Entity::find().filter(events::Column::Outcome.eq(EventOutcome::Unmapped.as_str())),
+        &[(events::Column::Source, &f.source)],
+        events::Column::ReceivedAt,
+        f.since,
+        f.until,
+    );
+    let total: Option<i64> = base
+        .clone()
+        .select_only()
+        .column_as(Expr::col(events::Column::Subject).count_distinct(), "n")
+        .into_tuple()
+        .one(conn)
+        .await?;
+    // COUNT(DISTINCT) leaves out NULL: the events without a tag are one more group.
+    let untagged = base.clone().filter(events::Column::Subject.is_null()).limit(1).one(conn).await?.is_some();
+    let total = total.unwrap_or(0) as u64 + u64::from(untagged);
+    let items = base
+        .select_only()
+        .column(events::Column::Subject)
+        .column_as(Expr::col(events::Column::Id).count(), "count")
+        .column_as(Expr::col(events::Column::ReceivedAt).min(), "first_seen")
+        .column_as(Expr::col(events::Column::ReceivedAt).max(), "last_seen")
+        .column_as(Expr::col(events::Column::Id).min(), "example_event_id")
+        .group_by(events::Column::Subject)
+        .order_by(Expr::col(events::Column::Id).count(), Order::Desc)
+        .order_by(events::Column::Subject, Order::Asc)
+        .limit(page.limit())
+        .offset(page.offset())
+        .into_model::<UnmappedSubject>()
+        .all(conn)
+        .await?;
+    Ok(Page { items, total, limit: page.limit(), offset: page.offset() })
 }

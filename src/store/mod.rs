@@ -10,6 +10,7 @@ mod entities;
 pub mod events;
 pub mod feedback;
 pub mod outbox;
+pub mod redecide_jobs;
 pub mod rules;
 pub mod sandbox;
 pub mod suppressions;

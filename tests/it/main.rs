@@ -20,6 +20,7 @@ mod lifecycle;
 mod maximo;
 mod metrics;
 mod openapi;
+mod redecide;
 mod registry;
 mod review;
 mod rules;
