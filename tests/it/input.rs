@@ -188,3 +188,45 @@ async fn body_errors_point_at_the_field() {
     let p: Value = r.json().await.unwrap();
     assert!(only_error(&p, "pointer", "").contains("JSON object"), "{p}");
 }
+
+/// Two rows of one id in one bulk load: the first is stored with its tags,
+/// the later one is refused naming its row and the id (JSON and CSV).
+#[tokio::test]
+async fn duplicate_ids_in_one_bulk_load_are_refused_per_row() {
+    let app = sqlite().await;
+    let (s, res) = app
+        .post_json(
+            "/v1/assets/bulk",
+            &json!([
+                {"id": "P-1", "site": "S", "name": "first", "class": "PUMP", "tags": ["T.P1.A"]},
+                {"id": "P-2", "site": "S", "name": "other", "class": "PUMP"},
+                {"id": " P-1", "site": "S", "name": "second", "class": "PUMP", "tags": ["T.P1.B"]}
+            ]),
+        )
+        .await;
+    assert_eq!(s, 200, "{res}");
+    assert_eq!(
+        (res["created"].as_u64(), res["updated"].as_u64(), res["rejected"].as_u64()),
+        (Some(2), Some(0), Some(1))
+    );
+    assert_eq!(res["errors"][0]["row"], 3, "{res}");
+    assert_eq!(res["errors"][0]["id"], " P-1", "{res}");
+    let error = res["errors"][0]["error"].as_str().unwrap();
+    assert!(error.contains("P-1") && error.contains("row 1"), "{error}");
+    let (_, asset) = app.get("/v1/assets/P-1").await;
+    assert_eq!((asset["name"].as_str(), &asset["tags"]), (Some("first"), &json!(["T.P1.A"])), "{asset}");
+
+    let csv = "external_id,site,name,class,criticality,parent,eam_system,tags\n\
+               C-1,S,first,PUMP,,,,T.C1.A;T.C1.B\n\
+               C-1,S,second,PUMP,,,,T.C1.C\n";
+    let r = app.client.post(app.url("/v1/assets/bulk")).header("content-type", "text/csv").body(csv).send().await;
+    let res: Value = r.unwrap().json().await.unwrap();
+    assert_eq!(
+        (res["created"].as_u64(), res["updated"].as_u64(), res["rejected"].as_u64()),
+        (Some(1), Some(0), Some(1))
+    );
+    assert_eq!(res["errors"][0]["row"], 2, "{res}");
+    assert!(res["errors"][0]["error"].as_str().unwrap().contains("C-1"), "{res}");
+    let (_, asset) = app.get("/v1/assets/C-1").await;
+    assert_eq!(asset["tags"], json!(["T.C1.A", "T.C1.B"]), "{asset}");
+}
