@@ -230,3 +230,26 @@ async fn duplicate_ids_in_one_bulk_load_are_refused_per_row() {
     let (_, asset) = app.get("/v1/assets/C-1").await;
     assert_eq!(asset["tags"], json!(["T.C1.A", "T.C1.B"]), "{asset}");
 }
+
+/// A suppression of an asset or a rule that does not exist would never
+/// apply: refused at `/target`. Sites are free text.
+#[tokio::test]
+async fn a_suppression_of_an_unknown_asset_or_rule_is_refused() {
+    let app = sqlite().await;
+    app.setup_flow(sandbox_connector()).await;
+    let suppression = |scope: &str, target: &str| json!({"scope": scope, "target": target, "reason": "r", "author": "a", "ends_at": "2099-01-01T00:00:00Z"});
+    for (scope, target) in [("asset", "NO-SUCH"), ("rule", "no-such-rule")] {
+        let (s, p) = app.post_json("/v1/suppressions", &suppression(scope, target)).await;
+        assert_eq!(s, 422, "{p}");
+        let detail = only_error(&p, "pointer", "/target");
+        assert!(detail.contains(target) && detail.contains(scope), "{detail}");
+    }
+    let (_, rules) = app.get("/v1/rules").await;
+    let rule = rules[0]["id"].as_str().or(rules["items"][0]["id"].as_str()).unwrap().to_owned();
+    for (scope, target) in [("asset", "MX-101"), ("rule", rule.as_str()), ("site", "ANYWHERE")] {
+        let (s, p) = app.post_json("/v1/suppressions", &suppression(scope, target)).await;
+        assert_eq!(s, 201, "{scope} {target}: {p}");
+    }
+    let (_, list) = app.get("/v1/suppressions").await;
+    assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
+}
