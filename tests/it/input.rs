@@ -231,6 +231,34 @@ async fn duplicate_ids_in_one_bulk_load_are_refused_per_row() {
     assert_eq!(asset["tags"], json!(["T.C1.A", "T.C1.B"]), "{asset}");
 }
 
+/// The default description of an event without `subject`, `time` and
+/// `message` has no "none" or "null" in it, and leaves out the Tag line.
+#[tokio::test]
+async fn the_default_description_never_renders_none() {
+    let app = sqlite().await;
+    app.setup_flow(sandbox_connector()).await;
+    let mut event = alert("bare");
+    for field in ["subject", "time"] {
+        event.as_object_mut().unwrap().remove(field);
+    }
+    event["data"].as_object_mut().unwrap().remove("message");
+    event["data"]["asset"] = json!({"id": "MX-101"});
+    let (s, a) = app.post_json("/v1/events", &event).await;
+    assert_eq!((s, a["outcome"].as_str()), (201, Some("created")), "{a}");
+    app.eventually("delivered to the sandbox", || async {
+        app.get("/v1/sandbox/orders").await.1["items"].as_array().is_some_and(|i| !i.is_empty())
+    })
+    .await;
+    let (_, page) = app.get("/v1/sandbox/orders").await;
+    let description = page["items"][0]["description"].as_str().unwrap().to_owned();
+    assert!(description.starts_with("HIGH_TEMPERATURE\nSeverity: major\n"), "{description}");
+    assert!(!description.contains("Tag:"), "{description}");
+    for word in ["none", "None", "null"] {
+        assert!(!description.contains(word), "{description}");
+    }
+    assert!(description.ends_with("Raised by workbridge from tdl://bedford/analytics."), "{description}");
+}
+
 /// A suppression of an asset or a rule that does not exist would never
 /// apply: refused at `/target`. Sites are free text.
 #[tokio::test]
