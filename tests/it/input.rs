@@ -281,3 +281,40 @@ async fn a_suppression_of_an_unknown_asset_or_rule_is_refused() {
     let (_, list) = app.get("/v1/suppressions").await;
     assert_eq!(list.as_array().unwrap().len(), 3, "{list}");
 }
+
+/// A CloudEvents id is unique per source only: shared by two sources, the
+/// lookup by it answers 409 listing them, and `source` picks one.
+#[tokio::test]
+async fn an_event_id_shared_by_two_sources_needs_the_source() {
+    let app = sqlite().await;
+    let first = alert("shared-id");
+    let mut second = alert("shared-id");
+    second["source"] = json!("tdl://other/analytics");
+    for event in [&first, &second] {
+        let (s, a) = app.post_json("/v1/events", event).await;
+        assert_eq!(s, 201, "{a}");
+    }
+    let (s, p) = app.get("/v1/events/shared-id").await;
+    assert_eq!(s, 409, "{p}");
+    let detail = p["detail"].as_str().unwrap();
+    assert!(detail.contains("tdl://bedford/analytics") && detail.contains("tdl://other/analytics"), "{detail}");
+    assert!(detail.contains("source"), "says how to choose: {detail}");
+    for source in ["tdl://bedford/analytics", "tdl://other/analytics"] {
+        let (s, e) = app.get(&format!("/v1/events/shared-id?source={}", urlencode(source))).await;
+        assert_eq!(s, 200, "{e}");
+        assert_eq!(e["source"], source, "{e}");
+    }
+    let (s, p) = app.get("/v1/events/shared-id?source=tdl%3A%2F%2Fnowhere").await;
+    assert_eq!(s, 404, "{p}");
+    // A single source: no source needed; workbridge's own id works as before.
+    let (s, e) = app.post_json("/v1/events", &alert("single-id")).await;
+    assert_eq!(s, 201);
+    let (s, by_ce) = app.get("/v1/events/single-id").await;
+    assert_eq!(s, 200, "{by_ce}");
+    let (s, by_own) = app.get(&format!("/v1/events/{}", e["id"].as_str().unwrap())).await;
+    assert_eq!((s, &by_own["id"]), (200, &by_ce["id"]));
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
