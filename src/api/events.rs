@@ -11,8 +11,11 @@ use crate::ingest::http::{self, HttpIngestError, Ingested};
 use crate::store::events::{self, EventFilter, EventRecord, UnmappedFilter, UnmappedSubject};
 use crate::store::{Page, PageRequest};
 
-/// A CloudEvent in structured mode (documentation of the contract; unknown
-/// extra attributes and `data` fields are accepted and kept).
+/// A CloudEvent in structured mode (documentation of the contract).
+/// Extension attributes (lower-case letters and digits, e.g.
+/// `traceparent`) and unknown `data` fields are accepted and kept. Either
+/// `subject` or `data.asset` is required: an event with neither is refused
+/// with 422.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct CloudEvent {
@@ -27,6 +30,9 @@ pub struct CloudEvent {
     /// The historian tag; required unless `data.asset` is given.
     subject: Option<String>,
     datacontenttype: Option<String>,
+    /// A URI of the schema `data` adheres to.
+    #[schema(format = "uri")]
+    dataschema: Option<String>,
     data: EventData,
 }
 

@@ -44,10 +44,7 @@ pub async fn create_suppression(
     let now = state.clock.now();
     let starts = input.starts_at.unwrap_or(now);
     for (field, value) in [("target", &input.target), ("reason", &input.reason), ("author", &input.author)] {
-        let v = value.trim();
-        if v.is_empty() || v.len() > 512 {
-            return Err(ApiError::field(&format!("/{field}"), format!("{field} must be 1 to 512 characters")));
-        }
+        crate::domain::ident::check_name(field, value, 512).map_err(|e| ApiError::field(&format!("/{field}"), e))?;
     }
     if input.ends_at <= starts {
         return Err(ApiError::field("/ends_at", format!("{} is not after starts_at ({starts})", input.ends_at)));

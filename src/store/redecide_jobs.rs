@@ -63,7 +63,7 @@ impl RedecideFilter {
             return Err("until: must be after since".into());
         }
         if let Some(source) = &self.source
-            && (source.trim().is_empty() || source.len() > 500)
+            && (source.trim().is_empty() || source.chars().count() > 500)
         {
             return Err("source: must be 1 to 500 characters".into());
         }
@@ -78,7 +78,7 @@ impl RedecideFilter {
         if ids.len() > MAX_IDS {
             return Err(format!("ids: at most {MAX_IDS}"));
         }
-        if let Some(i) = ids.iter().position(|id| id.trim().is_empty() || id.len() > 500) {
+        if let Some(i) = ids.iter().position(|id| id.trim().is_empty() || id.chars().count() > 500) {
             return Err(format!("ids[{i}]: must be 1 to 500 characters"));
         }
         Ok(super::events::Selection {

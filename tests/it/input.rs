@@ -318,3 +318,64 @@ async fn an_event_id_shared_by_two_sources_needs_the_source() {
 fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// Lengths are characters as JSON Schema counts them (not bytes), blank
+/// names and control characters are refused as the document's patterns say.
+#[tokio::test]
+async fn text_fields_count_characters_and_refuse_what_the_patterns_refuse() {
+    let app = sqlite().await;
+    // 128 two-byte characters: 256 bytes, within maxLength 128.
+    let (s, k) = app.post_json("/v1/api-keys", &json!({"name": "ü".repeat(128), "role": "viewer"})).await;
+    assert_eq!(s, 201, "{k}");
+    let (s, p) = app.post_json("/v1/api-keys", &json!({"name": "ü".repeat(129), "role": "viewer"})).await;
+    assert_eq!(s, 422, "{p}");
+    assert!(only_error(&p, "pointer", "/name").contains("128"), "{p}");
+    for bad in ["   ", "a\tb", "x\u{202E}y"] {
+        let (s, p) = app.post_json("/v1/api-keys", &json!({"name": bad, "role": "viewer"})).await;
+        assert_eq!(s, 422, "{bad:?}: {p}");
+        only_error(&p, "pointer", "/name");
+    }
+    let asset = |name: &str| json!({"id": "A-1", "site": "S", "name": name, "class": "PUMP"});
+    let (s, p) = app.post_json("/v1/assets", &asset(&"é".repeat(512))).await;
+    assert_eq!(s, 201, "{p}");
+    let (s, p) = app
+        .post_json("/v1/assets", &json!({"id": "A-2", "site": "S", "name": "n", "class": "PUMP", "criticality": ""}))
+        .await;
+    assert_eq!(s, 422, "criticality is one of the enum or null: {p}");
+    let (s, p) = app.post_json("/v1/assets", &json!({"id": "A/3", "site": "S", "name": "n", "class": "PUMP"})).await;
+    assert_eq!(s, 422, "{p}");
+    // The sandbox takes only the statuses the document lists.
+    let (s, p) = app.post_json("/v1/sandbox/orders/x/status", &json!({"status": "expired"})).await;
+    assert_eq!(s, 422, "{p}");
+    assert!(only_error(&p, "pointer", "/status").contains("acknowledged"), "{p}");
+}
+
+/// Event fields have the types the document gives: `data.unit` and
+/// `data.message` are strings; extension attributes are lower-case names
+/// with a string, boolean or integer value and are kept.
+#[tokio::test]
+async fn event_fields_and_extensions_have_their_documented_types() {
+    let app = sqlite().await;
+    for (field, value) in [("unit", json!(5)), ("message", json!({"a": 1}))] {
+        let mut event = alert(&format!("typed-{field}"));
+        event["data"][field] = value;
+        let (s, p) = app.post_json("/v1/events", &event).await;
+        assert_eq!(s, 422, "{p}");
+        assert!(p["detail"].as_str().unwrap().contains(&format!("data.{field}")), "{p}");
+    }
+    let mut event = alert("with-extensions");
+    event["plant"] = json!("bedford");
+    event["retries"] = json!(2);
+    event["replayed"] = json!(true);
+    let (s, a) = app.post_json("/v1/events", &event).await;
+    assert_eq!(s, 201, "{a}");
+    let (_, stored) = app.get("/v1/events/with-extensions").await;
+    assert_eq!(stored["cloudevent"]["plant"], "bedford", "{stored}");
+    for (name, value) in [("Bad-Name", json!("x")), ("nested", json!({"a": 1})), ("ratio", json!(0.5))] {
+        let mut event = alert(&format!("ext-{name}"));
+        event[name] = value;
+        let (s, p) = app.post_json("/v1/events", &event).await;
+        assert_eq!(s, 422, "{name}: {p}");
+        assert!(p["detail"].as_str().unwrap().contains(name), "{p}");
+    }
+}
