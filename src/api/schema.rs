@@ -294,10 +294,16 @@ fn constraints(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
             }
         });
     }
+    let criticality = serde_json::from_value(json!({
+        "type": "string",
+        "enum": crate::domain::asset::CRITICALITIES,
+        "description": "A/B/C or 1–5."
+    }))
+    .expect("a schema");
+    schemas.insert("Criticality".into(), criticality);
     edit(schemas, "AssetInput", "criticality", |s| {
-        let mut values: Vec<serde_json::Value> = crate::domain::asset::CRITICALITIES.iter().map(|c| json!(c)).collect();
-        values.push(serde_json::Value::Null);
-        s.insert("enum".into(), json!(values));
+        s.clear();
+        s.insert("oneOf".into(), json!([json_ref("Criticality"), {"type": "null"}]));
     });
     edit(schemas, "AssetInput", "tags", |s| {
         s.insert("maxItems".into(), json!(crate::domain::asset::MAX_TAGS));
@@ -342,8 +348,9 @@ fn create_bodies(api: &mut OpenApi) {
         value["required"].as_array_mut().expect("required fields").insert(0, field.into());
         let property = &mut value["properties"][field];
         property["type"] = "string".into();
+        // What the replacement says of the path does not apply.
         if let Some(description) = property["description"].as_str() {
-            property["description"] = description.split(';').next().unwrap_or(description).to_owned().into();
+            property["description"] = description.split("; on `PUT").next().unwrap_or(description).to_owned().into();
         }
         schemas.insert(to.into(), serde_json::from_value(value).expect("the schema deserializes"));
     }

@@ -42,7 +42,8 @@ pub struct AssetView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssetInput {
-    /// External id; taken from the path on `PUT /v1/assets/{id}`.
+    /// External id; on `PUT /v1/assets/{id}` taken from the path, and if
+    /// given here it must be equal to it (422 otherwise).
     #[serde(default)]
     pub id: Option<String>,
     pub site: String,
