@@ -332,6 +332,22 @@ fn constraints(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
     cloudevent.additional_properties = Some(Box::new(AdditionalProperties::RefOr(RefOr::T(extension))));
     cloudevent.property_names =
         Some(Box::new(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[a-z0-9]+$")).build().into()));
+    // Bounds the connectors' and rules' checks enforce.
+    for owner in ["RestConfig", "MaximoConfig", "ServiceNowConfig", "SapConfig"] {
+        edit(schemas, owner, "timeout_ms", |s| {
+            s.insert("minimum".into(), json!(100));
+            s.insert("maximum".into(), json!(120_000));
+        });
+    }
+    for (owner, property, minimum) in [
+        ("DebounceOccurrences", "occurrences", 2),
+        ("DebounceOccurrences", "within_minutes", 1),
+        ("DebounceHeldFor", "held_for_minutes", 1),
+    ] {
+        edit(schemas, owner, property, |s| {
+            s.insert("minimum".into(), json!(minimum));
+        });
+    }
     edit(schemas, "WebhookSettings", "secrets", |s| {
         s.insert("minItems".into(), json!(1));
         s.insert("maxItems".into(), json!(crate::connectors::MAX_WEBHOOK_SECRETS));
