@@ -251,37 +251,7 @@ async fn work_stuck_on_a_lost_connection_is_reported_and_abandoned() {
 async fn status_changes_are_published_as_lifecycle_events(backend: Backend) {
     let names = AmqpNames::new();
     let broker = Broker::connect(&names).await;
-    broker
-        .channel
-        .exchange_declare(
-            names.lifecycle.as_str().into(),
-            lapin::ExchangeKind::Topic,
-            lapin::options::ExchangeDeclareOptions { durable: true, ..Default::default() },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let q = broker
-        .channel
-        .queue_declare(
-            "".into(),
-            lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() },
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let queue = q.name().as_str().to_owned();
-    broker
-        .channel
-        .queue_bind(
-            queue.as_str().into(),
-            names.lifecycle.as_str().into(),
-            "#".into(),
-            Default::default(),
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let queue = broker.lifecycle_queue().await;
 
     let app = spawn_app(backend, Options { amqp: Some(names.clone()), ..Default::default() }).await;
     app.setup_flow(sandbox_connector()).await;

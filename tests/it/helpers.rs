@@ -456,6 +456,42 @@ impl Broker {
         .await
     }
 
+    /// An exclusive queue bound to every routing key of the lifecycle
+    /// exchange (declared here as the service declares it), so a test reads
+    /// what the service publishes there.
+    pub async fn lifecycle_queue(&self) -> String {
+        self.channel
+            .exchange_declare(
+                self.names.lifecycle.as_str().into(),
+                lapin::ExchangeKind::Topic,
+                lapin::options::ExchangeDeclareOptions { durable: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let q = self
+            .channel
+            .queue_declare(
+                "".into(),
+                lapin::options::QueueDeclareOptions { exclusive: true, ..Default::default() },
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let queue = q.name().as_str().to_owned();
+        self.channel
+            .queue_bind(
+                queue.as_str().into(),
+                self.names.lifecycle.as_str().into(),
+                "#".into(),
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        queue
+    }
+
     /// Takes up to `n` messages from a queue (acking them), waiting up to 20 s.
     pub async fn take(&self, queue: &str, n: usize) -> Vec<lapin::message::Delivery> {
         let ch = self.conn.create_channel().await.unwrap();

@@ -9,7 +9,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value, json};
 use workbridge::clock::ManualClock;
 
-use crate::helpers::{Backend, Options, TestApp, alert, client_with_key, sandbox_connector, spawn_app};
+use crate::helpers::{
+    AmqpNames, Backend, Broker, Options, TestApp, alert, client_with_key, sandbox_connector, spawn_app,
+};
 use crate::on_both_backends;
 
 const T0: &str = "2026-11-24T10:00:00Z";
@@ -21,8 +23,18 @@ fn t0() -> DateTime<Utc> {
 /// An app that delivers only when the test says so, on a manual clock,
 /// with the demo registry, the sandbox EAM and one rule in review mode.
 async fn review_app(backend: Backend, expire_after_hours: Option<u32>) -> (TestApp, Arc<ManualClock>) {
+    review_app_on(backend, expire_after_hours, None).await
+}
+
+/// [`review_app`], publishing lifecycle events to RabbitMQ when `amqp` is given.
+async fn review_app_on(
+    backend: Backend,
+    expire_after_hours: Option<u32>,
+    amqp: Option<AmqpNames>,
+) -> (TestApp, Arc<ManualClock>) {
     let clock = Arc::new(ManualClock::new(t0()));
-    let app = spawn_app(backend, Options { clock: clock.clone(), step_deliveries: true, ..Default::default() }).await;
+    let options = Options { clock: clock.clone(), step_deliveries: true, amqp, ..Default::default() };
+    let app = spawn_app(backend, options).await;
     app.load_demo_assets().await;
     let (s, body) = app.post_json("/v1/connectors", &sandbox_connector()).await;
     assert_eq!(s, 201, "{body}");
@@ -387,3 +399,60 @@ async fn expire_after_hours_is_validated(backend: Backend) {
     assert_eq!((r["mode"].as_str(), r["expire_after_hours"].as_u64()), (Some("review"), Some(720)));
 }
 on_both_backends!(expire_after_hours_is_validated);
+
+/// Each step of the review goes out on the lifecycle exchange like any
+/// status change: proposed, approved (as `pending`, then `created` once in
+/// the EAM), rejected, withdrawn by a clear (as `cancelled`) and expired,
+/// with `data.review` naming the step.
+async fn review_steps_are_published_as_lifecycle_events(backend: Backend) {
+    let names = AmqpNames::new();
+    let broker = Broker::connect(&names).await;
+    let queue = broker.lifecycle_queue().await;
+    let (app, clock) = review_app_on(backend, Some(1), Some(names.clone())).await;
+    let (_, planner) = key(&app, "planner").await;
+
+    let approved = propose(&app, &alert_with("l-1", "C1")).await;
+    let rejected = propose(&app, &alert_with("l-2", "C2")).await;
+    let expired = propose(&app, &alert_with("l-3", "C3")).await;
+    let withdrawn = propose(&app, &alert_with("l-4", "C4")).await;
+    assert_eq!(post(&app, &planner, &format!("/v1/work-orders/{approved}/approve"), None).await.0, 200);
+    assert_eq!(app.deliver().await, 1);
+    let reason = Some(json!({"reason": "sensor drift"}));
+    assert_eq!(post(&app, &planner, &format!("/v1/work-orders/{rejected}/reject"), reason).await.0, 200);
+    let mut clear = alert_with("l-4c", "C4");
+    clear["data"]["state"] = json!("cleared");
+    assert_eq!(app.post_json("/v1/events", &clear).await.1["outcome"], "cleared");
+    clock.advance(Duration::minutes(61));
+    app.deliver().await;
+    assert_eq!(order(&app, &expired).await["status"], "expired");
+
+    let got = broker.take(&queue, 9).await;
+    let mut seen: Vec<(String, String, String)> = got
+        .iter()
+        .map(|d| {
+            let e: Value = serde_json::from_slice(&d.data).unwrap();
+            assert_eq!(e["type"], "workbridge.workorder.status");
+            assert_eq!(e["data"]["status"].as_str().map(|s| format!("{s}.BEDFORD")), Some(d.routing_key.to_string()));
+            let review = e["data"]["review"].as_str().unwrap_or("-").to_owned();
+            (e["subject"].as_str().unwrap().to_owned(), d.routing_key.to_string(), review)
+        })
+        .collect();
+    seen.sort();
+    let step = |order: &str, key: &str, review: &str| (order.to_owned(), format!("{key}.BEDFORD"), review.to_owned());
+    let mut expected = vec![
+        step(&approved, "proposed", "proposed"),
+        step(&approved, "pending", "approved"),
+        step(&approved, "created", "-"),
+        step(&rejected, "proposed", "proposed"),
+        step(&rejected, "rejected", "rejected"),
+        step(&expired, "proposed", "proposed"),
+        step(&expired, "expired", "expired"),
+        step(&withdrawn, "proposed", "proposed"),
+        step(&withdrawn, "cancelled", "withdrawn"),
+    ];
+    expected.sort();
+    assert_eq!(seen, expected);
+    drop(app);
+    broker.cleanup().await;
+}
+on_both_backends!(review_steps_are_published_as_lifecycle_events);
