@@ -26,7 +26,7 @@ import referencing.jsonschema
 
 from workbridge_client import AuthenticatedClient
 from workbridge_client.api.assets import bulk_assets
-from workbridge_client.api.connectors import create_connector, list_connectors
+from workbridge_client.api.connectors import create_connector, get_connector, list_connectors, put_connector
 from workbridge_client.api.events import get_event, list_events, post_events
 from workbridge_client.api.kpis import get_kpis, get_rule_kpis
 from workbridge_client.api.rules import backtest_rules, create_rule, list_rules, test_rules
@@ -36,14 +36,20 @@ from workbridge_client.api.work_orders import add_feedback, get_work_order, list
 from workbridge_client.models import (
     Accepted,
     AlertState,
-    AssetInput,
     BacktestReport,
     BacktestRequest,
     BatchResult,
     BulkResult,
     CloudEvent,
+    CloudEventSpecversion,
+    Criticality,
     ConnectorInput,
     ConnectorView,
+    FeedbackCodes,
+    NewAsset,
+    NewConnector,
+    StatusMap,
+    WebhookSettings,
     CreateAction,
     CreateActionKind,
     DecisionTrace,
@@ -98,7 +104,7 @@ def expect(response: Response, status: int, kind: type):
 
 def event(event_id: str, minute: int, subject: str = TAG, severity: Severity = Severity.MAJOR) -> CloudEvent:
     return CloudEvent(
-        specversion="1.0",
+        specversion=CloudEventSpecversion.VALUE_0,
         id=event_id,
         source=SOURCE,
         type_=EventKind.TDL_ALERT,
@@ -125,7 +131,7 @@ def walkthrough(client: AuthenticatedClient, root: Path) -> None:
     loaded = BulkResult.from_dict(raw.json())
     assert loaded.created == 30 and loaded.rejected == 0, loaded
     json_assets = [
-        AssetInput(id="MX-900", site="BEDFORD", name="Spare mixer", class_="MIXER", criticality="B",
+        NewAsset(id="MX-900", site="BEDFORD", name="Spare mixer", class_="MIXER", criticality=Criticality.B,
                    tags=["BEDFORD.PUMPING.MX900.BRG_TEMP"]),
     ]
     loaded = expect(bulk_assets.sync_detailed(client=client, body=json_assets), 200, BulkResult)
@@ -134,7 +140,12 @@ def walkthrough(client: AuthenticatedClient, root: Path) -> None:
     step("create a connector (sandbox) and rules")
     connector = expect(
         create_connector.sync_detailed(
-            client=client, body=ConnectorInput(name="sandbox", config=SandboxConfig(kind=SandboxConfigKind.SANDBOX))
+            client=client,
+            body=NewConnector(
+                name="sandbox",
+                config=SandboxConfig(kind=SandboxConfigKind.SANDBOX),
+                feedback_codes=FeedbackCodes.from_dict({"No Fault Found": "false_alarm"}),
+            ),
         ),
         201,
         ConnectorView,
@@ -142,6 +153,25 @@ def walkthrough(client: AuthenticatedClient, root: Path) -> None:
     assert isinstance(connector.config, SandboxConfig), connector.config
     listed = list_connectors.sync(client=client)
     assert [c.name for c in listed] == ["sandbox"] and isinstance(listed[0].config, SandboxConfig)
+
+    step("read the connector and send it back with a change (the maps are one type each)")
+    got = expect(get_connector.sync_detailed(client=client, name="sandbox"), 200, ConnectorView)
+    assert isinstance(got.feedback_codes, FeedbackCodes), got.feedback_codes
+    codes = got.feedback_codes
+    codes["Solved (Permanently)"] = Verdict.USEFUL
+    webhook = WebhookSettings(
+        secrets=["whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="],
+        statuses=StatusMap.from_dict({"DONE": "completed"}),
+    )
+    sent = ConnectorInput(enabled=got.enabled, config=got.config, webhook=webhook, feedback_codes=codes)
+    put = expect(put_connector.sync_detailed(client=client, name="sandbox", body=sent), 200, ConnectorView)
+    assert put.feedback_codes["Solved (Permanently)"] == Verdict.USEFUL, put.feedback_codes
+    assert put.feedback_codes["No Fault Found"] == Verdict.FALSE_ALARM, put.feedback_codes
+    # The webhook secret comes back masked; sent back as read, it is kept.
+    again = ConnectorInput(enabled=put.enabled, config=put.config, webhook=put.webhook, feedback_codes=put.feedback_codes)
+    put = expect(put_connector.sync_detailed(client=client, name="sandbox", body=again), 200, ConnectorView)
+    assert isinstance(put.webhook, WebhookSettings) and put.webhook.secrets == ["***"], put.webhook
+    assert put.webhook.statuses["DONE"] == OrderStatus.COMPLETED, put.webhook.statuses
     matrix = PriorityMatrix.from_dict({"critical": {"A": 1, "*": 2}, "major": {"*": 2}})
     rule = expect(
         create_rule.sync_detailed(
@@ -178,7 +208,11 @@ def walkthrough(client: AuthenticatedClient, root: Path) -> None:
     assert again.duplicate and again.id == first.id, again
     batch = expect(
         post_events.sync_detailed(
-            client=client, body=[event("walkthrough-2", 20), event("walkthrough-1", 15), event("unmapped-1", 21, "NOWHERE.TAG")]
+            # A batch's elements are checked one by one (the document types
+            # them as any value): CloudEvents as dicts.
+            client=client,
+            body=[e.to_dict() for e in
+                  (event("walkthrough-2", 20), event("walkthrough-1", 15), event("unmapped-1", 21, "NOWHERE.TAG"))],
         ),
         200,
         BatchResult,

@@ -42,10 +42,7 @@ pub async fn create_key(
     actor: Actor,
     input: super::extract::Json<ApiKeyInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let name = input.name.trim();
-    if name.is_empty() || name.len() > 128 {
-        return Err(ApiError::Validation("name must be 1 to 128 characters".into()));
-    }
+    let name = crate::domain::ident::check_name("name", &input.name, 128).map_err(ApiError::Validation)?;
     let secret = format!("wb_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
     let txn = begin(&state).await?;
     let key = api_keys::insert(&txn, name, input.role, &secret, state.clock.now()).await?;

@@ -173,8 +173,25 @@ pub async fn bulk_assets(
     let mut result = BulkResult { created: 0, updated: 0, rejected: 0, errors: vec![] };
     let now = state.clock.now();
     let txn = begin(&state).await?;
+    // The first row of an id wins: a later one would replace it within the
+    // same request (and drop its tags), which no client means.
+    let mut first_row: std::collections::HashMap<String, usize> = Default::default();
     for (i, row) in rows.into_iter().enumerate() {
         let id = row.as_ref().ok().and_then(|r| r.id.clone());
+        let earlier = id.as_ref().and_then(|id| match first_row.entry(id.trim().to_owned()) {
+            std::collections::hash_map::Entry::Occupied(e) => Some(*e.get()),
+            std::collections::hash_map::Entry::Vacant(e) => {
+                e.insert(i + 1);
+                None
+            }
+        });
+        let row = match earlier {
+            Some(first) => Err(format!(
+                "id {} is already at row {first} of this request; the first row is kept",
+                id.as_deref().unwrap_or_default().trim()
+            )),
+            None => row,
+        };
         let outcome = match row.and_then(|r| r.validate(None)) {
             Ok(valid) => assets::upsert(&txn, &valid, now).await.map_err(|e| match e {
                 StoreError::Conflict(m) => Ok(m),

@@ -11,8 +11,11 @@ use crate::ingest::http::{self, HttpIngestError, Ingested};
 use crate::store::events::{self, EventFilter, EventRecord, UnmappedFilter, UnmappedSubject};
 use crate::store::{Page, PageRequest};
 
-/// A CloudEvent in structured mode (documentation of the contract; unknown
-/// extra attributes and `data` fields are accepted and kept).
+/// A CloudEvent in structured mode (documentation of the contract).
+/// Extension attributes (lower-case letters and digits, e.g.
+/// `traceparent`) and unknown `data` fields are accepted and kept. Either
+/// `subject` or `data.asset` is required: an event with neither is refused
+/// with 422.
 #[derive(ToSchema)]
 #[allow(dead_code)]
 pub struct CloudEvent {
@@ -27,6 +30,9 @@ pub struct CloudEvent {
     /// The historian tag; required unless `data.asset` is given.
     subject: Option<String>,
     datacontenttype: Option<String>,
+    /// A URI of the schema `data` adheres to.
+    #[schema(format = "uri")]
+    dataschema: Option<String>,
     data: EventData,
 }
 
@@ -185,12 +191,29 @@ pub async fn unmapped_subjects(
     Ok(web::Json(events::unmapped_subjects(state.store.conn(), &filter, *page).await?))
 }
 
-/// One event with its decision trace. `id` is workbridge's id or the CloudEvents id.
-#[utoipa::path(tag = "events", params(("id" = String, Path)), responses(
+/// Which event, when a CloudEvents id is not enough.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventLookup {
+    /// The CloudEvents `source` of the event: needed when `id` is a
+    /// CloudEvents id that several sources use (otherwise 409 lists them).
+    #[param(min_length = 1, max_length = 512)]
+    pub source: Option<String>,
+}
+
+/// One event with its decision trace. `id` is workbridge's id or the
+/// CloudEvents id; a CloudEvents id is unique per source only, so when
+/// sources share it, give `source` (without it: 409 listing the sources).
+#[utoipa::path(tag = "events", params(("id" = String, Path, description = "workbridge's id or the CloudEvents id"), EventLookup), responses(
     (status = 200, body = EventRecord),
-    (status = 404, body = Problem, content_type = "application/problem+json"),
+    (status = 404, description = "No such event (of that `source`, if given)", body = Problem, content_type = "application/problem+json"),
+    (status = 409, description = "The CloudEvents id is used by several sources, listed in `detail`: give `source`", body = Problem, content_type = "application/problem+json"),
 ))]
 #[get("/v1/events/{id}")]
-pub async fn get_event(state: web::Data<AppState>, id: web::Path<String>) -> Result<web::Json<EventRecord>, ApiError> {
-    Ok(web::Json(events::get(state.store.conn(), &id).await?))
+pub async fn get_event(
+    state: web::Data<AppState>,
+    id: web::Path<String>,
+    lookup: super::extract::Query<EventLookup>,
+) -> Result<web::Json<EventRecord>, ApiError> {
+    Ok(web::Json(events::get(state.store.conn(), &id, lookup.source.as_deref()).await?))
 }

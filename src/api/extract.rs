@@ -99,8 +99,30 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
+/// JSON Schema's `integer` is a number without a fraction, `3.0` as much as
+/// `3`; serde takes only the latter for an integer field. Such numbers are
+/// made integers (a float field takes either).
+fn integral(value: &Value) -> Value {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64 {
+                Value::from(f as i64)
+            } else if f.fract() == 0.0 && f >= 0.0 && f < u64::MAX as f64 {
+                Value::from(f as u64)
+            } else {
+                value.clone()
+            }
+        }
+        Value::Array(items) => Value::Array(items.iter().map(integral).collect()),
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), integral(v))).collect()),
+        other => other.clone(),
+    }
+}
+
 /// Deserializes `T` from `value`; a failure names the field by JSON Pointer.
 pub fn from_json_value<T: DeserializeOwned>(value: &Value) -> Result<T, ApiError> {
+    let value = &integral(value);
     serde_path_to_error::deserialize(value).map_err(|e| {
         let (pointer, detail) = describe_body_error(value, e.path(), e.inner());
         // A body of the wrong JSON type altogether is malformed, not invalid.
@@ -554,6 +576,12 @@ mod tests {
         let errors = err.unwrap_err().errors();
         assert_eq!(errors[0].pointer.as_deref(), Some("/inner/1/value"));
         assert!(errors[0].detail.contains("\"92.1\"") && errors[0].detail.contains("number"), "{errors:?}");
+        #[derive(Debug, serde::Deserialize)]
+        struct Count {
+            n: u64,
+        }
+        assert_eq!(from_json_value::<Count>(&json!({"n": 3.0})).unwrap().n, 3, "3.0 is an integer");
+        assert!(from_json_value::<Count>(&json!({"n": 3.5})).is_err());
         let errors = from_json_value::<Outer>(&json!({"inner": []})).unwrap_err().errors();
         assert_eq!(errors[0].pointer.as_deref(), Some("/name"));
         assert_eq!(errors[0].detail, "is required");

@@ -53,7 +53,8 @@ pub struct SeriesQuery {
     /// hour, day or week.
     #[param(inline)]
     pub bucket: crate::kpis::Bucket,
-    /// IANA time zone that aligns the buckets (default UTC), e.g. `America/Chicago`.
+    /// IANA time zone that aligns the buckets (default UTC), e.g. `America/Chicago`;
+    /// a name the time zone database does not know is refused with 422.
     pub tz: Option<String>,
 }
 

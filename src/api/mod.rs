@@ -207,7 +207,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// one place so that the document says what the middleware and the
 /// extractors really do: 401/403 from the API-key check (open routes carry
 /// an empty security requirement instead), 400/413/415/422 from reading a
-/// body, and 400 (an unknown parameter) or 422 from a query that does not parse.
+/// body, 400 from a query parameter the operation does not take (on every
+/// operation: `extract::check_query`), and 422 from a query that does not parse.
 fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::security::SecurityRequirement;
@@ -243,8 +244,19 @@ fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
                 add("403", "The key's role does not allow this");
                 add("429", "Too many unknown keys from this address: refused until the window ends (Retry-After)");
             }
+            // Every operation of the document refuses query parameters it
+            // does not declare (`extract::check_query`), and a body that is
+            // not JSON: both are a 400 naming the parameter or the body.
+            add(
+                "400",
+                if op.request_body.is_some() {
+                    "Malformed body (not JSON, or not the JSON type expected), or a query parameter this operation \
+                     does not take"
+                } else {
+                    "A query parameter this operation does not take"
+                },
+            );
             if op.request_body.is_some() {
-                add("400", "Malformed body");
                 add("413", "Body too large");
                 add("415", "Unsupported Content-Type");
                 add("422", "Validation failed");
@@ -255,7 +267,6 @@ fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
                 .flatten()
                 .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
             if has_query {
-                add("400", "An unknown query parameter (each named in the problem's `errors`)");
                 add("422", "A query parameter is not valid");
             }
             // OpenAPI requires a description on every response: where a

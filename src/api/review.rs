@@ -77,19 +77,16 @@ pub struct ProposalBulkResults {
 }
 
 fn comment_of(comment: Option<&str>) -> Result<Option<&str>, ApiError> {
-    let comment = comment.map(str::trim).filter(|c| !c.is_empty());
+    // Counted as given (the document's maxLength), stored trimmed.
     if comment.is_some_and(|c| c.chars().count() > MAX_TEXT) {
         return Err(ApiError::Validation(format!("comment: at most {MAX_TEXT} characters")));
     }
-    Ok(comment)
+    Ok(comment.map(str::trim).filter(|c| !c.is_empty()))
 }
 
 fn reason_of(reason: &str) -> Result<&str, ApiError> {
-    let reason = reason.trim();
-    if reason.is_empty() || reason.chars().count() > MAX_TEXT {
-        return Err(ApiError::Validation(format!("reason: must be 1 to {MAX_TEXT} characters")));
-    }
-    Ok(reason)
+    crate::domain::ident::check_not_blank("reason", reason, MAX_TEXT)
+        .map_err(|_| ApiError::Validation(format!("reason: must be 1 to {MAX_TEXT} characters, not blank")))
 }
 
 fn ids_of(ids: &[String]) -> Result<(), ApiError> {

@@ -38,6 +38,13 @@ pub async fn get_sandbox_order(
     Ok(web::Json(sandbox::get(state.store.conn(), &id).await?))
 }
 
+/// The statuses a planner sets in the (simulated) EAM; the others
+/// (proposed, pending, expired, …) are workbridge's own.
+pub const SETTABLE: &[OrderStatus] = {
+    use OrderStatus::*;
+    &[Acknowledged, InProgress, Completed, Closed, Cancelled, Rejected]
+};
+
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxStatusChange {
@@ -60,8 +67,7 @@ pub async fn set_sandbox_status(
     id: web::Path<String>,
     change: super::extract::Json<SandboxStatusChange>,
 ) -> Result<web::Json<SandboxOrder>, ApiError> {
-    use OrderStatus::*;
-    if !matches!(change.status, Acknowledged | InProgress | Completed | Closed | Cancelled | Rejected) {
+    if !SETTABLE.contains(&change.status) {
         return Err(ApiError::Validation(format!(
             "status {} cannot be set in the EAM; use acknowledged, in_progress, completed, closed, cancelled or rejected",
             change.status.as_str()

@@ -170,7 +170,232 @@ pub(super) fn refine(api: &mut OpenApi) {
     point_to(schemas, "AuditEntry", "before", "AuditSnapshot");
     point_to(schemas, "AuditEntry", "after", "AuditSnapshot");
     point_to(schemas, "RestConfig", "body", "BodyTemplate");
+    name_maps(schemas);
+    constraints(schemas);
     single_json_bodies(api);
+    create_bodies(api);
+}
+
+/// The maps a client holds and sends back (a connector read with `GET` and
+/// sent again with `PUT`) are components, so that a generated client has
+/// one type for each, whichever schema holds it.
+fn name_maps(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    /// (component, its description, the `(owner, property)`s that hold it)
+    type Map<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+    let maps: &[Map] = &[
+        (
+            "FeedbackCodes",
+            "The EAM's closure or failure codes that count as feedback → the verdict they give.",
+            &[("ConnectorInput", "feedback_codes"), ("ConnectorView", "feedback_codes")],
+        ),
+        (
+            "StatusMap",
+            "The EAM's status words → workbridge's lifecycle statuses.",
+            &[
+                ("WebhookSettings", "statuses"),
+                ("MaximoConfig", "statuses"),
+                ("ServiceNowConfig", "statuses"),
+                ("SapConfig", "statuses"),
+                ("SapConfig", "phase_statuses"),
+            ],
+        ),
+        (
+            "HeaderMap",
+            "HTTP header name → value: literal, or a secret read from the environment or a file.",
+            &[("RestConfig", "headers")],
+        ),
+        ("WorkTypeMap", "workbridge's work type → the EAM's work type.", &[("MaximoConfig", "work_types")]),
+    ];
+    for (component, description, owners) in maps {
+        let (owner, property) = owners[0];
+        let mut value = serde_json::to_value(&object_mut(schemas, owner).properties[property]).expect("serializes");
+        let map = value.as_object_mut().unwrap_or_else(|| panic!("{owner}.{property} is a schema"));
+        assert!(map.contains_key("additionalProperties"), "{owner}.{property} is a map");
+        map.retain(|k, _| ["type", "additionalProperties", "propertyNames"].contains(&k.as_str()));
+        map.insert("description".into(), (*description).into());
+        schemas.insert((*component).into(), serde_json::from_value(value).expect("the map deserializes"));
+        for (owner, property) in *owners {
+            point_to(schemas, owner, property, component);
+        }
+    }
+}
+
+/// `(component, property, minLength, maxLength, pattern)`: what the code
+/// checks of each text field, in the document's terms (lengths in
+/// characters). `property[]` is each item of an array property.
+const TEXTS: &[(&str, &str, usize, usize, &str)] = {
+    use crate::domain::ident::{NAME_PATTERN, NOT_BLANK_PATTERN, SEGMENT_PATTERN, SEGMENT_TEXT_PATTERN, TEXT_PATTERN};
+    &[
+        ("ApiKeyInput", "name", 1, 128, NAME_PATTERN),
+        ("AssetInput", "id", 1, 128, SEGMENT_PATTERN),
+        ("AssetInput", "site", 1, 128, SEGMENT_PATTERN),
+        ("AssetInput", "name", 1, 512, NAME_PATTERN),
+        ("AssetInput", "class", 1, 128, NAME_PATTERN),
+        ("AssetInput", "parent", 0, 128, SEGMENT_TEXT_PATTERN),
+        ("AssetInput", "eam_system", 0, 128, TEXT_PATTERN),
+        ("AssetInput", "tags[]", 1, 512, NAME_PATTERN),
+        ("TagPatternInput", "pattern", 0, 512, ""),
+        ("TagPatternInput", "asset_template", 1, 128, NAME_PATTERN),
+        ("RuleInput", "name", 1, 128, NAME_PATTERN),
+        ("CreateAction", "connector", 1, 64, CONNECTOR_NAME),
+        ("ConnectorInput", "name", 1, 64, CONNECTOR_NAME),
+        ("SuppressionInput", "target", 1, 512, NAME_PATTERN),
+        ("SuppressionInput", "reason", 1, 512, NAME_PATTERN),
+        ("SuppressionInput", "author", 1, 512, NAME_PATTERN),
+        ("FeedbackInput", "author", 1, 128, NAME_PATTERN),
+        ("FeedbackInput", "comment", 0, 4000, ""),
+        ("RejectInput", "reason", 1, 1000, NOT_BLANK_PATTERN),
+        ("BulkReject", "reason", 1, 1000, NOT_BLANK_PATTERN),
+        ("RedecideFilter", "source", 1, 500, NOT_BLANK_PATTERN),
+        ("RedecideFilter", "ids[]", 1, 500, NOT_BLANK_PATTERN),
+        ("CloudEvent", "id", 1, 256, NAME_PATTERN),
+        ("CloudEvent", "source", 1, 1024, NAME_PATTERN),
+        ("CloudEvent", "subject", 1, 512, NAME_PATTERN),
+        ("EventData", "code", 1, 128, NAME_PATTERN),
+        ("AssetHint", "id", 1, 256, NAME_PATTERN),
+    ]
+};
+
+/// A connector's name (`connectors::validate_name`).
+const CONNECTOR_NAME: &str = "^[A-Za-z0-9._-]+$";
+
+/// Applies `f` to the schema of `owner.property` (`property[]`: its items).
+fn edit(
+    schemas: &mut BTreeMap<String, RefOr<Schema>>,
+    owner: &str,
+    property: &str,
+    f: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>),
+) {
+    let object = object_mut(schemas, owner);
+    let (name, items) = property.strip_suffix("[]").map_or((property, false), |n| (n, true));
+    let schema = object.properties.get_mut(name).unwrap_or_else(|| panic!("{owner} has no {name}"));
+    let mut value = serde_json::to_value(&*schema).expect("a schema serializes");
+    let target = if items {
+        value.get_mut("items").unwrap_or_else(|| panic!("{owner}.{name} has no items"))
+    } else {
+        &mut value
+    };
+    f(target.as_object_mut().unwrap_or_else(|| panic!("{owner}.{property} is not an object schema")));
+    *schema = serde_json::from_value(value).expect("the edited schema deserializes");
+}
+
+/// Puts in the document what the code enforces and utoipa's derives do not
+/// say: text lengths and patterns, enums, bounds, the types of event fields.
+fn constraints(schemas: &mut BTreeMap<String, RefOr<Schema>>) {
+    use serde_json::json;
+    for (owner, property, min, max, pattern) in TEXTS {
+        edit(schemas, owner, property, |s| {
+            if *min > 0 {
+                s.insert("minLength".into(), json!(min));
+            }
+            s.insert("maxLength".into(), json!(max));
+            if !pattern.is_empty() {
+                s.insert("pattern".into(), json!(pattern));
+            }
+        });
+    }
+    let criticality = serde_json::from_value(json!({
+        "type": "string",
+        "enum": crate::domain::asset::CRITICALITIES,
+        "description": "A/B/C or 1–5."
+    }))
+    .expect("a schema");
+    schemas.insert("Criticality".into(), criticality);
+    edit(schemas, "AssetInput", "criticality", |s| {
+        s.clear();
+        s.insert("oneOf".into(), json!([json_ref("Criticality"), {"type": "null"}]));
+    });
+    edit(schemas, "AssetInput", "tags", |s| {
+        s.insert("maxItems".into(), json!(crate::domain::asset::MAX_TAGS));
+        s.insert("uniqueItems".into(), json!(true));
+    });
+    // The statuses a planner can set in the (simulated) EAM.
+    edit(schemas, "SandboxStatusChange", "status", |s| {
+        s.clear();
+        s.insert("type".into(), json!("string"));
+        s.insert("enum".into(), json!(super::sandbox::SETTABLE.iter().map(|s| s.as_str()).collect::<Vec<_>>()));
+        s.insert("description".into(), json!("The status to set; the lifecycle's others are workbridge's own."));
+    });
+    edit(schemas, "CloudEvent", "specversion", |s| {
+        s.insert("enum".into(), json!(["1.0"]));
+    });
+    // Extension attributes (CloudEvents 1.0: lower-case letters and digits,
+    // a string, a boolean or a 32-bit integer), kept with the event.
+    let cloudevent = object_mut(schemas, "CloudEvent");
+    let extension = serde_json::from_value(json!({
+        "type": ["string", "boolean", "integer"],
+        "minimum": i32::MIN,
+        "maximum": i32::MAX,
+        "description": "An extension attribute (e.g. `traceparent`): a string, a boolean or a 32-bit integer."
+    }))
+    .expect("a schema");
+    cloudevent.additional_properties = Some(Box::new(AdditionalProperties::RefOr(RefOr::T(extension))));
+    cloudevent.property_names =
+        Some(Box::new(ObjectBuilder::new().schema_type(Type::String).pattern(Some("^[a-z0-9]+$")).build().into()));
+    // Bounds the connectors' and rules' checks enforce.
+    for owner in ["RestConfig", "MaximoConfig", "ServiceNowConfig", "SapConfig"] {
+        edit(schemas, owner, "timeout_ms", |s| {
+            s.insert("minimum".into(), json!(100));
+            s.insert("maximum".into(), json!(120_000));
+        });
+    }
+    for (owner, property, minimum) in [
+        ("DebounceOccurrences", "occurrences", 2),
+        ("DebounceOccurrences", "within_minutes", 1),
+        ("DebounceHeldFor", "held_for_minutes", 1),
+    ] {
+        edit(schemas, owner, property, |s| {
+            s.insert("minimum".into(), json!(minimum));
+        });
+    }
+    edit(schemas, "WebhookSettings", "secrets", |s| {
+        s.insert("minItems".into(), json!(1));
+        s.insert("maxItems".into(), json!(crate::connectors::MAX_WEBHOOK_SECRETS));
+    });
+}
+
+/// Creating an asset or a connector needs its id or name (a replacement
+/// takes it from the path): the create operations take `NewAsset` and
+/// `NewConnector`, which require it.
+fn create_bodies(api: &mut OpenApi) {
+    let schemas = &mut api.components.as_mut().expect("components").schemas;
+    for (from, to, field) in [("AssetInput", "NewAsset", "id"), ("ConnectorInput", "NewConnector", "name")] {
+        let mut value = serde_json::to_value(&schemas[from]).expect("a schema serializes");
+        value["required"].as_array_mut().expect("required fields").insert(0, field.into());
+        let property = &mut value["properties"][field];
+        property["type"] = "string".into();
+        // What the replacement says of the path does not apply.
+        if let Some(description) = property["description"].as_str() {
+            property["description"] = description.split("; on `PUT").next().unwrap_or(description).to_owned().into();
+        }
+        schemas.insert(to.into(), serde_json::from_value(value).expect("the schema deserializes"));
+    }
+    let body = |api: &mut OpenApi, path: &str| -> serde_json::Value {
+        let op = api.paths.paths.get_mut(path).and_then(|p| p.post.as_mut()).expect("documented");
+        let Some(RefOr::T(body)) = &op.request_body else { panic!("{path} has a body") };
+        serde_json::to_value(body).expect("a body serializes")
+    };
+    for (path, schema) in [
+        ("/v1/assets", json_ref("NewAsset")),
+        ("/v1/assets/bulk", serde_json::json!({"type": "array", "items": json_ref("NewAsset")})),
+        ("/v1/connectors", json_ref("NewConnector")),
+    ] {
+        let mut value = body(api, path);
+        value["content"]["application/json"]["schema"] = schema;
+        let op = api.paths.paths.get_mut(path).and_then(|p| p.post.as_mut()).expect("documented");
+        op.request_body = Some(serde_json::from_value(value).expect("a body"));
+    }
+    // An approval's body is optional (no body at all), but when there is
+    // one it is an `ApproveInput` object: `null` is not one.
+    let op = api.paths.paths.get_mut("/v1/work-orders/{id}/approve").and_then(|p| p.post.as_mut()).expect("documented");
+    let Some(RefOr::T(body)) = &op.request_body else { panic!("approve has a body") };
+    let mut value = serde_json::to_value(body).expect("a body serializes");
+    value["content"]["application/json"]["schema"] = json_ref("ApproveInput");
+    op.request_body = Some(serde_json::from_value(value).expect("a body"));
+}
+
+fn json_ref(name: &str) -> serde_json::Value {
+    serde_json::json!({"$ref": format!("#/components/schemas/{name}")})
 }
 
 fn object_mut<'a>(
@@ -310,10 +535,18 @@ fn single_json_bodies(api: &mut OpenApi) {
     }
     let events = api.paths.paths.get_mut("/v1/events").and_then(|p| p.post.as_mut()).expect("documented");
     let Some(RefOr::T(body)) = events.request_body.as_mut() else { panic!("POST /v1/events has a body") };
-    let one_or_many = OneOfBuilder::new()
-        .item(Ref::from_schema_name("CloudEvent"))
-        .item(ArrayBuilder::new().items(Ref::from_schema_name("CloudEvent")))
+    // A batch's elements are taken one by one: an element that is not a
+    // valid CloudEvent is reported in its item of the 200 answer, and the
+    // others are stored. So the batch is an array of anything, each element
+    // meant to be a `CloudEvent`.
+    let element = ObjectBuilder::new()
+        .schema_type(SchemaType::AnyValue)
+        .description(Some(
+            "A CloudEvent (see `CloudEvent`); one that is not valid is refused in its item of the answer.",
+        ))
         .build();
+    let one_or_many =
+        OneOfBuilder::new().item(Ref::from_schema_name("CloudEvent")).item(ArrayBuilder::new().items(element)).build();
     body.content.insert(
         "application/json".into(),
         ContentBuilder::new().schema(Some(Schema::OneOf(one_or_many))).build().into(),

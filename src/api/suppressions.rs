@@ -4,8 +4,10 @@ use utoipa::IntoParams;
 
 use super::problem::{ApiError, Problem};
 use super::{AppState, audit, begin, commit, json_of};
+use crate::store::StoreError;
 use crate::store::audit::Actor;
-use crate::store::suppressions::{self, Suppression, SuppressionInput};
+use crate::store::suppressions::{self, Scope, Suppression, SuppressionInput};
+use crate::store::{assets, rules};
 
 #[derive(Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -31,7 +33,7 @@ pub async fn list_suppressions(
 /// nothing is dropped.
 #[utoipa::path(tag = "suppressions", request_body = SuppressionInput, responses(
     (status = 201, body = Suppression),
-    (status = 422, body = Problem, content_type = "application/problem+json"),
+    (status = 422, description = "A field is not valid, `ends_at` is not after `starts_at`, or the asset or rule `target` does not exist", body = Problem, content_type = "application/problem+json"),
 ))]
 #[post("/v1/suppressions")]
 pub async fn create_suppression(
@@ -42,15 +44,32 @@ pub async fn create_suppression(
     let now = state.clock.now();
     let starts = input.starts_at.unwrap_or(now);
     for (field, value) in [("target", &input.target), ("reason", &input.reason), ("author", &input.author)] {
-        let v = value.trim();
-        if v.is_empty() || v.len() > 512 {
-            return Err(ApiError::field(&format!("/{field}"), format!("{field} must be 1 to 512 characters")));
-        }
+        crate::domain::ident::check_name(field, value, 512).map_err(|e| ApiError::field(&format!("/{field}"), e))?;
     }
     if input.ends_at <= starts {
         return Err(ApiError::field("/ends_at", format!("{} is not after starts_at ({starts})", input.ends_at)));
     }
     let txn = begin(&state).await?;
+    // A suppression of something that does not exist would silently never
+    // apply (a typo in an asset id or a rule id): refuse it. Sites are not
+    // registered on their own, so any site is taken.
+    let target = input.target.trim();
+    let known = match input.scope {
+        Scope::Asset => assets::get(&txn, target).await?.is_some(),
+        Scope::Rule => match rules::get(&txn, target).await {
+            Ok(_) => true,
+            Err(StoreError::NotFound(_)) => false,
+            Err(e) => return Err(e.into()),
+        },
+        Scope::Site => true,
+    };
+    if !known {
+        let what = if input.scope == Scope::Asset { "asset" } else { "rule" };
+        return Err(ApiError::field(
+            "/target",
+            format!("there is no {what} {target:?}: give the id of an existing {what}"),
+        ));
+    }
     let s = suppressions::create(&txn, &input, now).await?;
     audit(&txn, &state, &actor, "create", "suppression", &s.id, None, json_of(&s)).await?;
     commit(txn).await?;

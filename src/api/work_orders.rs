@@ -107,12 +107,9 @@ pub async fn add_feedback(
     id: web::Path<String>,
     input: super::extract::Json<FeedbackInput>,
 ) -> Result<HttpResponse, ApiError> {
-    let author = input.author.trim();
-    if author.is_empty() || author.len() > 128 {
-        return Err(ApiError::Validation("author must be 1 to 128 characters".into()));
-    }
-    if input.comment.as_ref().is_some_and(|c| c.len() > 4000) {
-        return Err(ApiError::Validation("comment is longer than 4000 characters".into()));
+    crate::domain::ident::check_name("author", &input.author, 128).map_err(ApiError::Validation)?;
+    if let Some(comment) = &input.comment {
+        crate::domain::ident::check_max("comment", comment, 4000).map_err(ApiError::Validation)?;
     }
     let txn = state.store.begin().await?;
     work_orders::get(&txn, &id).await?;

@@ -336,7 +336,8 @@ pub struct ConnectorView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ConnectorInput {
-    /// Taken from the path on `PUT /v1/connectors/{name}`.
+    /// 1 to 64 of A-Z, a-z, 0-9, `-`, `_` and `.`; on `PUT /v1/connectors/{name}`
+    /// taken from the path, and if given here it must be equal to it (422 otherwise).
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default = "enabled_default")]

@@ -38,7 +38,7 @@ pub const MAX_EVENTS: u64 = 100_000;
 pub struct BacktestRequest {
     /// Events received at or after this time.
     pub since: DateTime<Utc>,
-    /// Events received before this time.
+    /// Events received before this time; must be after `since` (422 otherwise).
     pub until: DateTime<Utc>,
     /// The proposed rule set (as for `POST /v1/rules`); default: the current rules.
     #[serde(default)]

@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 pub const MAX_ID_LEN: usize = 128;
 pub const MAX_TEXT_LEN: usize = 512;
 pub const MAX_TAGS: usize = 256;
+/// The criticalities an asset may have.
+pub const CRITICALITIES: &[&str] = &["A", "B", "C", "1", "2", "3", "4", "5"];
 
 /// An asset as rules and templates see it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
@@ -40,7 +42,8 @@ pub struct AssetView {
 #[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AssetInput {
-    /// External id; taken from the path on `PUT /v1/assets/{id}`.
+    /// External id; on `PUT /v1/assets/{id}` taken from the path, and if
+    /// given here it must be equal to it (422 otherwise).
     #[serde(default)]
     pub id: Option<String>,
     pub site: String,
@@ -65,29 +68,16 @@ pub struct ValidAsset {
 }
 
 fn required(field: &str, v: &str, max: usize) -> Result<String, String> {
-    let v = v.trim();
-    if v.is_empty() {
-        return Err(format!("{field} must not be empty"));
-    }
-    if v.len() > max {
-        return Err(format!("{field} is longer than {max} characters"));
-    }
-    crate::domain::ident::check_text(field, v)?;
-    Ok(v.to_owned())
+    crate::domain::ident::check_name(field, v, max).map(str::to_owned)
 }
 
 /// An id that is a path segment of the API (`/v1/assets/{id}`).
 fn segment(field: &str, v: &str, max: usize) -> Result<String, String> {
-    let v = required(field, v, max)?;
-    crate::domain::ident::check_segment(field, &v)?;
-    Ok(v)
+    crate::domain::ident::check_segment_name(field, v, max).map(str::to_owned)
 }
 
 fn optional(field: &str, v: Option<&str>, max: usize) -> Result<Option<String>, String> {
-    match v.map(str::trim) {
-        None | Some("") => Ok(None),
-        Some(v) => required(field, v, max).map(Some),
-    }
+    Ok(crate::domain::ident::check_optional(field, v, max)?.map(str::to_owned))
 }
 
 impl AssetInput {
@@ -101,9 +91,10 @@ impl AssetInput {
             (None, Some(b)) => b,
             (None, None) => return Err("id is required".into()),
         };
-        let criticality = optional("criticality", self.criticality.as_deref(), 8)?;
+        // Exactly one of the values (the document's enum); absent or null: none.
+        let criticality = self.criticality.clone();
         if let Some(c) = &criticality
-            && !matches!(c.as_str(), "A" | "B" | "C" | "1" | "2" | "3" | "4" | "5")
+            && !CRITICALITIES.contains(&c.as_str())
         {
             return Err(format!("criticality must be A, B, C or 1 to 5, got {c:?}"));
         }
@@ -126,7 +117,7 @@ impl AssetInput {
                 class: required("class", &self.class, MAX_ID_LEN)?,
                 criticality,
                 parent: optional("parent", self.parent.as_deref(), MAX_ID_LEN)?
-                    .map(|p| segment("parent", &p, MAX_ID_LEN))
+                    .map(|p| crate::domain::ident::check_segment("parent", &p).map(|()| p))
                     .transpose()?,
                 eam_system: optional("eam_system", self.eam_system.as_deref(), MAX_ID_LEN)?,
             },
@@ -160,7 +151,7 @@ impl From<CsvAssetRow> for AssetInput {
             site: r.site,
             name: r.name,
             class: r.class,
-            criticality: r.criticality,
+            criticality: r.criticality.filter(|c| !c.trim().is_empty()).map(|c| c.trim().to_owned()),
             parent: r.parent,
             eam_system: r.eam_system,
             tags: r
@@ -226,7 +217,7 @@ impl TagPatternInput {
 /// Tag patterns are anchored to the whole tag and size-limited, since they
 /// come from users.
 pub fn compile_pattern(pattern: &str) -> Result<Regex, regex::Error> {
-    if pattern.len() > MAX_TEXT_LEN {
+    if pattern.chars().count() > MAX_TEXT_LEN {
         return Err(regex::Error::Syntax(format!("longer than {MAX_TEXT_LEN} characters")));
     }
     RegexBuilder::new(&format!("^(?:{pattern})$")).size_limit(1 << 20).build()

@@ -150,12 +150,12 @@ pub fn from_value(value: Value) -> Result<InboundEvent, EventError> {
     let asset_hint = match data.get("asset") {
         None | Some(Value::Null) => None,
         Some(Value::Object(a)) => {
-            let id = a.get("id").and_then(Value::as_str).map(str::trim).unwrap_or("");
-            if id.is_empty() {
+            let id = a.get("id").and_then(Value::as_str).unwrap_or("");
+            if id.trim().is_empty() {
                 return Err(EventError::Invalid("data.asset.id must be a non-empty string".into()));
             }
             Some(AssetHint {
-                id: bounded("data.asset.id", id, MAX_ID)?,
+                id: bounded("data.asset.id", id, MAX_ID)?.trim().to_owned(),
                 site: a.get("site").and_then(Value::as_str).map(str::to_owned),
             })
         }
@@ -201,7 +201,49 @@ fn check_attributes(value: &Value) -> Result<(), EventError> {
             ));
         }
     }
+    // Extension attributes: CloudEvents 1.0 names (lower-case letters and
+    // digits) with a string, boolean or integer value; the document says so.
+    if let Some(object) = value.as_object() {
+        for (name, v) in object {
+            if KNOWN_ATTRIBUTES.contains(&name.as_str()) {
+                continue;
+            }
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()) {
+                return invalid(format!(
+                    "attribute {name:?} is not a CloudEvents attribute name (lower-case letters and digits)"
+                ));
+            }
+            let fits = match v {
+                Value::String(_) | Value::Bool(_) => true,
+                Value::Number(n) => n.as_i64().is_some_and(|n| i32::try_from(n).is_ok()),
+                _ => false,
+            };
+            if !fits {
+                return invalid(format!(
+                    "extension attribute {name} must be a string, a boolean or a 32-bit integer, not {v}"
+                ));
+            }
+        }
+    }
+    for name in ["subject", "datacontenttype", "dataschema"] {
+        match value.get(name) {
+            None | Some(Value::Null) | Some(Value::String(_)) => {}
+            Some(other) => return invalid(format!("{name} must be a string, not {other}")),
+        }
+    }
     if let Some(data) = value.get("data").and_then(Value::as_object) {
+        for name in ["message", "unit"] {
+            match data.get(name) {
+                None | Some(Value::Null) | Some(Value::String(_)) => {}
+                Some(other) => return invalid(format!("data.{name} must be a string, not {other}")),
+            }
+        }
+        if let Some(Value::Object(asset)) = data.get("asset") {
+            match asset.get("site") {
+                None | Some(Value::Null) | Some(Value::String(_)) => {}
+                Some(other) => return invalid(format!("data.asset.site must be a string, not {other}")),
+            }
+        }
         for name in ["value", "threshold", "score"] {
             match data.get(name) {
                 None | Some(Value::Null) | Some(Value::Number(_)) => {}
@@ -236,13 +278,15 @@ fn is_traceparent(s: &str) -> bool {
             .all(|(len, p)| p.len() == *len && p.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
 }
 
+/// The attributes of CloudEvents 1.0 itself (any other is an extension).
+const KNOWN_ATTRIBUTES: &[&str] =
+    &["specversion", "id", "source", "type", "datacontenttype", "dataschema", "subject", "time", "data", "data_base64"];
+
 fn bounded(name: &str, v: &str, max: usize) -> Result<String, EventError> {
     if v.trim().is_empty() {
         return Err(EventError::Invalid(format!("{name} must not be empty")));
     }
-    if v.len() > max {
-        return Err(EventError::Invalid(format!("{name} is longer than {max} characters")));
-    }
+    super::ident::check_max(name, v, max).map_err(EventError::Invalid)?;
     super::ident::check_text(name, v).map_err(EventError::Invalid)?;
     Ok(v.to_owned())
 }

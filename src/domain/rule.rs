@@ -9,7 +9,11 @@ use super::{EventKind, Priority, Severity};
 
 pub const DEFAULT_DEDUP_KEY: &str = "{{ asset.id }}:{{ event.code }}";
 pub const DEFAULT_TITLE: &str = "{{ event.code }} on {{ asset.name }} ({{ asset.id }})";
-pub const DEFAULT_DESCRIPTION: &str = "{{ event.message or event.code }}\nSeverity: {{ event.severity }}\nTag: {{ event.subject }}\nFirst event: {{ event.time }}\nRaised by workbridge from {{ event.source }}.";
+/// Lines whose field the event may lack (`subject`, `time`) are left out then.
+pub const DEFAULT_DESCRIPTION: &str = "{{ event.message or event.code }}\nSeverity: {{ event.severity }}\n\
+{% if event.subject %}Tag: {{ event.subject }}\n{% endif %}\
+{% if event.time %}First event: {{ event.time }}\n{% endif %}\
+Raised by workbridge from {{ event.source }}.";
 
 /// Which events a rule applies to. Every list that is not empty must contain
 /// the event's value; an empty list matches anything.

@@ -12,6 +12,13 @@ fn env() -> &'static Environment<'static> {
         // A missing field renders empty rather than failing the decision;
         // a typo in a template shows up as an empty field in the order.
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
+        // An absent field (null, e.g. an event without `subject`) renders
+        // empty too, never as "none" in an order's text.
+        env.set_formatter(
+            |out, state, value| {
+                if value.is_none() { Ok(()) } else { minijinja::escape_formatter(out, state, value) }
+            },
+        );
         env.set_recursion_limit(64);
         // A hostile or mistaken template (a huge loop) runs out of fuel
         // instead of holding a worker: instructions and allocations count.
@@ -108,6 +115,15 @@ mod tests {
         .unwrap_err();
         assert!(err.to_lowercase().contains("fuel"), "{err}");
         assert_eq!(render("{{ 1 + 1 }}", serde_json::json!({})).unwrap(), "2");
+    }
+
+    #[test]
+    fn null_renders_empty() {
+        let ctx = json!({"event": {"subject": null, "code": "X"}});
+        assert_eq!(render("[{{ event.subject }}|{{ event.nope }}|{{ event.code }}]", &ctx).unwrap(), "[||X]");
+        let description = render(crate::domain::rule::DEFAULT_DESCRIPTION, &ctx).unwrap();
+        assert!(!description.contains("Tag:") && !description.contains("First event:"), "{description}");
+        assert!(!description.to_lowercase().contains("none"), "{description}");
     }
 
     #[test]

@@ -17,7 +17,7 @@ use crate::store::StoreError;
 pub struct KpiQuery {
     /// Orders whose first event is at or after this time (default: 30 days before `until`).
     pub since: Option<DateTime<Utc>>,
-    /// … and before this time (default: now).
+    /// … and before this time (default: now); must be after `since` (422 otherwise).
     pub until: Option<DateTime<Utc>>,
     pub site: Option<String>,
     pub asset_class: Option<String>,

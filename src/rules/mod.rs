@@ -28,10 +28,7 @@ impl RuleInput {
     /// Checks names and compiles every template and expression; the message
     /// names the field (and, for expressions, the line and column).
     pub fn validate(&self) -> Result<(), String> {
-        let name = self.name.trim();
-        if name.is_empty() || name.len() > 128 {
-            return Err("name must be 1 to 128 characters".into());
-        }
+        crate::domain::ident::check_name("name", &self.name, 128)?;
         if let Some(src) = &self.when.condition {
             Condition::compile(src).map_err(|e| format!("when.condition: {e}"))?;
         }

@@ -261,18 +261,45 @@ pub async fn existing<C: ConnectionTrait>(
         .collect())
 }
 
-/// By workbridge id, or else by CloudEvents id.
-pub async fn get<C: ConnectionTrait>(conn: &C, id: &str) -> Result<EventRecord, StoreError> {
-    if let Some(m) = events::Entity::find_by_id(id.to_owned()).one(conn).await? {
+/// By workbridge id, or else by CloudEvents id (of `source`, if given). A
+/// CloudEvents id is unique per source only: when sources share it and no
+/// `source` is given, a conflict that lists them.
+pub async fn get<C: ConnectionTrait>(conn: &C, id: &str, source: Option<&str>) -> Result<EventRecord, StoreError> {
+    if let Some(m) = events::Entity::find_by_id(id.to_owned()).one(conn).await?
+        && source.is_none_or(|s| s == m.source)
+    {
         return record(m);
     }
-    events::Entity::find()
-        .filter(events::Column::CeId.eq(id))
-        .order_by_asc(events::Column::ReceivedAt)
-        .one(conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("event {id}")))
-        .and_then(record)
+    let mut q = events::Entity::find().filter(events::Column::CeId.eq(id));
+    if let Some(source) = source {
+        q = q.filter(events::Column::Source.eq(source));
+    }
+    // Two are enough to know it is ambiguous; the sources are listed apart.
+    let found = q.order_by_asc(events::Column::ReceivedAt).limit(2).all(conn).await?;
+    match found.len() {
+        0 => Err(StoreError::NotFound(match source {
+            Some(source) => format!("event {id} of source {source}"),
+            None => format!("event {id}"),
+        })),
+        1 => found.into_iter().next().map(record).expect("one"),
+        _ => {
+            let sources: Vec<String> = events::Entity::find()
+                .select_only()
+                .column(events::Column::Source)
+                .distinct()
+                .filter(events::Column::CeId.eq(id))
+                .order_by_asc(events::Column::Source)
+                .limit(20)
+                .into_tuple()
+                .all(conn)
+                .await?;
+            Err(StoreError::Conflict(format!(
+                "event id {id} is used by {} sources: {}; choose one with the `source` parameter",
+                sources.len(),
+                sources.join(", ")
+            )))
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]

@@ -17,7 +17,8 @@ use crate::domain::glob::TagGlob;
 /// The most ids one job may name.
 pub const MAX_IDS: usize = 1000;
 
-/// Which stored events to decide again; at least one field.
+/// Which stored events to decide again; give at least one field (an empty
+/// filter is refused with 422).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedecideFilter {
@@ -27,7 +28,7 @@ pub struct RedecideFilter {
     /// Received at or after (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub since: Option<DateTime<Utc>>,
-    /// Received before (RFC 3339).
+    /// Received before (RFC 3339); must be after `since` (422 otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub until: Option<DateTime<Utc>>,
     /// CloudEvents `source`.
@@ -63,7 +64,7 @@ impl RedecideFilter {
             return Err("until: must be after since".into());
         }
         if let Some(source) = &self.source
-            && (source.trim().is_empty() || source.len() > 500)
+            && (source.trim().is_empty() || source.chars().count() > 500)
         {
             return Err("source: must be 1 to 500 characters".into());
         }
@@ -78,7 +79,7 @@ impl RedecideFilter {
         if ids.len() > MAX_IDS {
             return Err(format!("ids: at most {MAX_IDS}"));
         }
-        if let Some(i) = ids.iter().position(|id| id.trim().is_empty() || id.len() > 500) {
+        if let Some(i) = ids.iter().position(|id| id.trim().is_empty() || id.chars().count() > 500) {
             return Err(format!("ids[{i}]: must be 1 to 500 characters"));
         }
         Ok(super::events::Selection {

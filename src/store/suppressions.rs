@@ -47,10 +47,13 @@ pub struct Suppression {
 #[serde(deny_unknown_fields)]
 pub struct SuppressionInput {
     pub scope: Scope,
+    /// The asset id, site or rule id it applies to; an asset or a rule that
+    /// does not exist is refused with 422.
     pub target: String,
     /// Default: now.
     #[serde(default)]
     pub starts_at: Option<DateTime<Utc>>,
+    /// Must be after `starts_at` (422 otherwise).
     pub ends_at: DateTime<Utc>,
     pub reason: String,
     pub author: String,

@@ -243,3 +243,58 @@ fn every_schema_type_has_its_own_name() {
     assert!(seen.len() > 50, "{}", seen.len());
     assert!(clashes.is_empty(), "{clashes:#?}");
 }
+
+/// Every operation documents the 400 its query check can answer (an unknown
+/// parameter), as problem+json; those with a body say it is malformed too.
+#[test]
+fn every_operation_documents_its_400() {
+    let doc = serde_json::to_value(workbridge::api::openapi()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let bad = &op["responses"]["400"];
+            assert!(bad.is_object(), "{method} {path} documents no 400");
+            assert_eq!(
+                bad["content"]["application/problem+json"]["schema"]["$ref"], "#/components/schemas/Problem",
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+/// The constraints the code enforces are in the schemas: lengths in
+/// characters, the patterns of identifiers, required ids on create, enums,
+/// and the maps a client sends back are named components.
+#[test]
+fn the_document_carries_the_constraints_the_code_enforces() {
+    let doc = serde_json::to_value(workbridge::api::openapi()).unwrap();
+    let schema = |name: &str| doc["components"]["schemas"][name].clone();
+    let name = &schema("RuleInput")["properties"]["name"];
+    assert_eq!((name["minLength"].as_u64(), name["maxLength"].as_u64()), (Some(1), Some(128)), "{name}");
+    assert_eq!(name["pattern"], workbridge::domain::ident::NAME_PATTERN);
+    assert_eq!(schema("AssetInput")["properties"]["id"]["pattern"], workbridge::domain::ident::SEGMENT_PATTERN);
+    assert_eq!(schema("AssetInput")["properties"]["tags"]["items"]["maxLength"], 512);
+    assert!(schema("NewAsset")["required"].as_array().unwrap().contains(&"id".into()));
+    assert!(!schema("AssetInput")["required"].as_array().unwrap().contains(&"id".into()), "PUT takes it from the path");
+    assert!(schema("NewConnector")["required"].as_array().unwrap().contains(&"name".into()));
+    let create = &doc["paths"]["/v1/assets"]["post"]["requestBody"]["content"]["application/json"]["schema"];
+    assert_eq!(create["$ref"], "#/components/schemas/NewAsset");
+    assert_eq!(
+        schema("SandboxStatusChange")["properties"]["status"]["enum"],
+        serde_json::json!(["acknowledged", "in_progress", "completed", "closed", "cancelled", "rejected"])
+    );
+    assert_eq!(schema("CloudEvent")["properties"]["specversion"]["enum"], serde_json::json!(["1.0"]));
+    assert_eq!(
+        schema("CloudEvent")["additionalProperties"]["type"],
+        serde_json::json!(["string", "boolean", "integer"])
+    );
+    for (owner, property, map) in [
+        ("ConnectorView", "feedback_codes", "FeedbackCodes"),
+        ("ConnectorInput", "feedback_codes", "FeedbackCodes"),
+        ("WebhookSettings", "statuses", "StatusMap"),
+        ("MaximoConfig", "statuses", "StatusMap"),
+        ("RestConfig", "headers", "HeaderMap"),
+    ] {
+        assert_eq!(schema(owner)["properties"][property]["$ref"], format!("#/components/schemas/{map}"), "{owner}");
+        assert!(schema(map)["additionalProperties"].is_object(), "{map}");
+    }
+}
