@@ -10,6 +10,8 @@ const LIMIT = 20;
 
 // The page's keydown listener, removed when the page renders again or is left.
 let keyHandler = null;
+// The proposal to focus after an action's refresh (the page is built anew).
+let focusAfterRefresh = null;
 
 function dropKeyHandler() {
   if (keyHandler) document.removeEventListener('keydown', keyHandler);
@@ -207,6 +209,7 @@ export async function render(main, ctx) {
       return false;
     }
     toast(typeof what === 'function' ? what(res) : what);
+    focusAfterRefresh = current;
     ctx.refresh();
     return true;
   }
@@ -423,7 +426,10 @@ export async function render(main, ctx) {
     items.length ? h('div', { class: 'proposals' }, cards.map((c) => c.art)) : h('p', { class: 'empty' }, 'No proposals waiting for review.'),
     pager,
   );
-  if (items.length) setCurrent(0, false);
+  const again = focusAfterRefresh;
+  focusAfterRefresh = null;
+  if (items.length) setCurrent(again ?? 0, again !== null);
+  else if (again !== null) main.focus();
   cards.forEach((c, i) => loadEvidence(items[i], c.evidence));
 
   const root = main.firstChild;
