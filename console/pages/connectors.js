@@ -2,6 +2,7 @@
 // /readyz, which shows them to any valid key) and the check button.
 
 import { api, h, problemBox, toast, fmtTime, can, loading, table, statusBadge, ApiProblem } from '../lib.js';
+import { put } from './rules.js';
 
 /** /readyz answers 503 with the same body when a dependency is down. */
 async function readiness() {
@@ -35,7 +36,7 @@ export async function render(main, ctx) {
   try {
     [connectors, ready] = await Promise.all([api('/v1/connectors'), readiness().catch((e) => ({ error: e }))]);
   } catch (err) {
-    main.replaceChildren(h('h1', {}, 'Connectors'), problemBox(err));
+    put(main, h('h1', {}, 'Connectors'), problemBox(err));
     return;
   }
   const health = ready?.connectors || {};
@@ -65,10 +66,10 @@ export async function render(main, ctx) {
             'aria-label': `Check ${c.name}`,
             'on:click': async () => {
               btn.disabled = true;
-              out.replaceChildren(h('span', { class: 'loading' }, 'Checking…'));
+              put(out, h('span', { class: 'loading' }, 'Checking…'));
               try {
                 const r = await api(`/v1/connectors/${encodeURIComponent(c.name)}/check`, { method: 'POST' });
-                out.replaceChildren(
+                put(out, 
                   h('span', { class: `badge check-${r.ok ? 'ok' : 'bad'}` }, r.ok ? 'OK' : 'Failed'),
                   ' ',
                   h('span', { class: 'check-detail' }, r.detail),
@@ -76,7 +77,7 @@ export async function render(main, ctx) {
                 );
                 toast(`${c.name}: ${r.ok ? 'check passed' : 'check failed'}`, r.ok ? 'info' : 'error');
               } catch (err) {
-                out.replaceChildren(problemBox(err));
+                put(out, problemBox(err));
               } finally {
                 btn.disabled = false;
               }
@@ -89,7 +90,7 @@ export async function render(main, ctx) {
     });
   }
 
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, 'Connectors'),
     h('p', { class: 'lead' }, 'Health: the circuit breaker of this replica and whether the last three deliveries through the connector failed.'),
     ready?.error ? problemBox(ready.error) : null,

@@ -4,7 +4,7 @@
 // approve, reject with a reason, bulk actions and keyboard shortcuts.
 
 import { api, h, problemBox, toast, fmtTime, can, loading, field, formData, statusBadge } from '../lib.js';
-import { eventsTable, traceView, toLocalInput, fromLocalInput } from './rules.js';
+import { eventsTable, traceView, toLocalInput, fromLocalInput, put } from './rules.js';
 
 const LIMIT = 20;
 
@@ -94,7 +94,7 @@ function shortcutsHelp(planner) {
     'section',
     { class: 'shortcuts', 'aria-labelledby': 'shortcuts-h' },
     h('h2', { id: 'shortcuts-h' }, 'Keyboard shortcuts'),
-    h('dl', {}, keys.map(([k, what]) => [h('dt', {}, h('kbd', {}, k)), h('dd', {}, what)])),
+    h('ul', {}, keys.map(([k, what]) => h('li', {}, h('kbd', {}, k), ` ${what}`))),
     h('p', { class: 'hint' }, 'Shortcuts do not apply while typing in a field.'),
   );
 }
@@ -159,7 +159,7 @@ export async function render(main, ctx) {
   try {
     [page, rules] = await Promise.all([api('/v1/proposals', { query }), api('/v1/rules').catch(() => [])]);
   } catch (err) {
-    main.replaceChildren(h('h1', {}, 'Review queue'), filtersForm(ctx, rules), problemBox(err));
+    put(main, h('h1', {}, 'Review queue'), filtersForm(ctx, rules), problemBox(err));
     return;
   }
   const rulesById = new Map(rules.map((r) => [r.id, r]));
@@ -205,7 +205,7 @@ export async function render(main, ctx) {
       res = await fn();
     } catch (err) {
       toast(err.message || String(err), 'error');
-      if (box) box.replaceChildren(problemBox(err));
+      if (box) put(box, problemBox(err));
       return false;
     }
     toast(typeof what === 'function' ? what(res) : what);
@@ -333,14 +333,14 @@ export async function render(main, ctx) {
   async function loadEvidence(o, evidence) {
     try {
       const [detail, asset] = await Promise.all([api(`/v1/work-orders/${encodeURIComponent(o.id)}`), assetOf(o.asset_id)]);
-      evidence.replaceChildren(
+      put(evidence, 
         h('div', { class: 'evidence-grid' }, h('div', {}, h('h3', {}, 'Asset'), assetView(asset, o.asset_id)), h('div', {}, h('h3', {}, 'Rule'), ruleView(o, rulesById.get(o.rule_id)))),
         eventsTable(detail.events, `Events (${detail.events.length})`),
         o.description ? h('details', {}, h('summary', {}, 'Description'), h('p', { class: 'plant-text pre-wrap' }, o.description)) : null,
         h('details', { class: 'trace-details' }, h('summary', {}, 'Decision trace'), traceView(o.trace)),
       );
     } catch (err) {
-      evidence.replaceChildren(problemBox(err));
+      put(evidence, problemBox(err));
     }
   }
 
@@ -417,7 +417,7 @@ export async function render(main, ctx) {
     to < page.total ? h('a', { href: hashWith(q, { offset: offset + LIMIT }) }, 'Next →') : null,
   );
 
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, 'Review queue'),
     h('p', { class: 'lead' }, `${page.total} open proposal(s), oldest first. Approved proposals go to the EAM; rejected ones count as false alarms for their rule.`),
     filtersForm(ctx, rules),

@@ -6,7 +6,21 @@
 import { api, h, problemBox, fmtTime, fmtPct, can, loading, table, field, formData, statusBadge } from '../lib.js';
 
 // ---------------------------------------------------------------------------
-// Shared views (used by review.js and triage.js too)
+// Shared views (used by review.js, triage.js and connectors.js too)
+
+// Children for the DOM's replaceChildren/append, which would print null and
+// arrays as text: nested arrays flattened, absent parts dropped.
+const kids = (xs) => xs.flat(Infinity).filter((x) => x !== null && x !== undefined && x !== false && x !== true);
+
+/** Replaces an element's children (arrays flattened, null/false skipped). */
+export function put(el, ...xs) {
+  el.replaceChildren(...kids(xs));
+}
+
+/** Appends children (arrays flattened, null/false skipped). */
+export function add(el, ...xs) {
+  el.append(...kids(xs));
+}
 
 /** A local date-time input value ("2026-12-05T14:02") for a Date. */
 export function toLocalInput(d) {
@@ -275,12 +289,12 @@ function parseJson(text, name, { optional = false } = {}) {
 }
 
 async function versionsPanel(rule, panel) {
-  panel.replaceChildren(h('p', { role: 'status', class: 'loading' }, 'Loading versions…'));
+  put(panel, h('p', { role: 'status', class: 'loading' }, 'Loading versions…'));
   let versions;
   try {
     versions = await api(`/v1/rules/${encodeURIComponent(rule.id)}/versions`);
   } catch (err) {
-    panel.replaceChildren(problemBox(err));
+    put(panel, problemBox(err));
     return;
   }
   versions.sort((a, b) => a.version - b.version);
@@ -297,14 +311,14 @@ async function versionsPanel(rule, panel) {
       'on:submit': (e) => {
         e.preventDefault();
         const f = formData(form);
-        out.replaceChildren(diffView(byVersion.get(f.from), byVersion.get(f.to)));
+        put(out, diffView(byVersion.get(f.from), byVersion.get(f.to)));
       },
     },
     field({ label: 'From version', name: 'from', options: opts, value: String(prev.version) }),
     field({ label: 'To version', name: 'to', options: opts, value: String(last.version) }),
     h('button', { type: 'submit' }, 'Show diff'),
   );
-  panel.replaceChildren(
+  put(panel, 
     h('h3', { id: 'versions-heading', tabindex: '-1' }, `Versions of ${rule.name}`),
     table({
       caption: `${versions.length} version(s)`,
@@ -320,7 +334,7 @@ async function versionsPanel(rule, panel) {
     form,
     out,
   );
-  out.replaceChildren(diffView(byVersion.get(String(prev.version)), last));
+  put(out, diffView(byVersion.get(String(prev.version)), last));
   panel.querySelector('#versions-heading').focus();
 }
 
@@ -342,15 +356,15 @@ function dryRunSection(ctx) {
           const rules = parseJson(f.rules, 'Proposed rules', { optional: true });
           if (rules !== undefined) body.rules = rules;
         } catch (err) {
-          result.replaceChildren(problemBox(err));
+          put(result, problemBox(err));
           return;
         }
-        result.replaceChildren(h('p', { role: 'status', class: 'loading' }, 'Running…'));
+        put(result, h('p', { role: 'status', class: 'loading' }, 'Running…'));
         try {
           const r = await api('/v1/rules/test', { method: 'POST', body });
-          result.replaceChildren(dryRunView(r));
+          put(result, dryRunView(r));
         } catch (err) {
-          result.replaceChildren(problemBox(err));
+          put(result, problemBox(err));
         }
       },
     },
@@ -499,14 +513,14 @@ function backtestSection(ctx) {
           const rules = parseJson(f.rules, 'Proposed rules', { optional: true });
           if (rules !== undefined) body.rules = rules;
         } catch (err) {
-          result.replaceChildren(problemBox(err));
+          put(result, problemBox(err));
           return;
         }
-        result.replaceChildren(h('p', { role: 'status', class: 'loading' }, 'Replaying…'));
+        put(result, h('p', { role: 'status', class: 'loading' }, 'Replaying…'));
         try {
-          result.replaceChildren(backtestView(await api('/v1/rules/backtest', { method: 'POST', body })));
+          put(result, backtestView(await api('/v1/rules/backtest', { method: 'POST', body })));
         } catch (err) {
-          result.replaceChildren(problemBox(err));
+          put(result, problemBox(err));
         }
       },
     },
@@ -535,12 +549,12 @@ export async function render(main, ctx) {
   try {
     rules = await api('/v1/rules');
   } catch (err) {
-    main.replaceChildren(h('h1', {}, 'Rules'), problemBox(err));
+    put(main, h('h1', {}, 'Rules'), problemBox(err));
     return;
   }
   rules.sort((a, b) => a.position - b.position || a.name.localeCompare(b.name));
   const panel = h('div', { class: 'versions-panel' });
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, 'Rules'),
     h(
       'section',

@@ -4,7 +4,7 @@
 // windows) listed, created and ended.
 
 import { api, h, problemBox, toast, fmtTime, can, loading, table, field, formData, confirmDialog } from '../lib.js';
-import { toLocalInput, fromLocalInput, valueAgainstThreshold } from './rules.js';
+import { toLocalInput, fromLocalInput, valueAgainstThreshold, put, add } from './rules.js';
 
 const POLL_MS = 400;
 
@@ -25,7 +25,7 @@ function sectionShell(id, title, ...intro) {
 }
 
 function busy(el, text) {
-  el.replaceChildren(h('p', { role: 'status', class: 'loading' }, text));
+  put(el, h('p', { role: 'status', class: 'loading' }, text));
 }
 
 // ---------------------------------------------------------------------------
@@ -55,7 +55,7 @@ async function followJob(job, out, onDone) {
   const bar = h('progress', { max: String(Math.max(1, job.total)), value: String(job.processed), 'aria-labelledby': 'job-label' });
   const label = h('span', { id: 'job-label' }, '');
   const counts = h('p', { role: 'status', class: 'job-counts' }, '');
-  out.replaceChildren(h('div', { class: 'job' }, label, ' ', bar), counts);
+  put(out, h('div', { class: 'job' }, label, ' ', bar), counts);
   let j = job;
   for (;;) {
     label.textContent = `Re-decision ${j.state}: ${j.processed} of ${j.total} event(s)`;
@@ -67,13 +67,13 @@ async function followJob(job, out, onDone) {
     try {
       j = await api(`/v1/redecide-jobs/${encodeURIComponent(j.id)}`);
     } catch (err) {
-      out.append(problemBox(err));
+      add(out, problemBox(err));
       return;
     }
   }
   counts.textContent = `Re-decision ${j.state}: ${j.total} selected, ${j.changed} changed, ${j.unchanged} unchanged, ${j.failed} failed.${j.error ? ` Error: ${j.error}` : ''}`;
   counts.classList.add(j.state === 'done' ? 'ok' : 'error');
-  out.append(h('p', {}, 'Orders opened by the changed events: ', h('a', { href: '#/orders' }, 'work orders'), ' and ', h('a', { href: '#/review' }, 'review queue'), '.'));
+  add(out, h('p', {}, 'Orders opened by the changed events: ', h('a', { href: '#/orders' }, 'work orders'), ' and ', h('a', { href: '#/review' }, 'review queue'), '.'));
   toast(counts.textContent, j.state === 'done' ? 'info' : 'error');
   onDone?.(j);
 }
@@ -85,27 +85,27 @@ function fixPanel(group, ctx, reloadTable) {
   const heading = h('h3', { id: 'fix-h', tabindex: '-1' }, tag ? `Fix tag ${tag}` : 'Events without a tag');
   const example = h('div', {}, h('p', { role: 'status', class: 'loading' }, 'Loading the example event…'));
   const jobOut = h('div', { class: 'job-out' });
-  panel.append(heading, h('p', {}, `${group.count} unmapped event(s), first ${fmtTime(group.first_seen)}, last ${fmtTime(group.last_seen)}.`), example);
+  add(panel, heading, h('p', {}, `${group.count} unmapped event(s), first ${fmtTime(group.first_seen)}, last ${fmtTime(group.last_seen)}.`), example);
 
   let hint = null;
   api(`/v1/events/${encodeURIComponent(group.example_event_id)}`)
     .then((ev) => {
       hint = ev.cloudevent?.data?.asset || null;
-      example.replaceChildren(exampleView(ev));
+      put(example, exampleView(ev));
       if (hint && createForm) {
         if (!createForm.elements.id.value) createForm.elements.id.value = hint.id;
         if (hint.site && !createForm.elements.site.value) createForm.elements.site.value = hint.site;
       }
     })
-    .catch((err) => example.replaceChildren(problemBox(err)));
+    .catch((err) => put(example, problemBox(err)));
 
   let createForm = null;
   if (!admin) {
-    panel.append(h('p', { class: 'hint' }, 'An admin key is needed to add assets, tags or patterns and to re-decide events.'));
+    add(panel, h('p', { class: 'hint' }, 'An admin key is needed to add assets, tags or patterns and to re-decide events.'));
     return panel;
   }
   if (!tag) {
-    panel.append(h('p', {}, 'These events carry no tag: give them an asset hint at the source. They cannot be re-decided by tag.'));
+    add(panel, h('p', {}, 'These events carry no tag: give them an asset hint at the source. They cannot be re-decided by tag.'));
     return panel;
   }
   const redecideBtn = h(
@@ -120,7 +120,7 @@ function fixPanel(group, ctx, reloadTable) {
           const job = await api('/v1/events/redecide', { method: 'POST', body: { outcome: 'unmapped', subject: globOfTag(tag) } });
           await followJob(job, jobOut, () => reloadTable());
         } catch (err) {
-          jobOut.replaceChildren(problemBox(err));
+          put(jobOut, problemBox(err));
         } finally {
           redecideBtn.disabled = false;
         }
@@ -160,10 +160,10 @@ function fixPanel(group, ctx, reloadTable) {
         };
         try {
           const a = await api('/v1/assets', { method: 'POST', body });
-          createOut.replaceChildren();
+          put(createOut);
           afterFix(`Asset ${a.id} created with ${a.tags.length} tag(s).`);
         } catch (err) {
-          createOut.replaceChildren(problemBox(err));
+          put(createOut, problemBox(err));
         }
       },
     },
@@ -187,7 +187,7 @@ function fixPanel(group, ctx, reloadTable) {
   const listId = 'asset-ids';
   const assetList = h('datalist', { id: listId });
   api('/v1/assets', { query: { limit: 500 } })
-    .then((p) => assetList.replaceChildren(...p.items.filter((a) => !['SITE', 'AREA'].includes(a.class)).map((a) => h('option', { value: a.id }, `${a.name} (${a.site})`))))
+    .then((p) => put(assetList, ...p.items.filter((a) => !['SITE', 'AREA'].includes(a.class)).map((a) => h('option', { value: a.id }, `${a.name} (${a.site})`))))
     .catch(() => {});
   const addOut = h('div', {});
   const addForm = h(
@@ -210,10 +210,10 @@ function fixPanel(group, ctx, reloadTable) {
             tags: [...new Set([...(a.tags || []), tag])],
           };
           await api(`/v1/assets/${encodeURIComponent(id)}`, { method: 'PUT', body });
-          addOut.replaceChildren();
+          put(addOut);
           afterFix(`Tag added to asset ${id}.`);
         } catch (err) {
-          addOut.replaceChildren(problemBox(err));
+          put(addOut, problemBox(err));
         }
       },
     },
@@ -238,10 +238,10 @@ function fixPanel(group, ctx, reloadTable) {
         if (f.position !== '') body.position = Number(f.position);
         try {
           const p = await api('/v1/tag-patterns', { method: 'POST', body });
-          patOut.replaceChildren();
+          put(patOut);
           afterFix(`Tag pattern ${p.id} added.`);
         } catch (err) {
-          patOut.replaceChildren(problemBox(err));
+          put(patOut, problemBox(err));
         }
       },
     },
@@ -260,7 +260,7 @@ function fixPanel(group, ctx, reloadTable) {
     patOut,
   );
 
-  panel.append(
+  add(panel, 
     h('div', { class: 'fix-forms' }, createForm, addForm, patForm),
     stepStatus,
     h('div', { class: 'redecide' }, h('h4', {}, 'Re-decide'), h('p', {}, 'Decides the unmapped events of this tag again against today\u2019s registry and rules.'), redecideBtn, jobOut),
@@ -272,7 +272,7 @@ function unmappedSection(ctx) {
   const { sec, body } = sectionShell('unmapped-h', 'Unmapped events by tag', h('p', {}, 'Events whose tag matches no asset, tag or pattern, the most frequent tag first.'));
   const tableBox = h('div', {});
   const panelBox = h('div', {});
-  body.append(tableBox, panelBox);
+  add(body, tableBox, panelBox);
   let offset = 0;
   const LIMIT = 25;
   async function load() {
@@ -281,10 +281,10 @@ function unmappedSection(ctx) {
     try {
       page = await api('/v1/events/unmapped-subjects', { query: { limit: LIMIT, offset } });
     } catch (err) {
-      tableBox.replaceChildren(problemBox(err));
+      put(tableBox, problemBox(err));
       return;
     }
-    tableBox.replaceChildren(
+    put(tableBox, 
       table({
         caption: `${page.total} tag(s) with unmapped events`,
         columns: [
@@ -301,7 +301,7 @@ function unmappedSection(ctx) {
                   type: 'button',
                   'aria-label': `Fix ${g.subject ?? 'events without a tag'}`,
                   'on:click': () => {
-                    panelBox.replaceChildren(fixPanel(g, ctx, load));
+                    put(panelBox, fixPanel(g, ctx, load));
                     panelBox.querySelector('#fix-h').focus();
                   },
                 },
@@ -338,7 +338,7 @@ function failedSection(ctx) {
     try {
       page = await api('/v1/work-orders', { query: { status: 'failed', limit: 50 } });
     } catch (err) {
-      body.replaceChildren(problemBox(err));
+      put(body, problemBox(err));
       return;
     }
     const columns = [
@@ -374,7 +374,7 @@ function failedSection(ctx) {
           ),
       });
     }
-    body.replaceChildren(
+    put(body, 
       table({
         caption: `${page.total} failed order(s)${page.total > page.items.length ? `, the first ${page.items.length} shown` : ''}`,
         columns,
@@ -407,7 +407,7 @@ function suppressionsSection(ctx) {
   const admin = can(ctx.me, 'admin');
   const listBox = h('div', {});
   const formBox = h('div', {});
-  body.append(listBox, formBox);
+  add(body, listBox, formBox);
 
   async function load() {
     busy(listBox, 'Loading suppressions…');
@@ -415,7 +415,7 @@ function suppressionsSection(ctx) {
     try {
       list = await api('/v1/suppressions');
     } catch (err) {
-      listBox.replaceChildren(problemBox(err));
+      put(listBox, problemBox(err));
       return;
     }
     const now = Date.now();
@@ -453,7 +453,7 @@ function suppressionsSection(ctx) {
           ),
       });
     }
-    listBox.replaceChildren(table({ caption: `${list.length} suppression(s), newest first`, columns, rows: list, empty: 'No suppressions.' }));
+    put(listBox, table({ caption: `${list.length} suppression(s), newest first`, columns, rows: list, empty: 'No suppressions.' }));
   }
 
   if (admin) {
@@ -471,13 +471,13 @@ function suppressionsSection(ctx) {
           if (f.starts_at) body.starts_at = fromLocalInput(f.starts_at);
           try {
             const s = await api('/v1/suppressions', { method: 'POST', body });
-            out.replaceChildren();
+            put(out);
             toast(`Maintenance window for ${s.scope} ${s.target} created, until ${fmtTime(s.ends_at)}.`);
             form.elements.target.value = '';
             form.elements.reason.value = '';
             load();
           } catch (err) {
-            out.replaceChildren(problemBox(err));
+            put(out, problemBox(err));
           }
         },
       },
@@ -495,7 +495,7 @@ function suppressionsSection(ctx) {
       h('button', { type: 'submit', class: 'primary' }, 'Create window'),
       out,
     );
-    formBox.append(form);
+    add(formBox, form);
   }
   return { sec, load };
 }
@@ -503,7 +503,7 @@ function suppressionsSection(ctx) {
 export async function render(main, ctx) {
   loading(main, 'Loading triage…');
   const parts = [unmappedSection(ctx), failedSection(ctx), suppressionsSection(ctx)];
-  main.replaceChildren(
+  put(main, 
     h('h1', {}, 'Triage'),
     h(
       'nav',
