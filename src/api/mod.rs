@@ -5,6 +5,7 @@ mod api_keys;
 mod assets;
 pub mod auth;
 mod connectors;
+pub mod console;
 mod events;
 pub mod extract;
 pub mod headers;
@@ -174,6 +175,7 @@ routes! {
     auth::ADMIN => api_keys::create_key,
     auth::ADMIN => api_keys::revoke_key,
     auth::ADMIN => api_keys::list_audit,
+    auth::ANY_KEY => api_keys::me,
     auth::Access::Open => health::readyz,
     auth::Access::Metrics => health::metrics,
 }
@@ -236,7 +238,7 @@ fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
                 }
             };
             let access = auth::access_of(&method, path).unwrap_or(auth::ADMIN);
-            if auth::need(access, false).is_none() {
+            if auth::need(access, false) == auth::Need::Nothing {
                 op.security = Some(vec![SecurityRequirement::default()]);
             } else {
                 add("401", "No API key, or an unknown or revoked one");

@@ -1,0 +1,4 @@
+// Placeholder, replaced below.
+export async function render(main) {
+  main.replaceChildren(document.createTextNode('…'));
+}
