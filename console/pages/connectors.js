@@ -1,8 +1,8 @@
 // Connectors: each connector with its health and circuit state (from
 // /readyz, which shows them to any valid key) and the check button.
 
-import { api, h, problemBox, toast, fmtTime, can, loading, table, statusBadge, ApiProblem } from '../lib.js';
-import { put } from './rules.js';
+import { api, h, problemBox, toast, fmtTime, can, loading, statusBadge, ApiProblem } from '../lib.js';
+import { put, tableRegion } from './rules.js';
 
 /** /readyz answers 503 with the same body when a dependency is down. */
 async function readiness() {
@@ -103,7 +103,7 @@ export async function render(main, ctx) {
           ready.unmapped_events != null ? [' · ', h('a', { href: '#/triage' }, `${ready.unmapped_events} unmapped events`)] : '',
         )
       : null,
-    table({ caption: `${connectors.length} connector(s)`, columns, rows: connectors, empty: 'No connectors defined.' }),
+    tableRegion({ caption: `${connectors.length} connector(s)`, columns, rows: connectors, empty: 'No connectors defined.' }),
     admin ? null : h('p', { class: 'hint' }, 'An admin key is needed to run a connector check.'),
   );
 }

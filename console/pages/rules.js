@@ -59,9 +59,21 @@ function overThreshold(data) {
   return data && data.value != null && data.threshold != null && data.value > data.threshold;
 }
 
+/**
+ * A table whose wrapper may scroll sideways (a tablet): keyboard users reach
+ * it (a focusable region named by the caption), as axe asks of scrollable regions.
+ */
+export function tableRegion(opts) {
+  const wrap = table(opts);
+  wrap.tabIndex = 0;
+  wrap.setAttribute('role', 'region');
+  wrap.setAttribute('aria-label', opts.caption || 'Table');
+  return wrap;
+}
+
 /** The events of an order: time, tag, code, severity, state, value against threshold, message. */
 export function eventsTable(events, caption = 'Events') {
-  return table({
+  return tableRegion({
     caption,
     columns: [
       { label: 'Time', cell: (e) => fmtTime(e.time || e.received_at) },
@@ -180,7 +192,7 @@ export function traceView(trace, { nested = false } = {}) {
   }
   const rest = Object.fromEntries(Object.entries(t).filter(([k]) => !KNOWN_TRACE_KEYS.has(k)));
   if (Object.keys(rest).length) {
-    parts.push(h('details', {}, h('summary', {}, 'Other trace parts'), h('pre', { class: 'json' }, pretty(rest))));
+    parts.push(h('details', {}, h('summary', {}, 'Other trace parts'), h('pre', { class: 'json', role: 'region', tabindex: '0', 'aria-label': 'Other trace parts' }, pretty(rest))));
   }
   return h('div', { class: 'trace' }, parts);
 }
@@ -247,7 +259,7 @@ function diffView(from, to) {
     h('p', { role: 'status' }, `Version ${from.version} → ${to.version}: ${added} line(s) added, ${removed} removed.`),
     h(
       'pre',
-      { class: 'diff', 'aria-label': `Diff of version ${from.version} and version ${to.version}` },
+      { class: 'diff', role: 'region', tabindex: '0', 'aria-label': `Diff of version ${from.version} and version ${to.version}` },
       lines.map((l) =>
         h('span', { class: `diff-line ${cls[l.op]}` }, h('span', { class: 'visually-hidden' }, sr[l.op]), `${l.op === ' ' ? ' ' : l.op === '-' ? '−' : '+'} ${l.line}\n`),
       ),
@@ -320,7 +332,7 @@ async function versionsPanel(rule, panel) {
   );
   put(panel, 
     h('h3', { id: 'versions-heading', tabindex: '-1' }, `Versions of ${rule.name}`),
-    table({
+    tableRegion({
       caption: `${versions.length} version(s)`,
       columns: [
         { label: 'Version', cell: (v) => `v${v.version}` },
@@ -396,7 +408,7 @@ function dryRunView(r) {
       h('dt', {}, 'Asset'),
       h('dd', {}, r.asset_id ?? '—'),
       h('dt', {}, 'Rule'),
-      h('dd', {}, r.rule_id ? `${r.rule_id} v${r.rule_version ?? '?'}` : '—'),
+      h('dd', {}, r.rule_id ? `${(r.trace?.rules || []).find((t) => t.rule_id === r.rule_id)?.rule ?? r.rule_id} v${r.rule_version ?? '?'}` : '—'),
       r.work_order_id ? [h('dt', {}, 'Open order'), h('dd', {}, h('a', { href: `#/orders/${encodeURIComponent(r.work_order_id)}` }, r.work_order_id))] : null,
     ),
     wc
@@ -441,7 +453,7 @@ function tallyTable(report) {
     { label: 'Precision', a: fmtPct(a.precision), p: fmtPct(p.precision) },
     ...outcomes.map((o) => ({ label: `Events ${o}`, a: a.outcomes?.[o] ?? 0, p: p.outcomes?.[o] ?? 0 })),
   ];
-  return table({
+  return tableRegion({
     caption: 'Stored decisions against the rules tested',
     columns: [
       { label: 'Figure', cell: (r) => r.label },
@@ -467,7 +479,7 @@ function backtestView(report) {
     ),
     report.truncated ? h('p', { class: 'warning' }, 'The range held more events than the replay limit: the figures cover the first ones only.') : null,
     tallyTable(report),
-    table({
+    tableRegion({
       caption: `Events whose outcome would change${report.changes.length >= 200 ? ' (first 200)' : ''}`,
       columns: [
         { label: 'Event', cell: (c) => h('code', {}, c.event_id) },
@@ -477,7 +489,7 @@ function backtestView(report) {
       rows: report.changes,
       empty: 'No event would change.',
     }),
-    table({
+    tableRegion({
       caption: `Simulated orders${report.orders.length >= 200 ? ' (first 200)' : ''}`,
       columns: [
         { label: 'Rule', cell: (o) => o.rule },
@@ -560,7 +572,7 @@ export async function render(main, ctx) {
       'section',
       { 'aria-labelledby': 'rules-h' },
       h('h2', { id: 'rules-h' }, 'Rules and versions'),
-      table({
+      tableRegion({
         caption: `${rules.length} rule(s), in evaluation order`,
         columns: [
           { label: 'Position', cell: (r) => String(r.position) },

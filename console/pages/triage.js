@@ -3,8 +3,8 @@
 // job's progress; failed deliveries with retry; suppressions (maintenance
 // windows) listed, created and ended.
 
-import { api, h, problemBox, toast, fmtTime, can, loading, table, field, formData, confirmDialog } from '../lib.js';
-import { toLocalInput, fromLocalInput, valueAgainstThreshold, put, add } from './rules.js';
+import { api, h, problemBox, toast, fmtTime, can, loading, field, formData, confirmDialog } from '../lib.js';
+import { toLocalInput, fromLocalInput, valueAgainstThreshold, put, add, tableRegion } from './rules.js';
 
 const POLL_MS = 400;
 
@@ -285,7 +285,7 @@ function unmappedSection(ctx) {
       return;
     }
     put(tableBox, 
-      table({
+      tableRegion({
         caption: `${page.total} tag(s) with unmapped events`,
         columns: [
           { label: 'Tag', cell: (g) => (g.subject ? h('code', {}, g.subject) : h('em', {}, 'no tag')) },
@@ -375,7 +375,7 @@ function failedSection(ctx) {
       });
     }
     put(body, 
-      table({
+      tableRegion({
         caption: `${page.total} failed order(s)${page.total > page.items.length ? `, the first ${page.items.length} shown` : ''}`,
         columns,
         rows: page.items,
@@ -453,7 +453,7 @@ function suppressionsSection(ctx) {
           ),
       });
     }
-    put(listBox, table({ caption: `${list.length} suppression(s), newest first`, columns, rows: list, empty: 'No suppressions.' }));
+    put(listBox, tableRegion({ caption: `${list.length} suppression(s), newest first`, columns, rows: list, empty: 'No suppressions.' }));
   }
 
   if (admin) {
