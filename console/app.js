@@ -108,7 +108,8 @@ async function route({ focus = true } = {}) {
   const ctx = { params, query, me, refresh: () => route({ focus: false }) };
   let mod;
   try {
-    mod = await import(def.module);
+    // `#/orders/<id>` is the detail of one order.
+    mod = await import(page === 'orders' && params.length ? './pages/order.js' : def.module);
   } catch (err) {
     main.replaceChildren(problemBox({ title: 'Page not available', message: `The ${def.title} page could not be loaded.` }));
     console.error(err);
