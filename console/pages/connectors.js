@@ -2,7 +2,7 @@
 // /readyz, which shows them to any valid key) and the check button.
 
 import { api, h, problemBox, toast, fmtTime, can, loading, statusBadge, ApiProblem } from '../lib.js';
-import { put, tableRegion } from './rules.js';
+import { put, tableRegion, renderGuard } from './rules.js';
 
 /** /readyz answers 503 with the same body when a dependency is down. */
 async function readiness() {
@@ -30,15 +30,17 @@ function healthCell(hl) {
 }
 
 export async function render(main, ctx) {
+  const current = renderGuard(main, 'connectors');
   loading(main, 'Loading connectors…');
   let connectors;
   let ready;
   try {
     [connectors, ready] = await Promise.all([api('/v1/connectors'), readiness().catch((e) => ({ error: e }))]);
   } catch (err) {
-    put(main, h('h1', {}, 'Connectors'), problemBox(err));
+    if (current()) put(main, h('h1', {}, 'Connectors'), problemBox(err));
     return;
   }
+  if (!current()) return;
   const health = ready?.connectors || {};
   const admin = can(ctx.me, 'admin');
   const results = new Map();

@@ -4,7 +4,7 @@
 // approve, reject with a reason, bulk actions and keyboard shortcuts.
 
 import { api, h, problemBox, toast, fmtTime, can, loading, field, formData, statusBadge } from '../lib.js';
-import { eventsTable, traceView, toLocalInput, fromLocalInput, put } from './rules.js';
+import { eventsTable, traceView, toLocalInput, fromLocalInput, put, renderGuard } from './rules.js';
 
 const LIMIT = 20;
 
@@ -105,7 +105,7 @@ function assetView(asset, assetId) {
   return h(
     'dl',
     { class: 'kv' },
-    h('dt', {}, 'Asset'),
+    h('dt', {}, 'Id'),
     h('dd', {}, h('code', {}, asset.id), ` ${asset.name}`),
     h('dt', {}, 'Class'),
     h('dd', {}, asset.class),
@@ -131,7 +131,7 @@ function ruleView(order, rule) {
   return h(
     'dl',
     { class: 'kv' },
-    h('dt', {}, 'Rule'),
+    h('dt', {}, 'Name'),
     h(
       'dd',
       {},
@@ -149,6 +149,7 @@ function ruleView(order, rule) {
 
 export async function render(main, ctx) {
   dropKeyHandler();
+  const live = renderGuard(main, 'review');
   loading(main, 'Loading proposals…');
   const q = ctx.query ?? new URLSearchParams();
   const planner = can(ctx.me, 'planner');
@@ -159,9 +160,10 @@ export async function render(main, ctx) {
   try {
     [page, rules] = await Promise.all([api('/v1/proposals', { query }), api('/v1/rules').catch(() => [])]);
   } catch (err) {
-    put(main, h('h1', {}, 'Review queue'), filtersForm(ctx, rules), problemBox(err));
+    if (live()) put(main, h('h1', {}, 'Review queue'), filtersForm(ctx, rules), problemBox(err));
     return;
   }
+  if (!live()) return;
   const rulesById = new Map(rules.map((r) => [r.id, r]));
   const items = page.items;
   const selected = new Set();

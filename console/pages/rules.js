@@ -12,6 +12,16 @@ import { api, h, problemBox, fmtTime, fmtPct, can, loading, table, field, formDa
 // arrays as text: nested arrays flattened, absent parts dropped.
 const kids = (xs) => xs.flat(Infinity).filter((x) => x !== null && x !== undefined && x !== false && x !== true);
 
+/**
+ * Starts a page's render and returns a check for later: false once another
+ * render of `main` began or the route left the page, so that a slow answer
+ * never overwrites the page the user has moved to.
+ */
+export function renderGuard(main, pageName) {
+  const gen = (main.wbRender = (main.wbRender || 0) + 1);
+  return () => main.wbRender === gen && (location.hash.replace(/^#\/?/, '').split(/[/?]/)[0] || 'overview') === pageName;
+}
+
 /** Replaces an element's children (arrays flattened, null/false skipped). */
 export function put(el, ...xs) {
   el.replaceChildren(...kids(xs));
@@ -100,7 +110,7 @@ function pretty(v) {
   return JSON.stringify(v, null, 2);
 }
 
-function decisionView(d) {
+function decisionView(d, dry) {
   if (!d) return null;
   return h(
     'dl',
@@ -111,7 +121,13 @@ function decisionView(d) {
     h('dd', {}, d.reason ?? '—'),
     d.priority != null ? [h('dt', {}, 'Priority'), h('dd', {}, String(d.priority))] : null,
     d.dedup_key ? [h('dt', {}, 'Dedup key'), h('dd', {}, h('code', {}, d.dedup_key))] : null,
-    d.work_order_id ? [h('dt', {}, 'Work order'), h('dd', {}, h('a', { href: `#/orders/${encodeURIComponent(d.work_order_id)}` }, d.work_order_id))] : null,
+    d.work_order_id
+      ? [
+          h('dt', {}, dry ? 'Work order (would be)' : 'Work order'),
+          // A dry run's new order was rolled back: no page to link to.
+          h('dd', {}, dry && d.outcome === 'created' ? h('code', {}, d.work_order_id) : h('a', { href: `#/orders/${encodeURIComponent(d.work_order_id)}` }, d.work_order_id)),
+        ]
+      : null,
     d.template_errors?.length ? [h('dt', {}, 'Template errors'), h('dd', {}, h('ul', {}, d.template_errors.map((t) => h('li', {}, t))))] : null,
   );
 }
@@ -119,7 +135,7 @@ function decisionView(d) {
 const KNOWN_TRACE_KEYS = new Set(['mapping', 'rules', 'decision', 'shadow', 'skipped_by_index', 'time', 'timer', 'episode', 'first', 'redecisions']);
 
 /** A decision trace, readably: mapping, rules tried and why, the decision, and the rest. */
-export function traceView(trace, { nested = false } = {}) {
+export function traceView(trace, { nested = false, dry = false } = {}) {
   const t = trace && typeof trace === 'object' ? trace : {};
   const H = nested ? 'h5' : 'h4';
   const parts = [];
@@ -174,7 +190,7 @@ export function traceView(trace, { nested = false } = {}) {
     parts.push(h('ul', {}, t.shadow.map((s) => h('li', {}, h('strong', {}, s.rule), ` v${s.version} would: `, h('code', {}, pretty(s.would))))));
   }
   parts.push(h(H, {}, 'Decision'));
-  parts.push(t.decision ? decisionView(t.decision) : h('p', {}, 'No decision recorded.'));
+  parts.push(t.decision ? decisionView(t.decision, dry) : h('p', {}, 'No decision recorded.'));
   if (Array.isArray(t.redecisions) && t.redecisions.length) {
     parts.push(h(H, {}, 'Re-decisions'));
     parts.push(
@@ -437,7 +453,7 @@ function dryRunView(r) {
         )
       : null,
     h('h3', {}, 'Trace'),
-    traceView(r.trace),
+    traceView(r.trace, { dry: true }),
   );
 }
 
@@ -556,14 +572,16 @@ function backtestSection(ctx) {
 }
 
 export async function render(main, ctx) {
+  const current = renderGuard(main, 'rules');
   loading(main, 'Loading rules…');
   let rules;
   try {
     rules = await api('/v1/rules');
   } catch (err) {
-    put(main, h('h1', {}, 'Rules'), problemBox(err));
+    if (current()) put(main, h('h1', {}, 'Rules'), problemBox(err));
     return;
   }
+  if (!current()) return;
   rules.sort((a, b) => a.position - b.position || a.name.localeCompare(b.name));
   const panel = h('div', { class: 'versions-panel' });
   put(main, 

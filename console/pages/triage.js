@@ -4,7 +4,7 @@
 // windows) listed, created and ended.
 
 import { api, h, problemBox, toast, fmtTime, can, loading, field, formData, confirmDialog } from '../lib.js';
-import { toLocalInput, fromLocalInput, valueAgainstThreshold, put, add, tableRegion } from './rules.js';
+import { toLocalInput, fromLocalInput, valueAgainstThreshold, put, add, tableRegion, renderGuard } from './rules.js';
 
 const POLL_MS = 400;
 
@@ -75,7 +75,31 @@ async function followJob(job, out, onDone) {
   counts.classList.add(j.state === 'done' ? 'ok' : 'error');
   add(out, h('p', {}, 'Orders opened by the changed events: ', h('a', { href: '#/orders' }, 'work orders'), ' and ', h('a', { href: '#/review' }, 'review queue'), '.'));
   toast(counts.textContent, j.state === 'done' ? 'info' : 'error');
-  onDone?.(j);
+  await onDone?.(j);
+}
+
+/** The tag's events after a re-decision: each outcome and the order it opened or joined. */
+async function redecidedEvents(tag, out) {
+  try {
+    const page = await api('/v1/events', { query: { subject: globOfTag(tag), limit: 20 } });
+    add(
+      out,
+      tableRegion({
+        caption: `Events of ${tag} now${page.total > page.items.length ? ` (latest ${page.items.length} of ${page.total})` : ''}`,
+        columns: [
+          { label: 'Event', cell: (e) => h('code', {}, e.event_id) },
+          { label: 'Received', cell: (e) => fmtTime(e.received_at) },
+          { label: 'Outcome', cell: (e) => h('strong', {}, e.outcome) },
+          { label: 'Asset', cell: (e) => e.asset_id ?? '—' },
+          { label: 'Work order', cell: (e) => (e.work_order_id ? h('a', { href: `#/orders/${encodeURIComponent(e.work_order_id)}` }, e.work_order_id) : '—') },
+        ],
+        rows: page.items,
+        empty: 'No events.',
+      }),
+    );
+  } catch (err) {
+    add(out, problemBox(err));
+  }
 }
 
 function fixPanel(group, ctx, reloadTable) {
@@ -118,7 +142,10 @@ function fixPanel(group, ctx, reloadTable) {
         busy(jobOut, 'Queuing the re-decision…');
         try {
           const job = await api('/v1/events/redecide', { method: 'POST', body: { outcome: 'unmapped', subject: globOfTag(tag) } });
-          await followJob(job, jobOut, () => reloadTable());
+          await followJob(job, jobOut, () => {
+            reloadTable();
+            return redecidedEvents(tag, jobOut);
+          });
         } catch (err) {
           put(jobOut, problemBox(err));
         } finally {
@@ -501,6 +528,7 @@ function suppressionsSection(ctx) {
 }
 
 export async function render(main, ctx) {
+  renderGuard(main, 'triage');
   loading(main, 'Loading triage…');
   const parts = [unmappedSection(ctx), failedSection(ctx), suppressionsSection(ctx)];
   put(main, 

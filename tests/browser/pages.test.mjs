@@ -79,7 +79,13 @@ async function asset(id, criticality) {
   return tag;
 }
 
+/** Waits for the page in view to finish loading (the router does not cancel a slow render). */
+async function settle(page) {
+  await page.waitForFunction(() => !document.querySelector('main .loading'), null, { timeout: 15000 }).catch(() => {});
+}
+
 async function go(page, hash, selector) {
+  await settle(page);
   await page.evaluate((h) => {
     // The same hash again fires no hashchange: ask the router to render anyway.
     if (location.hash === h) window.dispatchEvent(new HashChangeEvent('hashchange'));
@@ -324,12 +330,18 @@ describe('triage', () => {
     assert.ok(ev.work_order_id, 'the event opened an order');
     const order = await ok('GET', `/v1/work-orders/${ev.work_order_id}`);
     assert.equal(order.rule_id, liveRule.id);
+    // The panel lists the event with its new outcome and a link to its order.
+    const href = `a[href="#/orders/${encodeURIComponent(ev.work_order_id)}"]`;
+    const link = panel.locator(href);
+    await link.waitFor();
+    assert.match(await panel.locator('tr', { has: page.locator(href) }).innerText(), /created/);
     // The tag has left the unmapped list.
     await page.waitForSelector(`main table code:has-text("${tag}")`, { state: 'detached' });
     await checkA11y(page, 'triage');
     await screenshot(page, 'triage');
-    // The order shows in the orders page too.
-    await go(page, `#/orders/${encodeURIComponent(ev.work_order_id)}`);
+    // The link opens the order's page.
+    await link.click();
+    await page.waitForFunction((id) => location.hash === `#/orders/${encodeURIComponent(id)}`, ev.work_order_id);
     await page.waitForSelector(`main :text("${ev.work_order_id}")`);
   });
 
