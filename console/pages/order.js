@@ -201,7 +201,7 @@ export async function render(main, ctx) {
           ['Description', h('span', { class: 'pre-line' }, order.description)],
           ['Asset', order.asset_id],
           ['Site', order.site],
-          ['Rule', `${order.rule_id} v${order.rule_version}`],
+          ['Rule', `${order.trace?.rules?.find((r) => r.rule_id === order.rule_id)?.rule || order.rule_id} v${order.rule_version}`],
           ['Connector', order.connector],
           ['EAM id', order.external_id ? (eamUrl ? h('a', { href: eamUrl, target: '_blank', rel: 'noopener noreferrer' }, order.external_id) : order.external_id) : null],
           ['EAM site', order.external_site ?? undefined],

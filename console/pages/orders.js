@@ -22,11 +22,13 @@ export async function render(main, ctx) {
   const offset = Math.max(0, Number.parseInt(q.get('offset') || '0', 10) || 0);
   const filter = {};
   for (const k of FILTERS) if (q.get(k)) filter[k] = q.get(k);
-  const [page, connectors] = await Promise.all([
+  const [page, connectors, rules] = await Promise.all([
     api('/v1/work-orders', { query: { ...filter, limit: PAGE_SIZE, offset } }),
     api('/v1/connectors').catch(() => []),
+    api('/v1/rules').catch(() => []),
   ]);
-  const connectorNames = (Array.isArray(connectors) ? connectors : connectors.items || []).map((c) => c.name);
+  const connectorNames = connectors.map((c) => c.name);
+  const ruleName = new Map(rules.map((r) => [r.id, r.name]));
 
   const form = h(
     'form',
@@ -34,7 +36,14 @@ export async function render(main, ctx) {
     field({ label: 'Status', name: 'status', value: filter.status || '', options: [{ value: '', label: 'Any status' }, ...STATUSES] }),
     field({ label: 'Site', name: 'site', value: filter.site || '' }),
     field({ label: 'Asset', name: 'asset', value: filter.asset || '' }),
-    field({ label: 'Rule', name: 'rule', value: filter.rule || '' }),
+    rules.length
+      ? field({
+          label: 'Rule',
+          name: 'rule',
+          value: filter.rule || '',
+          options: [{ value: '', label: 'Any rule' }, ...rules.map((r) => ({ value: r.id, label: r.name }))],
+        })
+      : field({ label: 'Rule', name: 'rule', value: filter.rule || '' }),
     connectorNames.length
       ? field({ label: 'Connector', name: 'connector', value: filter.connector || '', options: [{ value: '', label: 'Any connector' }, ...connectorNames] })
       : field({ label: 'Connector', name: 'connector', value: filter.connector || '' }),
@@ -72,7 +81,7 @@ export async function render(main, ctx) {
         { label: 'Priority', class: 'num', cell: (o) => String(o.priority) },
         { label: 'Asset', cell: (o) => o.asset_id || '—' },
         { label: 'Site', cell: (o) => o.site || '—' },
-        { label: 'Rule', cell: (o) => o.rule_id },
+        { label: 'Rule', cell: (o) => ruleName.get(o.rule_id) || o.rule_id },
         { label: 'EAM id', cell: (o) => o.external_id || '—' },
         { label: 'Events', class: 'num', cell: (o) => String(o.event_count) },
         { label: 'First event', cell: (o) => fmtTime(o.first_event_time) },

@@ -135,13 +135,15 @@ export async function render(main, ctx) {
   const base = { since: range.since, until: range.until, site: site || undefined };
   const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-  const [sites, kpis, rules, series, backlog] = await Promise.all([
+  const [sites, kpis, rules, series, backlog, ruleList] = await Promise.all([
     siteOptions(),
     api('/v1/kpis', { query: base }),
     api('/v1/kpis/rules', { query: base }),
     api('/v1/kpis/timeseries', { query: { ...base, bucket: 'week', tz } }).catch((e) => e),
     backlogByAge(base).catch((e) => e),
+    api('/v1/rules').catch(() => []),
   ]);
+  const ruleName = new Map(ruleList.map((r) => [r.id, r.name]));
 
   const form = h(
     'form',
@@ -249,7 +251,7 @@ export async function render(main, ctx) {
       table({
         caption: 'Each rule version, best precision first',
         columns: [
-          { label: 'Rule', cell: (r) => h('a', { href: '#/rules' }, r.rule_id) },
+          { label: 'Rule', cell: (r) => h('a', { href: `#/orders?rule=${encodeURIComponent(r.rule_id)}` }, ruleName.get(r.rule_id) || r.rule_id) },
           { label: 'Version', class: 'num', cell: (r) => String(r.rule_version) },
           { label: 'Precision', class: 'num', cell: (r) => fmtPct(r.precision) },
           { label: 'Useful', class: 'num', cell: (r) => String(r.useful) },
