@@ -120,6 +120,17 @@ export function h(tag, attrs, ...children) {
   return el;
 }
 
+/**
+ * Replaces an element's content with `children` as `h` takes them (null and
+ * false skipped, arrays flattened); the DOM's own replaceChildren would
+ * print "null" for a null.
+ */
+export function show(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
 /** A problem shown to the user: title, detail and each field error. */
 export function problemBox(err) {
   const title = err?.title || err?.name || 'Error';

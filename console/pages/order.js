@@ -1,7 +1,7 @@
 // One work order: its fields and EAM link, the events that opened or joined
 // it, the decision trace, the status history as a timeline, deliveries,
 // feedback and retry (planner and admin only; the API refuses them anyway).
-import { api, can, confirmDialog, field, fmtDuration, fmtTime, formData, h, problemBox, statusBadge, table, toast } from '../lib.js';
+import { api, show, can, confirmDialog, field, fmtDuration, fmtTime, formData, h, problemBox, statusBadge, table, toast } from '../lib.js';
 
 function props(pairs) {
   return h(
@@ -184,10 +184,11 @@ export async function render(main, ctx) {
         )
       : null;
 
-  main.replaceChildren(
+  show(
+    main,
     h('p', {}, h('a', { href: '#/orders' }, '← Work orders')),
-    h('h1', {}, h('span', { class: 'muted' }, `${order.id} `), order.title),
-    h('p', {}, statusBadge(order.status), ` priority ${order.priority} · ${order.work_type}`),
+    h('h1', {}, order.title || order.id),
+    h('p', {}, statusBadge(order.status), ` priority ${order.priority} · ${order.work_type} · `, h('code', { class: 'small' }, order.id)),
     order.last_error ? h('div', { class: 'problem', role: 'alert' }, h('strong', {}, 'Last delivery error'), h('p', {}, order.last_error)) : null,
     retry ? h('div', { class: 'actions' }, retry) : null,
     h(

@@ -1,7 +1,7 @@
 // Work orders: a filterable, paginated list (GET /v1/work-orders); the
 // filters live in the hash (`#/orders?status=failed&offset=50`) so that a
 // view can be linked and the back button works.
-import { api, field, fmtTime, h, statusBadge, table } from '../lib.js';
+import { api, show, field, fmtTime, h, statusBadge, table } from '../lib.js';
 
 const STATUSES = ['proposed', 'pending', 'created', 'acknowledged', 'in_progress', 'completed', 'closed', 'cancelled', 'rejected', 'failed', 'expired'];
 const FILTERS = ['status', 'site', 'asset', 'rule', 'connector'];
@@ -69,22 +69,29 @@ export async function render(main, ctx) {
     offset + PAGE_SIZE < page.total ? h('a', { href: hashWith(q, { offset: offset + PAGE_SIZE }), class: 'button', rel: 'next' }, 'Next') : null,
   );
 
-  main.replaceChildren(
+  show(
+    main,
     h('h1', {}, 'Work orders'),
     form,
     table({
       caption: 'Work orders, newest first',
       columns: [
-        { label: 'Order', cell: (o) => h('a', { href: `#/orders/${encodeURIComponent(o.id)}` }, o.id) },
-        { label: 'Title', cell: (o) => o.title },
+        {
+          label: 'Order',
+          cell: (o) => [
+            h('a', { href: `#/orders/${encodeURIComponent(o.id)}`, dataset: { id: o.id } }, o.title || o.id),
+            h('br', {}),
+            h('code', { class: 'muted small', title: o.id }, o.id),
+          ],
+        },
         { label: 'Status', cell: (o) => statusBadge(o.status) },
         { label: 'Priority', class: 'num', cell: (o) => String(o.priority) },
-        { label: 'Asset', cell: (o) => o.asset_id || '—' },
+        { label: 'Asset', class: 'nowrap', cell: (o) => o.asset_id || '—' },
         { label: 'Site', cell: (o) => o.site || '—' },
         { label: 'Rule', cell: (o) => ruleName.get(o.rule_id) || o.rule_id },
-        { label: 'EAM id', cell: (o) => o.external_id || '—' },
+        { label: 'EAM id', class: 'nowrap', cell: (o) => o.external_id || '—' },
         { label: 'Events', class: 'num', cell: (o) => String(o.event_count) },
-        { label: 'First event', cell: (o) => fmtTime(o.first_event_time) },
+        { label: 'First event', class: 'nowrap', cell: (o) => fmtTime(o.first_event_time) },
       ],
       rows: page.items,
       empty: 'No work order matches these filters.',

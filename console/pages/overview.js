@@ -4,7 +4,7 @@
 // needs no call per week), the open backlog by age and the rules ranked by
 // precision (GET /v1/kpis/rules).
 import uPlot from '../vendor/uplot/uPlot.esm.js';
-import { api, field, fmtDuration, fmtPct, fmtTime, h, problemBox, table } from '../lib.js';
+import { api, show, field, fmtDuration, fmtPct, fmtTime, h, problemBox, table } from '../lib.js';
 
 const DAY = 86400000;
 const OPEN = ['pending', 'created', 'acknowledged', 'in_progress'];
@@ -83,13 +83,23 @@ async function backlogByAge(query) {
   return { rows: AGE_BUCKETS.map((b, i) => ({ label: b.label, count: counts[i] })), listed, total };
 }
 
+/** The unit that suits the largest duration of a chart. */
+function unitFor(maxSeconds) {
+  if (maxSeconds >= 2 * 86400) return { name: 'days', size: 86400 };
+  if (maxSeconds >= 2 * 3600) return { name: 'hours', size: 3600 };
+  if (maxSeconds >= 120) return { name: 'minutes', size: 60 };
+  return { name: 'seconds', size: 1 };
+}
+
 function weeklyChart(title, points, pick, id) {
   const xs = points.map((p) => Math.floor(new Date(p.start).getTime() / 1000));
-  const hours = (v) => (v === null || v === undefined ? null : v / 3600);
-  const p50 = points.map((p) => hours(pick(p.kpis).p50));
-  const p90 = points.map((p) => hours(pick(p.kpis).p90));
+  const raw50 = points.map((p) => pick(p.kpis).p50 ?? null);
+  const raw90 = points.map((p) => pick(p.kpis).p90 ?? null);
+  const present = [...raw50, ...raw90].filter((v) => v !== null);
+  const hasData = present.length > 0;
+  const unit = unitFor(Math.max(0, ...present));
+  const scaled = (vs) => vs.map((v) => (v === null ? null : v / unit.size));
   const box = h('figure', { class: 'chart', id, 'aria-labelledby': `${id}-title` }, h('h3', { id: `${id}-title` }, title));
-  const hasData = [...p50, ...p90].some((v) => v !== null);
   const data = table({
     caption: `${title}, per week`,
     columns: [
@@ -100,30 +110,28 @@ function weeklyChart(title, points, pick, id) {
     ],
     rows: points,
   });
-  box.append(
-    hasData ? null : h('p', { class: 'muted' }, 'No order reached this step in the range yet.'),
-    h('details', { class: 'chart-data' }, h('summary', {}, 'Show the figures'), data),
-  );
+  if (!hasData) box.append(h('p', { class: 'muted' }, 'No order reached this step in the range yet.'));
+  box.append(h('details', { class: 'chart-data' }, h('summary', {}, 'Show the figures'), data));
   // Drawn once the figure is in the document, to know its width.
   box.draw = () => {
     if (!hasData) return;
-    const width = Math.max(280, box.clientWidth - 24);
+    const width = Math.max(260, box.clientWidth - 24);
     const plot = new uPlot(
       {
         width,
         height: 220,
-        scales: { x: { time: true } },
-        axes: [{}, { label: 'hours', values: (u, ticks) => ticks.map((t) => `${+t.toFixed(1)}`) }],
+        scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] } },
+        axes: [{}, { label: unit.name, size: 56, values: (u, ticks) => ticks.map((t) => `${+t.toFixed(2)}`) }],
         series: [
-          {},
+          { label: 'Week of' },
           { label: 'p50', stroke: '#0b5cad', width: 2, points: { show: true, size: 7 }, spanGaps: true },
           { label: 'p90', stroke: '#c2410c', width: 2, dash: [6, 4], points: { show: true, size: 7 }, spanGaps: true },
         ],
       },
-      [xs, p50, p90],
+      [xs, scaled(raw50), scaled(raw90)],
     );
     plot.root.setAttribute('role', 'img');
-    plot.root.setAttribute('aria-label', `${title}: p50 and p90 in hours per week; the figures are in the table below.`);
+    plot.root.setAttribute('aria-label', `${title}: p50 and p90 in ${unit.name} per week; the figures are in the table below.`);
     box.insertBefore(plot.root, box.querySelector('details'));
   };
   return box;
@@ -196,7 +204,8 @@ export async function render(main, ctx) {
 
   const ranked = [...rules].sort((a, b) => (b.precision ?? -1) - (a.precision ?? -1) || b.false_alarm - a.false_alarm);
 
-  main.replaceChildren(
+  show(
+    main,
     h('h1', {}, 'Overview'),
     form,
     h(

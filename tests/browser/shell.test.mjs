@@ -243,7 +243,7 @@ describe('work orders', () => {
     await page.getByRole('button', { name: 'Filter' }).click();
     await page.waitForURL(new RegExp(`rule=${failRule.id}`));
     await page.locator('#page-info', { hasText: '1–1 of 1' }).waitFor();
-    await page.getByRole('link', { name: failedId }).click();
+    await page.locator(`main a[data-id="${failedId}"]`).click();
     await page.waitForURL(new RegExp(`#/orders/${failedId}`));
     await page.locator('main h2', { hasText: 'Status history' }).waitFor();
     noProblems(page);
