@@ -129,6 +129,11 @@ before(async () => {
   adminPage = await signIn(browser, svc, svc.adminKey);
 });
 
+/** No uncaught error, dialog (injected markup) or CSP violation on the page so far. */
+function clean(page) {
+  assert.deepEqual(page.problems ?? [], [], 'page problems');
+}
+
 after(async () => {
   await browser?.close();
   await svc?.stop();
@@ -167,6 +172,7 @@ describe('review queue', () => {
       return p.items.find((o) => o.reference === id);
     }, 'the approved order in the sandbox EAM');
     assert.match(sandbox.id, /^SBX-/);
+    clean(page);
   });
 
   test('a rejection with a reason (keyboard) changes the rule\u2019s precision on the overview', async () => {
@@ -199,6 +205,7 @@ describe('review queue', () => {
     const afterRow = await overviewRuleRow(page, reviewRule);
     assert.notEqual(afterRow, before, 'the overview rules row changed');
     assert.match(afterRow, /0 %/, `precision shown as 0 %: ${afterRow}`);
+    clean(page);
   });
 
   test('bulk approve of a selection (checkbox and x)', async () => {
@@ -239,6 +246,7 @@ describe('review queue', () => {
       const bulk = await call('POST', '/v1/proposals/approve', { ids: [id] }, viewerKey);
       assert.equal(bulk.status, 403);
       assert.equal((await ok('GET', `/v1/work-orders/${id}`)).status, 'proposed');
+      clean(page);
     } finally {
       await page.close();
     }
@@ -298,6 +306,7 @@ describe('rules', () => {
     await page.waitForSelector('.dry-run-result');
     await checkA11y(page, 'rules');
     await screenshot(page, 'rules');
+    clean(page);
   });
 });
 
@@ -343,6 +352,7 @@ describe('triage', () => {
     await link.click();
     await page.waitForFunction((id) => location.hash === `#/orders/${encodeURIComponent(id)}`, ev.work_order_id);
     await page.waitForSelector(`main :text("${ev.work_order_id}")`);
+    clean(page);
   });
 
   test('a maintenance window is created for an asset and ended', async () => {
@@ -383,5 +393,6 @@ describe('connectors', () => {
     await toastWith(page, 'sandbox: check passed');
     await checkA11y(page, 'connectors');
     await screenshot(page, 'connectors');
+    clean(page);
   });
 });
