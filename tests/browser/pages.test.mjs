@@ -7,6 +7,7 @@
 
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { checkA11y, launchBrowser, screenshot, seedDemo, signIn, startService } from './harness.mjs';
 
 const RUN = Date.now().toString(36).slice(-5).toUpperCase();
@@ -226,6 +227,21 @@ describe('review queue', () => {
     for (const id of [a, b]) assert.equal((await ok('GET', `/v1/work-orders/${id}`)).status === 'proposed', false);
   });
 
+  test('a approves the current proposal from the keyboard, and the focus stays in the queue', async () => {
+    const tag = await asset(`C2P7-${RUN}`, 'B');
+    const id = (await postEvent({ subject: tag, code: 'C2_REVIEW', value: 7, threshold: 4.5 })).work_order_id;
+    const page = adminPage;
+    await go(page, '#/review', `article.proposal[data-id="${id}"]`);
+    await page.locator(`article.proposal[data-id="${id}"]`).focus();
+    await page.keyboard.press('a');
+    await toastWith(page, `Approved ${id}`);
+    await page.waitForSelector(`article.proposal[data-id="${id}"]`, { state: 'detached' });
+    assert.notEqual((await ok('GET', `/v1/work-orders/${id}`)).status, 'proposed');
+    // After the refresh the focus is on a proposal or the page, not lost on <body>.
+    assert.ok(await page.evaluate(() => document.activeElement !== document.body && document.getElementById('main').contains(document.activeElement)));
+    clean(page);
+  });
+
   test('a viewer sees no approve button, and the API refuses the viewer anyway', async () => {
     const tag = await asset(`C2P5-${RUN}`, 'B');
     const id = (await postEvent({ subject: tag, code: 'C2_REVIEW', value: 6, threshold: 4.5 })).work_order_id;
@@ -353,6 +369,54 @@ describe('triage', () => {
     await page.waitForFunction((id) => location.hash === `#/orders/${encodeURIComponent(id)}`, ev.work_order_id);
     await page.waitForSelector(`main :text("${ev.work_order_id}")`);
     clean(page);
+  });
+
+  test('a failed delivery is listed and retried from the page', async () => {
+    // An EAM that refuses orders (a permanent 4xx) until it is "fixed".
+    let accept = false;
+    const eam = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (accept) {
+          res.writeHead(201, { 'Content-Type': 'application/json' });
+          res.end(JSON.stringify({ id: `EXT-${RUN}` }));
+        } else {
+          res.writeHead(422, { 'Content-Type': 'application/json' });
+          res.end(JSON.stringify({ error: { message: 'asset unknown in the EAM' } }));
+        }
+      });
+    });
+    await new Promise((r) => eam.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${eam.address().port}/orders`;
+      await ok('POST', '/v1/connectors', { name: `c2-rest-${RUN}`.toLowerCase(), config: { kind: 'rest', url, id_path: 'id' } });
+      await ok('POST', '/v1/rules', {
+        name: `c2-fail-${RUN}`,
+        position: -98,
+        when: { codes: ['C2_FAIL'] },
+        action: { kind: 'create', connector: `c2-rest-${RUN}`.toLowerCase(), work_type: 'corrective', priority: 2 },
+      });
+      const tag = await asset(`C2F1-${RUN}`, 'B');
+      const id = (await postEvent({ type: 'tdl.alert', subject: tag, code: 'C2_FAIL' })).work_order_id;
+      await eventually(async () => (await ok('GET', `/v1/work-orders/${id}`)).status === 'failed', 'the delivery to fail');
+
+      const page = adminPage;
+      await go(page, '#/triage', `main tr:has(a[href="#/orders/${id}"])`);
+      const row = page.locator('main tr', { has: page.locator(`a[href="#/orders/${id}"]`) });
+      assert.match(await row.innerText(), /asset unknown in the EAM/);
+      accept = true;
+      await row.getByRole('button', { name: `Retry ${id}` }).click();
+      await toastWith(page, `Retry of ${id} queued`);
+      const order = await eventually(async () => {
+        const o = await ok('GET', `/v1/work-orders/${id}`);
+        return o.external_id ? o : null;
+      }, 'the retried order to be delivered');
+      assert.equal(order.external_id, `EXT-${RUN}`);
+      assert.notEqual(order.status, 'failed');
+      clean(page);
+    } finally {
+      eam.close();
+    }
   });
 
   test('a maintenance window is created for an asset and ended', async () => {
