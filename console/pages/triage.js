@@ -485,6 +485,7 @@ function suppressionsSection(ctx) {
 
   if (admin) {
     const out = h('div', {});
+    const targets = h('datalist', { id: 'supp-targets' });
     const now = new Date();
     const form = h(
       'form',
@@ -513,15 +514,28 @@ function suppressionsSection(ctx) {
         'div',
         { class: 'grid-fields' },
         field({ label: 'Scope', name: 'scope', value: 'asset', options: [{ value: 'asset', label: 'Asset' }, { value: 'site', label: 'Site' }, { value: 'rule', label: 'Rule' }] }),
-        field({ label: 'Target (asset id, site or rule id)', name: 'target', required: true, value: '' }),
+        field({ label: 'Target (asset id, site or rule id)', name: 'target', required: true, value: '', attrs: { list: 'supp-targets', autocomplete: 'off' } }),
         field({ label: 'Starts (empty: now)', name: 'starts_at', type: 'datetime-local', value: '' }),
         field({ label: 'Ends', name: 'ends_at', type: 'datetime-local', required: true, value: toLocalInput(new Date(now.getTime() + 4 * 3600 * 1000)) }),
         field({ label: 'Reason', name: 'reason', required: true, value: '' }),
         field({ label: 'Author', name: 'author', required: true, value: ctx.me?.name ?? '' }),
       ),
+      targets,
       h('button', { type: 'submit', class: 'primary' }, 'Create window'),
       out,
     );
+    // Suggestions for the target follow the scope: asset ids, sites or rules.
+    const choices = { asset: [], site: [], rule: [] };
+    const suggest = () => put(targets, choices[form.elements.scope.value].map(([v, label]) => h('option', { value: v }, label)));
+    Promise.all([api('/v1/assets', { query: { limit: 500 } }), api('/v1/rules')])
+      .then(([assets, rules]) => {
+        choices.asset = assets.items.filter((a) => !['SITE', 'AREA'].includes(a.class)).map((a) => [a.id, `${a.name} (${a.site})`]);
+        choices.site = [...new Set(assets.items.map((a) => a.site))].sort().map((s) => [s, s]);
+        choices.rule = rules.map((r) => [r.id, r.name]);
+        suggest();
+      })
+      .catch(() => {});
+    form.elements.scope.addEventListener('change', suggest);
     add(formBox, form);
   }
   return { sec, load };
