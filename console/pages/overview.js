@@ -65,7 +65,11 @@ async function siteOptions() {
   }
 }
 
-/** Open orders in range by age (since created), from the work-order list. */
+/**
+ * Open orders by age (since created), from the work-order list; its
+ * since/until select by creation time where the KPIs select by first
+ * event time (the two differ for events that arrive late).
+ */
 async function backlogByAge(query) {
   const now = Date.now();
   const counts = AGE_BUCKETS.map(() => 0);
@@ -120,7 +124,7 @@ function weeklyChart(title, points, pick, id) {
       {
         width,
         height: 220,
-        scales: { x: { time: true }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] } },
+        scales: { x: { time: true, range: (u, min, max) => [min - 302400, max + 302400] }, y: { range: (u, min, max) => [0, max > 0 ? max * 1.15 : 1] } },
         axes: [{}, { label: unit.name, size: 56, values: (u, ticks) => ticks.map((t) => `${+t.toFixed(2)}`) }],
         series: [
           { label: 'Week of' },
