@@ -209,7 +209,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// one place so that the document says what the middleware and the
 /// extractors really do: 401/403 from the API-key check (open routes carry
 /// an empty security requirement instead), 400/413/415/422 from reading a
-/// body, and 422 from a query that does not parse.
+/// body, and 400 (an unknown parameter) or 422 from a query that does not parse.
 fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::path::ParameterIn;
     use utoipa::openapi::security::SecurityRequirement;
@@ -257,6 +257,7 @@ fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
                 .flatten()
                 .any(|p| matches!(p, RefOr::T(p) if p.parameter_in == ParameterIn::Query));
             if has_query {
+                add("400", "An unknown query parameter (each named in the problem's `errors`)");
                 add("422", "A query parameter is not valid");
             }
             // OpenAPI requires a description on every response: where a

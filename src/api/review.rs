@@ -62,7 +62,7 @@ pub struct BulkReject {
 /// What became of one proposal of a bulk request: its new status, or the
 /// problem (404 unknown, 409 not proposed).
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BulkResult {
+pub struct ProposalBulkResult {
     pub id: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<OrderStatus>,
@@ -71,9 +71,9 @@ pub struct BulkResult {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct BulkResults {
+pub struct ProposalBulkResults {
     /// One per id, in the order of the request.
-    pub results: Vec<BulkResult>,
+    pub results: Vec<ProposalBulkResult>,
 }
 
 fn comment_of(comment: Option<&str>) -> Result<Option<&str>, ApiError> {
@@ -135,14 +135,14 @@ async fn reject_one(state: &AppState, actor: &Actor, id: &str, reason: &str) -> 
     Ok(order)
 }
 
-fn result_of(id: &str, r: Result<WorkOrder, ApiError>) -> BulkResult {
+fn result_of(id: &str, r: Result<WorkOrder, ApiError>) -> ProposalBulkResult {
     match r {
-        Ok(order) => BulkResult { id: id.to_owned(), status: Some(order.status), error: None },
+        Ok(order) => ProposalBulkResult { id: id.to_owned(), status: Some(order.status), error: None },
         Err(e) => {
             if let ApiError::Internal(cause) = &e {
                 tracing::error!(order = id, error = %cause, "a bulk review step failed");
             }
-            BulkResult { id: id.to_owned(), status: None, error: Some(e.problem()) }
+            ProposalBulkResult { id: id.to_owned(), status: None, error: Some(e.problem()) }
         }
     }
 }
@@ -205,13 +205,13 @@ pub async fn reject_proposal(
 
 /// Approve many proposals; each is its own decision (one failing leaves
 /// the others done), answered in the order of `ids`.
-#[utoipa::path(tag = "work-orders", request_body = BulkApprove, responses((status = 200, body = BulkResults)))]
+#[utoipa::path(tag = "work-orders", request_body = BulkApprove, responses((status = 200, body = ProposalBulkResults)))]
 #[post("/v1/proposals/approve")]
 pub async fn bulk_approve(
     state: web::Data<AppState>,
     actor: Actor,
     input: Json<BulkApprove>,
-) -> Result<web::Json<BulkResults>, ApiError> {
+) -> Result<web::Json<ProposalBulkResults>, ApiError> {
     ids_of(&input.ids)?;
     let comment = comment_of(input.comment.as_deref())?;
     let mut results = Vec::with_capacity(input.ids.len());
@@ -221,23 +221,23 @@ pub async fn bulk_approve(
     if results.iter().any(|r| r.status.is_some()) {
         state.decider.wake_dispatcher();
     }
-    Ok(web::Json(BulkResults { results }))
+    Ok(web::Json(ProposalBulkResults { results }))
 }
 
 /// Reject many proposals with one reason; each is its own decision,
 /// answered in the order of `ids`.
-#[utoipa::path(tag = "work-orders", request_body = BulkReject, responses((status = 200, body = BulkResults)))]
+#[utoipa::path(tag = "work-orders", request_body = BulkReject, responses((status = 200, body = ProposalBulkResults)))]
 #[post("/v1/proposals/reject")]
 pub async fn bulk_reject(
     state: web::Data<AppState>,
     actor: Actor,
     input: Json<BulkReject>,
-) -> Result<web::Json<BulkResults>, ApiError> {
+) -> Result<web::Json<ProposalBulkResults>, ApiError> {
     ids_of(&input.ids)?;
     let reason = reason_of(&input.reason)?;
     let mut results = Vec::with_capacity(input.ids.len());
     for id in &input.ids {
         results.push(result_of(id, reject_one(&state, &actor, id, reason).await));
     }
-    Ok(web::Json(BulkResults { results }))
+    Ok(web::Json(ProposalBulkResults { results }))
 }

@@ -196,3 +196,50 @@ fn the_document_names_and_types_what_clients_hold() {
     );
     assert_eq!(events["responses"]["201"]["content"]["application/json"]["schema"], reference("Accepted"));
 }
+
+/// utoipa keys components by type name: two `ToSchema` types of one name
+/// silently share one schema, and a client then reads one with the other's
+/// fields (a proposal's bulk result once replaced the assets' one).
+#[test]
+fn every_schema_type_has_its_own_name() {
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut files = vec![];
+    sources(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut files);
+    let mut seen = std::collections::BTreeMap::<String, String>::new();
+    let mut clashes = vec![];
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let mut derives_schema = false;
+        let mut renamed = false;
+        for line in text.lines().map(str::trim) {
+            if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                derives_schema = true;
+            } else if line.starts_with("#[schema(") && line.contains("as =") {
+                renamed = true;
+            }
+            let item = ["pub struct ", "pub enum ", "struct ", "enum "].iter().find_map(|p| line.strip_prefix(p));
+            if let Some(rest) = item {
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                if derives_schema && !renamed {
+                    let here = file.display().to_string();
+                    if let Some(before) = seen.insert(name.clone(), here.clone()) {
+                        clashes.push(format!("{name}: {before} and {here}"));
+                    }
+                }
+                derives_schema = false;
+                renamed = false;
+            }
+        }
+    }
+    assert!(seen.len() > 50, "{}", seen.len());
+    assert!(clashes.is_empty(), "{clashes:#?}");
+}
