@@ -371,6 +371,52 @@ describe('triage', () => {
     clean(page);
   });
 
+  test('the tag added to an existing asset, or a tag pattern, maps the events on re-decision', async () => {
+    const page = adminPage;
+    // 1. The tag, added to an asset that exists.
+    const target = `C2ADD-${RUN}`;
+    await ok('POST', '/v1/assets', { id: target, site: 'BEDFORD', name: 'Existing pump', class: 'PUMP', tags: [] });
+    const tag1 = `C2${RUN}.ADD.X1.TEMP`;
+    const e1 = await postEvent({ type: 'tdl.alert', subject: tag1, code: 'C2_TRIAGE' });
+    assert.equal(e1.outcome, 'unmapped');
+    await go(page, '#/triage', 'main table');
+    await page.getByRole('button', { name: `Fix ${tag1}` }).click();
+    let panel = page.locator('.fix-panel');
+    const addForm = panel.locator('form', { hasText: 'Add the tag to an existing asset' });
+    await addForm.getByLabel('Asset id', { exact: true }).fill(target);
+    await addForm.getByRole('button', { name: 'Add tag' }).click();
+    await panel.locator(`.step-status:has-text("Tag added to asset ${target}")`).waitFor();
+    assert.deepEqual((await ok('GET', `/v1/assets/${target}`)).tags, [tag1]);
+    await panel.getByRole('button', { name: 'Re-decide the events of this tag' }).click();
+    await panel.locator('.job-counts:has-text("done")').waitFor({ timeout: 30000 });
+    let ev = await ok('GET', `/v1/events/${e1.event_id}`);
+    assert.equal(ev.asset_id, target);
+    assert.equal(ev.outcome, 'created');
+
+    // 2. A tag pattern for a family of tags.
+    await ok('POST', '/v1/assets', { id: `FAM${RUN}-12`, site: 'BEDFORD', name: 'Family pump 12', class: 'PUMP', tags: [] });
+    const tag2 = `C2${RUN}.FAM.P12.TEMP`;
+    const e2 = await postEvent({ type: 'tdl.alert', subject: tag2, code: 'C2_TRIAGE' });
+    assert.equal(e2.outcome, 'unmapped');
+    await go(page, '#/triage', `main table code:has-text("${tag2}")`);
+    await page.getByRole('button', { name: `Fix ${tag2}` }).click();
+    panel = page.locator('.fix-panel');
+    const patForm = panel.locator('form', { hasText: 'Add a tag pattern' });
+    // Prefilled with the tag as an exact expression; widened here to the family.
+    assert.equal(await patForm.getByLabel(/^Pattern/).inputValue(), tag2.replace(/\./g, '\\.'));
+    await patForm.getByLabel(/^Pattern/).fill(`C2${RUN}\\.FAM\\.P(?P<n>\\d+)\\..*`);
+    await patForm.getByLabel('Asset id template').fill(`FAM${RUN}-{n}`);
+    await patForm.getByRole('button', { name: 'Add pattern' }).click();
+    await panel.locator('.step-status:has-text("Tag pattern")').waitFor();
+    await panel.getByRole('button', { name: 'Re-decide the events of this tag' }).click();
+    await panel.locator('.job-counts:has-text("done")').waitFor({ timeout: 30000 });
+    ev = await ok('GET', `/v1/events/${e2.event_id}`);
+    assert.equal(ev.asset_id, `FAM${RUN}-12`);
+    assert.equal(ev.mapped_by, 'pattern');
+    assert.equal(ev.outcome, 'created');
+    clean(page);
+  });
+
   test('a failed delivery is listed and retried from the page', async () => {
     // An EAM that refuses orders (a permanent 4xx) until it is "fixed".
     let accept = false;
