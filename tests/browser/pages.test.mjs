@@ -130,12 +130,22 @@ before(async () => {
   adminPage = await signIn(browser, svc, svc.adminKey);
 });
 
+// axe's lesser findings (moderate, minor), reported at the end of the run.
+const axeNotes = [];
+
+/** axe on the page: serious or critical fails the test; the rest is noted. */
+async function a11y(page, label) {
+  const all = await checkA11y(page, label);
+  for (const v of all) axeNotes.push(`${label}: ${v.impact} ${v.id} (${v.nodes.length})`);
+}
+
 /** No uncaught error, dialog (injected markup) or CSP violation on the page so far. */
 function clean(page) {
   assert.deepEqual(page.problems ?? [], [], 'page problems');
 }
 
 after(async () => {
+  console.log(`axe, moderate or minor findings on the pages: ${axeNotes.length ? `\n  ${axeNotes.join('\n  ')}` : 'none'}`);
   await browser?.close();
   await svc?.stop();
 });
@@ -160,7 +170,7 @@ describe('review queue', () => {
     assert.equal(await page.locator('main img').count(), 0);
     await card.locator('summary', { hasText: 'Decision trace' }).click();
     assert.match(await card.locator('.trace').innerText(), /Rules tried[\s\S]*matched/);
-    await checkA11y(page, 'review');
+    await a11y(page, 'review');
     await screenshot(page, 'review');
 
     await card.locator(`button[aria-label="Approve ${id}"]`).click();
@@ -255,7 +265,7 @@ describe('review queue', () => {
       // Shortcuts that act do nothing for a viewer.
       await page.locator(`article.proposal[data-id="${id}"]`).focus();
       await page.keyboard.press('a');
-      await checkA11y(page, 'review (viewer)');
+      await a11y(page, 'review (viewer)');
       await screenshot(page, 'review-viewer');
       const r = await call('POST', `/v1/work-orders/${id}/approve`, undefined, viewerKey);
       assert.equal(r.status, 403);
@@ -272,7 +282,7 @@ describe('review queue', () => {
     const page = await signIn(browser, svc, svc.adminKey, { viewport: { width: 820, height: 1180 } });
     try {
       await go(page, '#/review', 'article.proposal .evidence table');
-      await checkA11y(page, 'review (tablet)');
+      await a11y(page, 'review (tablet)');
       await screenshot(page, 'review-tablet');
     } finally {
       await page.close();
@@ -320,7 +330,7 @@ describe('rules', () => {
     await page.getByLabel('Event (CloudEvent JSON)').fill(JSON.stringify(ev, null, 2));
     await page.getByRole('button', { name: 'Run dry run' }).click();
     await page.waitForSelector('.dry-run-result');
-    await checkA11y(page, 'rules');
+    await a11y(page, 'rules');
     await screenshot(page, 'rules');
     clean(page);
   });
@@ -362,7 +372,7 @@ describe('triage', () => {
     assert.match(await panel.locator('tr', { has: page.locator(href) }).innerText(), /created/);
     // The tag has left the unmapped list.
     await page.waitForSelector(`main table code:has-text("${tag}")`, { state: 'detached' });
-    await checkA11y(page, 'triage');
+    await a11y(page, 'triage');
     await screenshot(page, 'triage');
     // The link opens the order's page.
     await link.click();
@@ -482,7 +492,7 @@ describe('triage', () => {
     // An event for the asset meanwhile is suppressed.
     const d = await postEvent({ subject: `C2${RUN}.AREA.C2P1-${RUN}.VIB`, code: 'C2_REVIEW', value: 9, threshold: 4.5 });
     assert.equal(d.outcome, 'suppressed');
-    await checkA11y(page, 'triage (suppressions)');
+    await a11y(page, 'triage (suppressions)');
     await screenshot(page, 'triage-suppressions');
     await row.getByRole('button', { name: /^End suppression/ }).click();
     await page.locator('dialog[open] button', { hasText: 'OK' }).click();
@@ -501,8 +511,50 @@ describe('connectors', () => {
     await row.locator('.check-result .badge').waitFor();
     assert.match(await row.locator('.check-result').innerText(), /^OK/);
     await toastWith(page, 'sandbox: check passed');
-    await checkA11y(page, 'connectors');
+    await a11y(page, 'connectors');
     await screenshot(page, 'connectors');
+    clean(page);
+  });
+});
+
+describe('roles and errors', () => {
+  test('a viewer sees triage, rules and connectors read-only', async () => {
+    const page = await signIn(browser, svc, await svc.createKey('viewer'));
+    try {
+      await postEvent({ type: 'tdl.alert', subject: `C2${RUN}.VIEW.Q1.TEMP`, code: 'C2_TRIAGE' });
+      await go(page, '#/triage', 'main table code:has-text("VIEW.Q1")');
+      assert.equal(await page.locator('form.supp-form').count(), 0, 'no maintenance-window form');
+      assert.equal(await page.getByRole('button', { name: /^End suppression/ }).count(), 0);
+      await page.getByRole('button', { name: `Fix C2${RUN}.VIEW.Q1.TEMP` }).click();
+      await page.locator('.fix-panel .hint:has-text("An admin key is needed")').waitFor();
+      assert.equal(await page.locator('.fix-panel form').count(), 0, 'no fix forms');
+      assert.equal(await page.getByRole('button', { name: 'Re-decide the events of this tag' }).count(), 0);
+      await a11y(page, 'triage (viewer)');
+
+      await go(page, '#/rules', 'main table');
+      assert.equal(await page.getByRole('button', { name: 'Run dry run' }).count(), 0);
+      assert.equal(await page.getByRole('button', { name: 'Run backtest' }).count(), 0);
+      await a11y(page, 'rules (viewer)');
+
+      await go(page, '#/connectors', 'main table');
+      assert.equal(await page.getByRole('button', { name: /^Check / }).count(), 0);
+      await a11y(page, 'connectors (viewer)');
+      clean(page);
+    } finally {
+      await page.close();
+    }
+  });
+
+  test('a refused request shows the problem\u2019s detail, naming the parameter', async () => {
+    const page = adminPage;
+    await go(page, '#/review?since=not-a-date', 'main .problem');
+    const problem = await page.locator('main .problem').innerText();
+    assert.match(problem, /since/);
+    // The filters stay usable to correct it.
+    assert.equal(await page.getByRole('button', { name: 'Apply filters' }).count(), 1);
+    const bad = await call('GET', '/v1/proposals?since=not-a-date');
+    assert.equal(bad.status, 422);
+    assert.ok(problem.includes(bad.body.detail), `the API's detail is shown: ${bad.body.detail}`);
     clean(page);
   });
 });
