@@ -16,6 +16,8 @@ const nav = document.getElementById('nav');
 const who = document.getElementById('who');
 let me = null;
 let lastProblem = null;
+// Each navigation's number: a page that loads after the user moved on is dropped.
+let navSeq = 0;
 
 /** `#/orders/WO-1?status=failed` → { page: 'orders', params: ['WO-1'], query }. */
 function parseHash() {
@@ -85,6 +87,7 @@ async function route({ focus = true } = {}) {
     }
   }
   lastProblem = null;
+  const seq = ++navSeq;
   const { page, params, query } = parseHash();
   const def = PAGES[page];
   updateChrome(page);
@@ -105,20 +108,22 @@ async function route({ focus = true } = {}) {
     focusMain();
   }
   // A refresh after an action keeps the focus where the user is.
-  const ctx = { params, query, me, refresh: () => route({ focus: false }) };
+  const ctx = { params, query, me, refresh: () => route({ focus: false }), current: () => seq === navSeq };
   let mod;
   try {
     // `#/orders/<id>` is the detail of one order.
     mod = await import(page === 'orders' && params.length ? './pages/order.js' : def.module);
   } catch (err) {
+    if (seq !== navSeq) return;
     main.replaceChildren(problemBox({ title: 'Page not available', message: `The ${def.title} page could not be loaded.` }));
     console.error(err);
     return;
   }
+  if (seq !== navSeq) return;
   try {
     await mod.render(main, ctx);
   } catch (err) {
-    if (err instanceof ApiProblem && err.status === 401) return;
+    if (seq !== navSeq || (err instanceof ApiProblem && err.status === 401)) return;
     main.replaceChildren(h('h1', {}, def.title), problemBox(err));
   }
 }

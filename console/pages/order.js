@@ -184,6 +184,8 @@ export async function render(main, ctx) {
         )
       : null;
 
+  // The user may have moved on while this page loaded.
+  if (ctx.current && !ctx.current()) return;
   show(
     main,
     h('p', {}, h('a', { href: '#/orders' }, '← Work orders')),

@@ -69,6 +69,8 @@ export async function render(main, ctx) {
     offset + PAGE_SIZE < page.total ? h('a', { href: hashWith(q, { offset: offset + PAGE_SIZE }), class: 'button', rel: 'next' }, 'Next') : null,
   );
 
+  // The user may have moved on while this page loaded.
+  if (ctx.current && !ctx.current()) return;
   show(
     main,
     h('h1', {}, 'Work orders'),

@@ -208,6 +208,8 @@ export async function render(main, ctx) {
 
   const ranked = [...rules].sort((a, b) => (b.precision ?? -1) - (a.precision ?? -1) || b.false_alarm - a.false_alarm);
 
+  // The user may have moved on while this page loaded.
+  if (ctx.current && !ctx.current()) return;
   show(
     main,
     h('h1', {}, 'Overview'),
