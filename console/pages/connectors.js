@@ -1,7 +1,7 @@
 // Connectors: each connector with its health and circuit state (from
 // /readyz, which shows them to any valid key) and the check button.
 
-import { api, h, problemBox, toast, fmtTime, can, loading, statusBadge, ApiProblem } from '../lib.js';
+import { api, h, problemBox, toast, fmtTime, can, loading, ApiProblem } from '../lib.js';
 import { put, tableRegion, renderGuard } from './rules.js';
 
 /** /readyz answers 503 with the same body when a dependency is down. */
@@ -51,7 +51,13 @@ export async function render(main, ctx) {
     { label: 'Sends to', cell: (c) => h('code', {}, target(c)) },
     { label: 'Enabled', cell: (c) => (c.enabled ? 'yes' : 'no') },
     { label: 'Health', cell: (c) => healthCell(health[c.name]) },
-    { label: 'Circuit', cell: (c) => (health[c.name] ? statusBadge(`circuit-${health[c.name].circuit}`) : '—') },
+    {
+      label: 'Circuit',
+      cell: (c) => {
+        const circuit = health[c.name]?.circuit;
+        return circuit ? h('span', { class: `badge status-circuit-${circuit}` }, circuit.replace('_', '-')) : '—';
+      },
+    },
     { label: 'Webhook', cell: (c) => (c.webhook ? 'configured' : '—') },
     { label: 'Updated', cell: (c) => fmtTime(c.updated_at) },
   ];

@@ -139,6 +139,12 @@ async function a11y(page, label) {
   for (const v of all) axeNotes.push(`${label}: ${v.impact} ${v.id} (${v.nodes.length})`);
 }
 
+/** A screenshot of the page without the toasts of earlier steps on top of it. */
+async function shot(page, name) {
+  await page.evaluate(() => document.getElementById('toasts')?.replaceChildren());
+  await screenshot(page, name);
+}
+
 /** No uncaught error, dialog (injected markup) or CSP violation on the page so far. */
 function clean(page) {
   assert.deepEqual(page.problems ?? [], [], 'page problems');
@@ -171,7 +177,7 @@ describe('review queue', () => {
     await card.locator('summary', { hasText: 'Decision trace' }).click();
     assert.match(await card.locator('.trace').innerText(), /Rules tried[\s\S]*matched/);
     await a11y(page, 'review');
-    await screenshot(page, 'review');
+    await shot(page, 'review');
 
     await card.locator(`button[aria-label="Approve ${id}"]`).click();
     await toastWith(page, `Approved ${id}`);
@@ -266,7 +272,7 @@ describe('review queue', () => {
       await page.locator(`article.proposal[data-id="${id}"]`).focus();
       await page.keyboard.press('a');
       await a11y(page, 'review (viewer)');
-      await screenshot(page, 'review-viewer');
+      await shot(page, 'review-viewer');
       const r = await call('POST', `/v1/work-orders/${id}/approve`, undefined, viewerKey);
       assert.equal(r.status, 403);
       const bulk = await call('POST', '/v1/proposals/approve', { ids: [id] }, viewerKey);
@@ -283,7 +289,7 @@ describe('review queue', () => {
     try {
       await go(page, '#/review', 'article.proposal .evidence table');
       await a11y(page, 'review (tablet)');
-      await screenshot(page, 'review-tablet');
+      await shot(page, 'review-tablet');
     } finally {
       await page.close();
     }
@@ -331,7 +337,7 @@ describe('rules', () => {
     await page.getByRole('button', { name: 'Run dry run' }).click();
     await page.waitForSelector('.dry-run-result');
     await a11y(page, 'rules');
-    await screenshot(page, 'rules');
+    await shot(page, 'rules');
     clean(page);
   });
 });
@@ -373,7 +379,7 @@ describe('triage', () => {
     // The tag has left the unmapped list.
     await page.waitForSelector(`main table code:has-text("${tag}")`, { state: 'detached' });
     await a11y(page, 'triage');
-    await screenshot(page, 'triage');
+    await shot(page, 'triage');
     // The link opens the order's page.
     await link.click();
     await page.waitForFunction((id) => location.hash === `#/orders/${encodeURIComponent(id)}`, ev.work_order_id);
@@ -493,7 +499,7 @@ describe('triage', () => {
     const d = await postEvent({ subject: `C2${RUN}.AREA.C2P1-${RUN}.VIB`, code: 'C2_REVIEW', value: 9, threshold: 4.5 });
     assert.equal(d.outcome, 'suppressed');
     await a11y(page, 'triage (suppressions)');
-    await screenshot(page, 'triage-suppressions');
+    await shot(page, 'triage-suppressions');
     await row.getByRole('button', { name: /^End suppression/ }).click();
     await page.locator('dialog[open] button', { hasText: 'OK' }).click();
     await toastWith(page, `Suppression of C2P1-${RUN} ended`);
@@ -506,13 +512,13 @@ describe('connectors', () => {
     const page = adminPage;
     await go(page, '#/connectors', 'main table');
     const row = page.locator('main tr', { hasText: 'sandbox' }).first();
-    assert.match(await row.innerText(), /healthy[\s\S]*circuit-closed/);
+    assert.match(await row.innerText(), /healthy[\s\S]*closed/);
     await row.getByRole('button', { name: 'Check sandbox' }).click();
     await row.locator('.check-result .badge').waitFor();
     assert.match(await row.locator('.check-result').innerText(), /^OK/);
     await toastWith(page, 'sandbox: check passed');
     await a11y(page, 'connectors');
-    await screenshot(page, 'connectors');
+    await shot(page, 'connectors');
     clean(page);
   });
 });
