@@ -164,6 +164,11 @@ export async function render(main, ctx) {
     return;
   }
   if (!live()) return;
+  if (!page.items.length && offset > 0 && page.total > 0) {
+    // Past the end (the last page was just decided): show the last page there is.
+    location.hash = hashWith(q, { offset: Math.floor((page.total - 1) / LIMIT) * LIMIT || null });
+    return;
+  }
   const rulesById = new Map(rules.map((r) => [r.id, r]));
   const items = page.items;
   const selected = new Set();

@@ -564,3 +564,42 @@ describe('roles and errors', () => {
     clean(page);
   });
 });
+
+describe('a long queue', () => {
+  test('pages through the proposals, and rejects a whole page in bulk with one reason', async () => {
+    const n = 23;
+    const ids = Array.from({ length: n }, (_, i) => `C2Q${i}-${RUN}`);
+    await ok(
+      'POST',
+      '/v1/assets/bulk',
+      ids.map((id) => ({ id, site: 'BEDFORD', name: `Queue pump ${id}`, class: 'PUMP', criticality: 'C', tags: [`C2${RUN}.Q.${id}.VIB`] })),
+    );
+    for (const id of ids) await postEvent({ subject: `C2${RUN}.Q.${id}.VIB`, code: 'C2_REVIEW', value: 6, threshold: 4.5 });
+    const total = (await ok('GET', '/v1/proposals?limit=1')).total;
+    assert.ok(total > 20);
+    const page = adminPage;
+    await go(page, '#/review', 'main nav.pager');
+    assert.equal(await page.locator('article.proposal').count(), 20);
+    assert.match(await page.locator('main nav.pager').innerText(), new RegExp(`1–20 of ${total}`));
+    await page.getByRole('link', { name: 'Next →' }).click();
+    await page.waitForFunction(() => location.hash.includes('offset=20'));
+    await page.locator('main nav.pager', { hasText: `21–${total} of ${total}` }).waitFor();
+    const onPage = await page.locator('article.proposal').evaluateAll((as) => as.map((a) => a.dataset.id));
+    assert.equal(onPage.length, total - 20);
+
+    await page.getByLabel('Select all on this page').check();
+    assert.match(await page.locator('.sel-count').innerText(), new RegExp(`${onPage.length} selected`));
+    // No reason: refused on the page, nothing sent.
+    await page.getByRole('button', { name: 'Reject selected' }).click();
+    await toastWith(page, 'A reason is required to reject.');
+    assert.equal((await ok('GET', `/v1/work-orders/${onPage[0]}`)).status, 'proposed');
+    await page.getByLabel('Reason for rejecting the selected').fill('duplicate of a known issue');
+    await page.getByRole('button', { name: 'Reject selected' }).click();
+    await toastWith(page, `Rejected ${onPage.length} of ${onPage.length}`);
+    for (const id of onPage) assert.equal((await ok('GET', `/v1/work-orders/${id}`)).status, 'rejected');
+    // The page it was on is gone: the queue shows its last page instead.
+    await page.waitForFunction(() => !location.hash.includes('offset='));
+    await page.locator('main nav.pager', { hasText: '1–20 of 20' }).waitFor();
+    clean(page);
+  });
+});
