@@ -146,5 +146,11 @@ document.getElementById('sign-out').addEventListener('click', () => {
   showSignIn();
 });
 
+// The skip link moves the focus without touching the hash (the router's).
+document.getElementById('skip').addEventListener('click', (e) => {
+  e.preventDefault();
+  focusMain();
+});
+
 window.addEventListener('hashchange', () => route());
 route();

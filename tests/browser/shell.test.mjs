@@ -344,6 +344,11 @@ describe('keyboard', () => {
     await page.keyboard.press('Tab');
     assert.equal(await page.evaluate(() => document.activeElement.name), 'status');
     assert.notEqual(await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle), 'none');
+    // The skip link goes to the content and leaves the route alone.
+    await page.locator('#skip').focus();
+    await page.keyboard.press('Enter');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'main');
+    assert.equal(await page.evaluate(() => location.hash), '#/orders');
     noProblems(page);
     await page.context().close();
   });
