@@ -109,3 +109,24 @@ fn every_console_file_is_embedded() {
     embedded.sort();
     assert_eq!(on_disk, embedded, "console/ and the table in src/api/console.rs differ");
 }
+
+/// The console's own scripts never parse markup: plant text reaches the page
+/// as text nodes only (the vendored uPlot is not ours to check).
+#[test]
+fn console_scripts_never_insert_html() {
+    let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("console");
+    let mut checked = 0;
+    for (name, bytes) in FILES {
+        if !name.ends_with(".js") || name.starts_with("vendor/") {
+            continue;
+        }
+        let text = std::str::from_utf8(bytes).unwrap();
+        for bad in
+            [".innerHTML", ".outerHTML", "insertAdjacentHTML", "document.write", "createContextualFragment", "eval("]
+        {
+            assert!(!text.contains(bad), "{} uses {bad}", base.join(name).display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 9, "scripts checked: {checked}");
+}
