@@ -30,7 +30,7 @@ function healthCell(hl) {
 }
 
 export async function render(main, ctx) {
-  const current = renderGuard(main, 'connectors');
+  const current = renderGuard(main, 'connectors', ctx);
   loading(main, 'Loading connectors…');
   let connectors;
   let ready;

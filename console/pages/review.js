@@ -149,7 +149,7 @@ function ruleView(order, rule) {
 
 export async function render(main, ctx) {
   dropKeyHandler();
-  const live = renderGuard(main, 'review');
+  const live = renderGuard(main, 'review', ctx);
   loading(main, 'Loading proposals…');
   const q = ctx.query ?? new URLSearchParams();
   const planner = can(ctx.me, 'planner');

@@ -17,9 +17,12 @@ const kids = (xs) => xs.flat(Infinity).filter((x) => x !== null && x !== undefin
  * render of `main` began or the route left the page, so that a slow answer
  * never overwrites the page the user has moved to.
  */
-export function renderGuard(main, pageName) {
+export function renderGuard(main, pageName, ctx) {
   const gen = (main.wbRender = (main.wbRender || 0) + 1);
-  return () => main.wbRender === gen && (location.hash.replace(/^#\/?/, '').split(/[/?]/)[0] || 'overview') === pageName;
+  return () =>
+    main.wbRender === gen &&
+    (ctx?.current ? ctx.current() : true) &&
+    (location.hash.replace(/^#\/?/, '').split(/[/?]/)[0] || 'overview') === pageName;
 }
 
 /** Replaces an element's children (arrays flattened, null/false skipped). */
@@ -572,7 +575,7 @@ function backtestSection(ctx) {
 }
 
 export async function render(main, ctx) {
-  const current = renderGuard(main, 'rules');
+  const current = renderGuard(main, 'rules', ctx);
   loading(main, 'Loading rules…');
   let rules;
   try {

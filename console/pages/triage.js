@@ -542,7 +542,7 @@ function suppressionsSection(ctx) {
 }
 
 export async function render(main, ctx) {
-  renderGuard(main, 'triage');
+  renderGuard(main, 'triage', ctx);
   loading(main, 'Loading triage…');
   const parts = [unmappedSection(ctx), failedSection(ctx), suppressionsSection(ctx)];
   put(main, 
