@@ -274,6 +274,7 @@ impl Application {
                 .split_for_parts();
             app.service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", openapi))
                 .service(web::redirect("/docs", "/docs/"))
+                .configure(api::console::register)
                 .default_service(web::to(problem::not_found))
         })
         .listen(listener)

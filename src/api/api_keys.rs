@@ -85,3 +85,22 @@ pub async fn list_audit(
 ) -> Result<web::Json<crate::store::Page<crate::store::audit::AuditEntry>>, ApiError> {
     Ok(web::Json(crate::store::audit::list(state.store.conn(), &filter, *page).await?))
 }
+
+/// Who the calling key is.
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    /// The key's name.
+    pub name: String,
+    pub role: Role,
+}
+
+/// The calling key's name and role: any valid key may ask (the console
+/// shows and allows what the role does).
+#[utoipa::path(tag = "api-keys", responses((status = 200, body = Me)))]
+#[get("/v1/me")]
+pub async fn me(req: actix_web::HttpRequest) -> Result<web::Json<Me>, ApiError> {
+    use actix_web::HttpMessage;
+    let ext = req.extensions();
+    let key = ext.get::<ApiKey>().ok_or_else(|| ApiError::Unauthorized("an API key is required".into()))?;
+    Ok(web::Json(Me { name: key.name.clone(), role: key.role }))
+}

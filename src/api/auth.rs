@@ -30,7 +30,17 @@ pub enum Access {
     Open,
     /// `/metrics`: open, or a viewer key with `http.protect_metrics`.
     Metrics,
+    /// Any valid key, whatever its role (`/v1/me`).
+    AnyKey,
     /// A key whose role covers this one.
+    Role(Role),
+}
+
+/// What a request must bring: nothing, a valid key, or a key of a role.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Nothing,
+    AnyKey,
     Role(Role),
 }
 
@@ -58,6 +68,9 @@ fn table() -> &'static [Route] {
             route(Method::GET, "/docs", Access::Open),
             route(Method::GET, "/docs/{_:.*}", Access::Open),
             route(Method::GET, "/openapi.json", Access::Open),
+            // The console's page and assets: the page signs in with a key.
+            route(Method::GET, "/", Access::Open),
+            route(Method::GET, "/console/{_:.*}", Access::Open),
         ];
         for (methods, path, access) in super::route_access() {
             for m in methods {
@@ -79,7 +92,7 @@ pub fn routes() -> &'static [Route] {
 
 /// What a request needs: the access of the first route that matches its
 /// method and decoded path, as the router picks it; admin when none does.
-pub fn required(method: &Method, decoded_path: &str, protect_metrics: bool) -> Option<Role> {
+pub fn required(method: &Method, decoded_path: &str, protect_metrics: bool) -> Need {
     let access = table()
         .iter()
         .find(|r| r.method == *method && r.def.is_match(decoded_path))
@@ -87,13 +100,14 @@ pub fn required(method: &Method, decoded_path: &str, protect_metrics: bool) -> O
     need(access, protect_metrics)
 }
 
-/// The role an access level asks for, `None` for open routes.
-pub fn need(access: Access, protect_metrics: bool) -> Option<Role> {
+/// What an access level asks of a request.
+pub fn need(access: Access, protect_metrics: bool) -> Need {
     match access {
-        Access::Open => None,
-        Access::Metrics if protect_metrics => Some(Role::Viewer),
-        Access::Metrics => None,
-        Access::Role(r) => Some(r),
+        Access::Open => Need::Nothing,
+        Access::Metrics if protect_metrics => Need::Role(Role::Viewer),
+        Access::Metrics => Need::Nothing,
+        Access::AnyKey => Need::AnyKey,
+        Access::Role(r) => Need::Role(r),
     }
 }
 
@@ -106,6 +120,7 @@ pub(super) const ADMIN: Access = Access::ADMIN;
 pub(super) const PLANNER: Access = Access::PLANNER;
 pub(super) const VIEWER: Access = Access::VIEWER;
 pub(super) const INGEST: Access = Access::INGEST;
+pub(super) const ANY_KEY: Access = Access::AnyKey;
 
 /// Whether a key's role covers the role a route needs.
 pub fn allows(have: Role, need: Role) -> bool {
@@ -137,7 +152,7 @@ pub async fn authorize(
     let need = required(req.method(), req.match_info().as_str(), state.http.protect_metrics);
     let token = bearer(&req);
     let client = req.peer_addr().map(|a| a.ip());
-    let Some(need) = need else {
+    if need == Need::Nothing {
         // Open routes serve everyone; a valid key shows more (`/readyz`).
         if let Some(token) = token
             && state.auth_failures.allowed(client, state.clock.now())
@@ -146,7 +161,7 @@ pub async fn authorize(
             req.extensions_mut().insert(key);
         }
         return next.call(req).await;
-    };
+    }
     let now = state.clock.now();
     if !state.auth_failures.allowed(client, now) {
         tracing::warn!(client = ?client, path = req.path(), "authentication refused: too many failures from this client");
@@ -166,7 +181,9 @@ pub async fn authorize(
         );
         return Err(ApiError::Unauthorized("unknown or revoked API key".into()).into());
     };
-    if !allows(key.role, need) {
+    if let Need::Role(need) = need
+        && !allows(key.role, need)
+    {
         tracing::warn!(
             client = ?client, method = %req.method(), path = req.path(), key_id = %key.id, role = key.role.as_str(),
             "authorization failed: the key's role does not allow this route"
@@ -258,12 +275,22 @@ mod tests {
 
     #[test]
     fn routes_need_the_right_roles() {
-        let r = |m: Method, p: &str| required(&m, p, false);
+        let role = |n: Need| match n {
+            Need::Nothing => None,
+            Need::Role(r) => Some(r),
+            Need::AnyKey => panic!("not a role route"),
+        };
+        let r = |m: Method, p: &str| role(required(&m, p, false));
         assert_eq!(r(Method::GET, "/healthz"), None);
         assert_eq!(r(Method::GET, "/docs/index.html"), None);
         assert_eq!(r(Method::POST, "/v1/webhooks/maximo"), None);
         assert_eq!(r(Method::GET, "/metrics"), None);
-        assert_eq!(required(&Method::GET, "/metrics", true), Some(Role::Viewer));
+        assert_eq!(required(&Method::GET, "/metrics", true), Need::Role(Role::Viewer));
+        assert_eq!(required(&Method::GET, "/v1/me", false), Need::AnyKey);
+        assert_eq!(r(Method::GET, "/"), None);
+        assert_eq!(r(Method::GET, "/console/app.js"), None);
+        // Only GET: the console's paths are no way around a key.
+        assert_eq!(r(Method::POST, "/console/app.js"), Some(Role::Admin));
         assert_eq!(r(Method::POST, "/v1/events"), Some(Role::Ingest));
         assert_eq!(r(Method::GET, "/v1/events"), Some(Role::Viewer));
         assert_eq!(r(Method::POST, "/v1/work-orders/x/feedback"), Some(Role::Planner));

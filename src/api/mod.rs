@@ -5,6 +5,7 @@ mod api_keys;
 mod assets;
 pub mod auth;
 mod connectors;
+pub mod console;
 mod events;
 pub mod extract;
 pub mod headers;
@@ -77,7 +78,7 @@ impl utoipa::Modify for BearerAuth {
     security(("api_key" = [])),
     info(
         title = "workbridge",
-        description = "Turns alert, anomaly and data-quality events from a plant's trusted data layer into work orders in EAM systems, and follows them.\n\nEvery /v1 route needs an API key (`Authorization: Bearer <key>`) whose role allows it: viewer reads, planner also gives feedback, retries and moves sandbox orders, ingest posts events, admin does everything. Missing or unknown key: 401; wrong role: 403. /healthz, /readyz, /metrics, /openapi.json, /docs and the signed /v1/webhooks are open.\n\nErrors are RFC 9457 `application/problem+json` documents with a stable `type` (`urn:workbridge:problem:<code>`).\n\nLists are paginated with `limit` (1–500, default 50) and `offset`, and return `total`.",
+        description = "Turns alert, anomaly and data-quality events from a plant's trusted data layer into work orders in EAM systems, and follows them.\n\nEvery /v1 route needs an API key (`Authorization: Bearer <key>`) whose role allows it: viewer reads, planner also gives feedback, retries and moves sandbox orders, ingest posts events, admin does everything. Missing or unknown key: 401; wrong role: 403. GET /v1/me answers any valid key with its name and role. /healthz, /readyz, /metrics, /openapi.json, /docs, the signed /v1/webhooks and the web console (/ and /console/) are open.\n\nErrors are RFC 9457 `application/problem+json` documents with a stable `type` (`urn:workbridge:problem:<code>`).\n\nLists are paginated with `limit` (1–500, default 50) and `offset`, and return `total`.",
         license(name = "Apache-2.0")
     ),
     tags(
@@ -174,6 +175,7 @@ routes! {
     auth::ADMIN => api_keys::create_key,
     auth::ADMIN => api_keys::revoke_key,
     auth::ADMIN => api_keys::list_audit,
+    auth::ANY_KEY => api_keys::me,
     auth::Access::Open => health::readyz,
     auth::Access::Metrics => health::metrics,
 }
@@ -237,7 +239,7 @@ fn document_common_responses(api: &mut utoipa::openapi::OpenApi) {
                 }
             };
             let access = auth::access_of(&method, path).unwrap_or(auth::ADMIN);
-            if auth::need(access, false).is_none() {
+            if auth::need(access, false) == auth::Need::Nothing {
                 op.security = Some(vec![SecurityRequirement::default()]);
             } else {
                 add("401", "No API key, or an unknown or revoked one");

@@ -12,6 +12,7 @@ mod amqp_ingest;
 mod audit;
 mod auth;
 mod connectors;
+mod console;
 mod delivery;
 mod http_ingest;
 mod input;
