@@ -178,6 +178,7 @@ export async function render(main, ctx) {
   const articles = [];
   const boxes = [];
   const rejectOpeners = [];
+  const commentOf = new Map();
 
   function updateSelection() {
     counter.textContent = `${selected.size} selected`;
@@ -221,7 +222,13 @@ export async function render(main, ctx) {
     return true;
   }
 
-  const approve = (o, box) => act(`Approved ${o.id}: it goes to the EAM.`, () => api(`/v1/work-orders/${encodeURIComponent(o.id)}/approve`, { method: 'POST' }), box);
+  // An approval's comment is optional: it goes into the order's history and the audit trail.
+  const approve = (o, box, comment = '') =>
+    act(
+      `Approved ${o.id}: it goes to the EAM.`,
+      () => api(`/v1/work-orders/${encodeURIComponent(o.id)}/approve`, { method: 'POST', body: comment.trim() ? { comment: comment.trim() } : undefined }),
+      box,
+    );
   const reject = (o, reason, box) =>
     act(`Rejected ${o.id}.`, () => api(`/v1/work-orders/${encodeURIComponent(o.id)}/reject`, { method: 'POST', body: { reason } }), box);
 
@@ -290,12 +297,16 @@ export async function render(main, ctx) {
         rejectForm.elements.reason.focus();
       };
       rejectOpeners.push(openReject);
+      const approveComment = h('input', { type: 'text', id: `prop-${i}-comment`, name: 'comment', maxlength: '1000', autocomplete: 'off' });
+      commentOf.set(o.id, approveComment);
       const rejectBtn = h('button', { type: 'button', class: 'danger', 'aria-label': `Reject ${o.id}`, 'on:click': openReject }, 'Reject…');
       actions = h(
         'div',
         { class: 'proposal-actions' },
         h('div', { class: 'select' }, box, h('label', { for: `prop-${i}-sel` }, 'Select')),
-        h('button', { type: 'button', class: 'primary approve', 'aria-label': `Approve ${o.id}`, 'on:click': () => approve(o, actionBox) }, 'Approve'),
+        h('label', { for: `prop-${i}-comment`, class: 'approve-comment' }, 'Approval comment (optional)'),
+        approveComment,
+        h('button', { type: 'button', class: 'primary approve', 'aria-label': `Approve ${o.id}`, 'on:click': () => approve(o, actionBox, approveComment.value) }, 'Approve'),
         rejectBtn,
         rejectForm,
         actionBox,
@@ -457,7 +468,7 @@ export async function render(main, ctx) {
         break;
       case 'a':
         if (!planner || !o) return;
-        approve(o, null);
+        approve(o, null, commentOf.get(o.id)?.value || '');
         break;
       case 'r':
         if (!planner || !o) return;

@@ -179,11 +179,16 @@ describe('review queue', () => {
     await a11y(page, 'review');
     await shot(page, 'review');
 
+    await card.getByLabel('Approval comment (optional)').fill('Bearing noise confirmed on site');
     await card.locator(`button[aria-label="Approve ${id}"]`).click();
     await toastWith(page, `Approved ${id}`);
     await page.waitForSelector(`article.proposal[data-id="${id}"]`, { state: 'detached' });
     const order = await ok('GET', `/v1/work-orders/${id}`);
     assert.notEqual(order.status, 'proposed');
+    assert.ok(
+      order.history.some((e) => e.review === 'approved' && (e.note || '').includes('Bearing noise confirmed on site')),
+      'the approval comment is in the history',
+    );
     const sandbox = await eventually(async () => {
       const p = await ok('GET', '/v1/sandbox/orders?limit=500');
       return p.items.find((o) => o.reference === id);
