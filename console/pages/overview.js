@@ -7,14 +7,6 @@ import uPlot from '../vendor/uplot/uPlot.esm.js';
 import { api, show, field, fmtDuration, fmtPct, fmtTime, h, problemBox, table } from '../lib.js';
 
 const DAY = 86400000;
-const OPEN = ['pending', 'created', 'acknowledged', 'in_progress'];
-const AGE_BUCKETS = [
-  { label: 'Under 1 day', max: 1 },
-  { label: '1 to 3 days', max: 3 },
-  { label: '3 to 7 days', max: 7 },
-  { label: '7 to 28 days', max: 28 },
-  { label: 'Over 28 days', max: Infinity },
-];
 
 /** YYYY-MM-DD of a date in the viewer's zone. */
 function isoDay(d) {
@@ -65,26 +57,11 @@ async function siteOptions() {
   }
 }
 
-/**
- * Open orders by age (since created), from the work-order list; its
- * since/until select by creation time where the KPIs select by first
- * event time (the two differ for events that arrive late).
- */
-async function backlogByAge(query) {
-  const now = Date.now();
-  const counts = AGE_BUCKETS.map(() => 0);
-  let listed = 0;
-  let total = 0;
-  for (const status of OPEN) {
-    const page = await api('/v1/work-orders', { query: { ...query, status, limit: 500 } });
-    total += page.total;
-    for (const o of page.items) {
-      listed += 1;
-      const days = (now - new Date(o.created_at).getTime()) / DAY;
-      counts[AGE_BUCKETS.findIndex((b) => days < b.max)] += 1;
-    }
-  }
-  return { rows: AGE_BUCKETS.map((b, i) => ({ label: b.label, count: counts[i] })), listed, total };
+/** "Under 1 day", "1 to 3 days", "28 days and over" for a bucket of kpis.backlog_by_age. */
+function ageLabel(b) {
+  if (b.min_days === 0) return `Under ${b.max_days} day${b.max_days === 1 ? '' : 's'}`;
+  if (b.max_days == null) return `${b.min_days} days and over`;
+  return `${b.min_days} to ${b.max_days} days`;
 }
 
 /** The unit that suits the largest duration of a chart. */
@@ -147,12 +124,11 @@ export async function render(main, ctx) {
   const base = { since: range.since, until: range.until, site: site || undefined };
   const tz = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
-  const [sites, kpis, rules, series, backlog, ruleList] = await Promise.all([
+  const [sites, kpis, rules, series, ruleList] = await Promise.all([
     siteOptions(),
     api('/v1/kpis', { query: base }),
     api('/v1/kpis/rules', { query: base }),
     api('/v1/kpis/timeseries', { query: { ...base, bucket: 'week', tz } }).catch((e) => e),
-    backlogByAge(base).catch((e) => e),
     api('/v1/rules').catch(() => []),
   ]);
   const ruleName = new Map(ruleList.map((r) => [r.id, r.name]));
@@ -244,19 +220,14 @@ export async function render(main, ctx) {
         'section',
         { 'aria-labelledby': 'h-backlog' },
         h('h2', { id: 'h-backlog' }, 'Backlog by age'),
-        backlog instanceof Error
-          ? problemBox(backlog)
-          : [
-              table({
-                caption: `Open orders in range by age (${backlog.total} open)`,
-                columns: [
-                  { label: 'Age', cell: (r) => r.label },
-                  { label: 'Orders', class: 'num', cell: (r) => String(r.count) },
-                ],
-                rows: backlog.rows,
-              }),
-              backlog.listed < backlog.total ? h('p', { class: 'muted' }, `The ${backlog.listed} newest per status are counted.`) : null,
-            ],
+        table({
+          caption: `Open orders in range by age since created (${kpis.backlog_open} open)`,
+          columns: [
+            { label: 'Age', cell: (b) => ageLabel(b) },
+            { label: 'Orders', class: 'num', cell: (b) => String(b.orders) },
+          ],
+          rows: kpis.backlog_by_age,
+        }),
       ),
     ),
     h(

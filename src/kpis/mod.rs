@@ -37,6 +37,18 @@ pub struct Stats {
     pub p99: Option<f64>,
 }
 
+/// Open orders whose age (since created) is at least `min_days` and under
+/// `max_days` (no upper bound on the last bucket).
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct BacklogAge {
+    pub min_days: u32,
+    pub max_days: Option<u32>,
+    pub orders: u64,
+}
+
+/// The age buckets of the backlog, in days: under 1, 1–3, 3–7, 7–28, 28 and over.
+const BACKLOG_AGE_DAYS: [(u32, Option<u32>); 5] = [(0, Some(1)), (1, Some(3)), (3, Some(7)), (7, Some(28)), (28, None)];
+
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct SlaCompliance {
     pub priority: i32,
@@ -77,6 +89,8 @@ pub struct Kpis {
     pub backlog_open: u64,
     /// Age of the oldest open order, in seconds.
     pub backlog_oldest_age: Option<f64>,
+    /// The open orders by age, in five buckets (their sum is `backlog_open`).
+    pub backlog_by_age: Vec<BacklogAge>,
     /// The review before the EAM (orders opened by rules in `review` mode).
     pub review: ReviewKpis,
 }
@@ -363,6 +377,17 @@ pub async fn compute<C: ConnectionTrait>(conn: &C, q: &KpiQuery, now: DateTime<U
     }
 
     let backlog_open = count(conn, &orders_where(" AND w.open_key IS NOT NULL")).await?;
+    let mut backlog_by_age = Vec::with_capacity(BACKLOG_AGE_DAYS.len());
+    for (min_days, max_days) in BACKLOG_AGE_DAYS {
+        let mut sql = orders_where(" AND w.open_key IS NOT NULL");
+        if min_days > 0 {
+            sql.push(" AND w.created_at <= ").bind(now - chrono::Duration::days(min_days.into()));
+        }
+        if let Some(max) = max_days {
+            sql.push(" AND w.created_at > ").bind(now - chrono::Duration::days(max.into()));
+        }
+        backlog_by_age.push(BacklogAge { min_days, max_days, orders: count(conn, &sql).await? });
+    }
     let mut oldest = Sql::new(backend);
     let e_now = match backend {
         DbBackend::Postgres => "EXTRACT(EPOCH FROM $1::timestamptz)::float8".to_owned(),
@@ -429,6 +454,7 @@ pub async fn compute<C: ConnectionTrait>(conn: &C, q: &KpiQuery, now: DateTime<U
         mapping_coverage: ratio(mapped, all_events),
         backlog_open,
         backlog_oldest_age,
+        backlog_by_age,
         review: review_kpis(conn, q, since, until).await?,
     })
 }

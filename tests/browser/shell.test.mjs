@@ -144,6 +144,12 @@ describe('overview', () => {
     assert.equal(Number(await shown('orders')), kpis.orders);
     assert.equal(Number(await shown('backlog_open')), kpis.backlog_open);
     assert.equal(Number(await shown('review_backlog')), kpis.review.backlog);
+    // Backlog by age: the table's counts are the API's buckets, in order.
+    const ageCounts = await page
+      .locator('section[aria-labelledby="h-backlog"] tbody tr td.num')
+      .evaluateAll((cells) => cells.map((c) => Number(c.textContent.trim())));
+    assert.deepEqual(ageCounts, kpis.backlog_by_age.map((b) => b.orders));
+    assert.equal(ageCounts.reduce((a, b) => a + b, 0), kpis.backlog_open);
     for (const [kpi, value] of [
       ['automation_rate', kpis.automation_rate],
       ['acceptance_rate', kpis.acceptance_rate],

@@ -78,6 +78,12 @@ async fn kpis_match_values_worked_out_by_hand(backend: Backend) {
     close(&k["mapping_coverage"], 0.8); // 4 of 5 events mapped
     assert_eq!(k["backlog_open"], 1); // B
     close(&k["backlog_oldest_age"], 3000.0); // B was decided at 10:10, it is 11:00
+    let by_age = |k: &Value| -> Vec<u64> {
+        k["backlog_by_age"].as_array().unwrap().iter().map(|b| b["orders"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(by_age(&k), [1, 0, 0, 0, 0], "B is 50 min old");
+    assert_eq!(k["backlog_by_age"][1], json!({"min_days": 1, "max_days": 3, "orders": 0}));
+    assert_eq!(k["backlog_by_age"][4], json!({"min_days": 28, "max_days": null, "orders": 0}));
 
     // Per rule: the one rule, version 1; C gets a false-alarm verdict.
     app.post_json(&format!("/v1/work-orders/{c}/feedback"), &json!({"verdict": "false_alarm", "author": "j.planner"}))
@@ -125,6 +131,13 @@ async fn kpis_match_values_worked_out_by_hand(backend: Backend) {
     assert_eq!(empty["automation_rate"], Value::Null);
     let (s, _) = app.get("/v1/kpis?since=2026-11-25T00:00:00Z&until=2026-11-24T00:00:00Z").await;
     assert_eq!(s, 422);
+
+    // B's age on the bucket bounds: exactly 3 days is in 3–7, 28 days in the last.
+    let day = "/v1/kpis?since=2026-11-24T00:00:00Z&until=2026-11-25T00:00:00Z";
+    clock.set(t(10, 10) + chrono::Duration::days(3));
+    assert_eq!(by_age(&app.get(day).await.1), [0, 0, 1, 0, 0]);
+    clock.set(t(10, 10) + chrono::Duration::days(28));
+    assert_eq!(by_age(&app.get(day).await.1), [0, 0, 0, 0, 1]);
 }
 on_both_backends!(kpis_match_values_worked_out_by_hand);
 
