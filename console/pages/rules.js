@@ -126,9 +126,9 @@ function decisionView(d, dry) {
     d.dedup_key ? [h('dt', {}, 'Dedup key'), h('dd', {}, h('code', {}, d.dedup_key))] : null,
     d.work_order_id
       ? [
-          h('dt', {}, dry ? 'Work order (would be)' : 'Work order'),
-          // A dry run's new order was rolled back: no page to link to.
-          h('dd', {}, dry && d.outcome === 'created' ? h('code', {}, d.work_order_id) : h('a', { href: `#/orders/${encodeURIComponent(d.work_order_id)}` }, d.work_order_id)),
+          // A dry run names only an existing order (the one it would merge into).
+          h('dt', {}, dry ? 'Work order (would merge into)' : 'Work order'),
+          h('dd', {}, h('a', { href: `#/orders/${encodeURIComponent(d.work_order_id)}` }, d.work_order_id)),
         ]
       : null,
     d.template_errors?.length ? [h('dt', {}, 'Template errors'), h('dd', {}, h('ul', {}, d.template_errors.map((t) => h('li', {}, t))))] : null,

@@ -73,6 +73,13 @@ impl Decider {
             .ok_or_else(|| StoreError::Corrupt("a decision in the database gave no answer".into()))?;
         txn.rollback().await?;
         let created = decided.outcome == EventOutcome::Created;
+        let mut trace = decided.trace;
+        if created {
+            // The order was rolled back with the transaction: its id names nothing.
+            if let Some(decision) = trace.get_mut("decision").and_then(Value::as_object_mut) {
+                decision.remove("work_order_id");
+            }
+        }
         Ok(DryRun {
             outcome: decided.outcome,
             asset_id: decided.asset_id,
@@ -88,7 +95,7 @@ impl Decider {
                 dedup_key: o.dedup_key,
                 due_by: o.due_by,
             }),
-            trace: decided.trace,
+            trace,
         })
     }
 }

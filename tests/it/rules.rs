@@ -83,6 +83,8 @@ async fn dry_run_decides_without_side_effects(backend: Backend) {
     assert_eq!(dry["would_create"]["priority"], 2);
     assert_eq!(dry["would_create"]["dedup_key"], "MX-101:HIGH_TEMPERATURE");
     assert!(app.orders().await.is_empty(), "nothing was created");
+    assert_eq!(dry["trace"]["decision"]["outcome"], "created");
+    assert!(dry["trace"]["decision"].get("work_order_id").is_none(), "no id of a rolled-back order: {dry}");
     let (_, events) = app.get("/v1/events").await;
     assert_eq!(events["total"], 0, "nothing was stored");
 
